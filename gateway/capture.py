@@ -1,0 +1,101 @@
+"""Per-execution capture of ``sys.stdout`` / ``sys.stderr`` for code run in worker threads.
+
+The process-wide streams are replaced once by :class:`RoutingStream` proxies. A worker
+thread points its thread-local route at the running execution's :class:`OutputSink`;
+any other thread writes through to the real stream. The sink coalesces text so a
+``print`` loop costs a list append, and blocks the printing thread when too much
+text is waiting for the socket, so output is slowed down but never dropped.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+_route = threading.local()
+
+
+class OutputSink:
+    """Text printed by one execution, waiting to be sent as stdout/stderr events."""
+
+    def __init__(self, wake: Callable[[], None], max_pending: int = 1 << 20) -> None:
+        self._wake = wake
+        self._max_pending = max_pending
+        self._cond = threading.Condition()
+        self._chunks: list[tuple[str, str]] = []
+        self._pending = 0
+        self._closed = False
+
+    def write(self, stream: str, text: str) -> None:
+        """Append text (from the printing thread); waits while the socket is behind."""
+        if not text:
+            return
+        with self._cond:
+            while self._pending >= self._max_pending and not self._closed:
+                self._cond.wait(0.5)
+            first = not self._chunks
+            if self._chunks and self._chunks[-1][0] == stream:
+                self._chunks[-1] = (stream, self._chunks[-1][1] + text)
+            else:
+                self._chunks.append((stream, text))
+            self._pending += len(text)
+        if first:
+            self._wake()
+
+    def take(self) -> list[tuple[str, str]]:
+        """Everything written so far, as (stream, text) runs; frees the writers."""
+        with self._cond:
+            chunks, self._chunks, self._pending = self._chunks, [], 0
+            self._cond.notify_all()
+        return chunks
+
+    def close(self) -> None:
+        """Stop blocking writers (the session is going away)."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+class RoutingStream(io.TextIOBase):
+    """A ``sys.stdout``/``sys.stderr`` stand-in that writes to the thread's sink."""
+
+    def __init__(self, name: str, real: TextIO) -> None:
+        self.name = name
+        self.real = real
+
+    def write(self, text: str) -> int:
+        sink: OutputSink | None = getattr(_route, "sink", None)
+        if sink is None:
+            return self.real.write(text)
+        sink.write(self.name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        if getattr(_route, "sink", None) is None:
+            self.real.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+
+def install() -> None:
+    """Replace sys.stdout/stderr with routing proxies (idempotent)."""
+    if not isinstance(sys.stdout, RoutingStream):
+        sys.stdout = RoutingStream("stdout", sys.stdout)
+    if not isinstance(sys.stderr, RoutingStream):
+        sys.stderr = RoutingStream("stderr", sys.stderr)
+
+
+def route_to(sink: OutputSink | None) -> None:
+    """Send this thread's stdout/stderr to ``sink`` (None: the real streams)."""
+    _route.sink = sink

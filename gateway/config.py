@@ -1,0 +1,98 @@
+"""Gateway settings: one table, each a CLI flag and a ``SPARK_GATEWAY_*`` environment variable."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+
+from protocol.messages import LANGUAGES
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set. ``remote`` None means: start an embedded Spark."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    remote: str | None = None
+    sample_data: bool = False
+    languages: tuple[str, ...] = LANGUAGES
+    max_message_bytes: int = 1 << 20
+    max_queued: int = 100
+    max_spark_operations: int = 64
+    driver_memory: str = "2g"
+    max_result_size: str = "1g"
+    spark_master: str = "local[*]"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.remote is not None and not self.remote.startswith("sc://"):
+            raise ValueError(f"remote must be a Spark Connect URL sc://host:port, got {self.remote!r}")
+        bad = set(self.languages) - set(LANGUAGES)
+        if bad or not self.languages:
+            raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
+
+
+HELP = {
+    "host": "address to listen on",
+    "port": "port to listen on (0: any free port)",
+    "remote": "Spark Connect server URL sc://host:port (also SPARK_REMOTE); default: start an embedded one",
+    "sample_data": "give every session the sample temp views 'consumers' and 'sales'",
+    "languages": "comma-separated languages clients may run (sql,python)",
+    "max_message_bytes": "largest client message accepted",
+    "max_queued": "executions a session may have waiting",
+    "max_spark_operations": "result fetches running at once across the gateway",
+    "driver_memory": "embedded Spark driver heap",
+    "max_result_size": "embedded Spark spark.driver.maxResultSize",
+    "spark_master": "embedded Spark master",
+    "log_level": "log level",
+}
+
+
+def env_name(name: str) -> str:
+    return "SPARK_GATEWAY_" + name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per setting; defaults come from the environment, then the dataclass."""
+    for f in fields(Settings):
+        flag = "--" + f.name.replace("_", "-")
+        env = env_name(f.name)
+        if f.type == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=f"{HELP[f.name]} [{env}]")
+        else:
+            parser.add_argument(flag, default=None, help=f"{HELP[f.name]} [{env}]")
+
+
+def from_arguments(args: argparse.Namespace) -> Settings:
+    """Settings from parsed flags, the environment and defaults, in that order."""
+    values: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = getattr(args, f.name, None)
+        if raw is None:
+            raw = os.environ.get(env_name(f.name))
+        if raw is None and f.name == "remote":
+            raw = os.environ.get("SPARK_REMOTE")  # pyspark's own convention
+        if raw is None:
+            continue
+        values[f.name] = _convert(f.name, f.type, raw)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def _convert(name: str, kind: object, raw: object) -> object:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw)
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "bool":
+            return text.lower() in {"1", "true", "yes", "on"}
+        if kind == "tuple[str, ...]":
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"{name}: expected a {kind}, got {text!r}") from None
+    return text

@@ -1,0 +1,446 @@
+"""Session: one client's state — its Spark session, worker thread, executions and results.
+
+The session answers each request (on the event loop), runs executions one at a time
+in FIFO order on its worker thread, and turns what happens there into events. Code on
+the worker reaches back to the loop only through :meth:`_call_loop`, so no blocking
+Spark call ever runs on the loop and every event goes through the one outbox.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, assert_never
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from protocol.errors import ErrorCode, ProtocolError
+from protocol.lifecycle import State
+from protocol.messages import (
+    LANGUAGES,
+    Accepted,
+    CloseResult,
+    Error,
+    Execute,
+    Interrupt,
+    Ping,
+    Pong,
+    Progress,
+    QueryContext,
+    Request,
+    StageProgress,
+    Started,
+    Stderr,
+    Stdout,
+    StreamRows,
+    Value,
+)
+
+from . import capture, spark
+from .cursor import ResultCursor
+from .execution import Execution
+from .outbox import Outbox
+from .worker import ExecutionInterrupted, Worker
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """Per-session limits, announced to the client in the ``session`` event."""
+
+    max_message_bytes: int = 1 << 20
+    max_queued: int = 100
+    max_page_size: int = 100_000
+    max_output_pending: int = 1 << 20
+    progress_interval_ms: int = 250
+    languages: tuple[str, ...] = LANGUAGES
+
+
+class Session:
+    """The gateway side of one client; lives as long as its connection."""
+
+    def __init__(
+        self,
+        *,
+        spark_url: str,
+        outbox: Outbox,
+        limits: SessionLimits,
+        fetch_limiter: anyio.CapacityLimiter,
+        prepare_namespace: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.outbox = outbox
+        self.limits = limits
+        self._spark_url = spark_url
+        self._fetch_limiter = fetch_limiter
+        self._prepare_namespace = prepare_namespace
+        self._worker = Worker(f"session-{self.id[:8]}")
+        self._spark: Any = None  # created on the worker thread at the first execution
+        self._namespace: dict[str, Any] = {}
+        self._executions: dict[str, Execution] = {}
+        self._finished_ids: set[str] = set()
+        self._queue: deque[Execution] = deque()
+        self._queue_changed = anyio.Event()
+        self._running: Execution | None = None
+        self._tags = itertools.count(1)
+        self._tg: TaskGroup | None = None
+        self._token: Any = None
+        self._last_progress: dict[str, tuple[float, Any]] = {}
+        self._stopped = anyio.Event()
+
+    # ------------------------------------------------------------ lifetime
+
+    async def run(self) -> None:
+        """Run executions until closed (the connection owns this task)."""
+        self._token = anyio.lowlevel.current_token()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                await self._executor()
+        finally:
+            self._stopped.set()
+
+    async def close(self) -> None:
+        """The client is gone: stop its work on Spark and release its Spark session."""
+        with anyio.CancelScope(shield=True):
+            for execution in list(self._executions.values()):
+                await self._interrupt(execution)
+            self.outbox.close()
+            if self._tg is not None:
+                self._tg.cancel_scope.cancel()
+                await self._stopped.wait()  # cursors have released their Spark operations
+            if self._spark is not None:
+                with anyio.move_on_after(10):
+                    await anyio.to_thread.run_sync(_quietly, spark.release, self._spark)
+            self._worker.stop()
+
+    # ------------------------------------------------------------ requests
+
+    async def handle(self, request: Request) -> None:
+        """Answer one client request; refusals raise ProtocolError."""
+        match request:
+            case Execute():
+                self._accept(request)
+            case Interrupt(id=None):
+                for execution in list(self._executions.values()):
+                    await self._interrupt(execution)
+            case Interrupt(id=str(rid)):
+                await self._interrupt(self._execution(rid, request.type))
+            case StreamRows():
+                self._cursor(request.id, request.result, request.type).grant(request.max_rows)
+            case CloseResult():
+                await self._cursor(request.id, request.result, request.type).close("closed")
+            case Ping():
+                self.outbox.put(Pong(request.data))
+            case _:
+                assert_never(request)
+
+    def _accept(self, request: Execute) -> None:
+        def refuse(code: ErrorCode, message: str) -> ProtocolError:
+            return ProtocolError(code, message, request_id=request.id, request_type="execute")
+
+        if request.id in self._executions or request.id in self._finished_ids:
+            raise refuse(ErrorCode.DUPLICATE_ID, f"execution id {request.id!r} was already used in this session")
+        if request.language not in self.limits.languages:
+            raise refuse(ErrorCode.UNSUPPORTED, f"language {request.language!r} is disabled on this gateway")
+        if request.format != "json":
+            raise refuse(ErrorCode.UNSUPPORTED, f"format {request.format!r} is not supported yet")
+        if request.page_size > self.limits.max_page_size:
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"page_size {request.page_size} exceeds max_page_size {self.limits.max_page_size}")
+        if len(self._queue) >= self.limits.max_queued:
+            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"{len(self._queue)} executions already queued (max_queued)")
+        execution = Execution(request, tag=f"spark-gateway-{self.id}-{next(self._tags)}")
+        self._executions[request.id] = execution
+        position = len(self._queue) + (self._running is not None)
+        self._queue.append(execution)
+        self.outbox.put(Accepted(request.id, position))
+        self._queue_changed.set()
+
+    def _execution(self, rid: str, request_type: str) -> Execution:
+        execution = self._executions.get(rid)
+        if execution is not None:
+            return execution
+        if rid in self._finished_ids:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"execution {rid!r} has already finished",
+                                request_id=rid, request_type=request_type)
+        raise ProtocolError(ErrorCode.UNKNOWN_EXECUTION, f"no execution {rid!r} in this session",
+                            request_id=rid, request_type=request_type)
+
+    def _cursor(self, rid: str, number: int, request_type: str) -> ResultCursor:
+        execution = self._execution(rid, request_type)
+        if number >= len(execution.cursors):
+            raise ProtocolError(ErrorCode.UNKNOWN_RESULT, f"execution {rid!r} has no result {number}",
+                                request_id=rid, request_type=request_type)
+        cursor = execution.cursors[number]
+        if cursor.end is not None:
+            raise ProtocolError(ErrorCode.INVALID_STATE, f"result {number} of {rid!r} has ended ({cursor.end})",
+                                request_id=rid, request_type=request_type)
+        return cursor
+
+    async def _interrupt(self, execution: Execution) -> None:
+        if execution.finished:
+            return
+        execution.interrupt_requested = True
+        if execution.state is State.QUEUED:
+            self._queue.remove(execution)
+            self._finish(execution)
+            return
+        if execution.state is State.RUNNING:
+            self._worker.interrupt()  # pure-Python code
+            if self._spark is not None:  # Spark jobs the code started, on the cluster
+                await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, execution.tag)
+        for cursor in execution.open_cursors:
+            await cursor.close("interrupted")
+
+    # ------------------------------------------------------------ executions
+
+    async def _executor(self) -> None:
+        while True:
+            while not self._queue:
+                self._queue_changed = anyio.Event()
+                await self._queue_changed.wait()
+            execution = self._queue.popleft()
+            execution.move("start")
+            self._running = execution
+            self.outbox.put(Started(execution.id))
+            try:
+                await self._worker.run(partial(self._run_code, execution))
+            finally:
+                self._running = None
+            if execution.open_cursors:
+                execution.move("code_done")
+            else:
+                self._finish(execution)
+
+    def _finish(self, execution: Execution) -> None:
+        """Send ``finished`` once the code is done and every result has ended."""
+        if execution.finished or execution.open_cursors:
+            return
+        if execution.state is State.RUNNING and execution is self._running:
+            return  # the executor finishes it when the code returns
+        execution.move(execution.final_status())
+        self.outbox.put(execution.finished_event())
+        del self._executions[execution.id]
+        self._finished_ids.add(execution.id)
+        self._last_progress.pop(execution.id, None)
+
+    # ------------------------------------------------------------ the worker thread
+
+    def _run_code(self, execution: Execution) -> None:
+        """Worker thread: run one execution's code; results and events go to the loop."""
+        sink = capture.OutputSink(lambda: self._call_loop_soon(self._drain_later, execution),
+                                  self.limits.max_output_pending)
+        execution.sink = sink
+        capture.route_to(sink)
+        failure: BaseException | None = None
+        try:
+            session = self._ensure_spark()
+            spark.bind_thread(session)
+            spark.add_tag(session, execution.tag)
+            try:
+                self._worker.interruptible(partial(self._run_body, execution, session))
+            finally:
+                spark.remove_tag(session, execution.tag)
+        except ExecutionInterrupted:
+            execution.interrupt_requested = True
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes an error event
+            failure = exc
+        finally:
+            spark.bind_thread(None)
+            capture.route_to(None)
+        self._call_loop(self._after_code, execution, failure)
+
+    def _ensure_spark(self) -> Any:
+        if self._spark is None:
+            session = spark.connect(self._spark_url)
+            spark.prepare(session, self.limits.progress_interval_ms)
+            spark.register_progress(session, self._python_progress)
+            self._namespace = {"spark": session, "display": self._display, "__name__": "__main__"}
+            if self._prepare_namespace is not None:
+                self._prepare_namespace(session)
+            self._spark = session
+        return self._spark
+
+    def _run_body(self, execution: Execution, session: Any) -> None:
+        request = execution.request
+        if request.language == "sql":
+            self._show(execution, spark.run_sql(session, request.code))
+            return
+        value = spark.run_python(self._namespace, request.code, f"<cell {request.id}>")
+        if spark.is_dataframe(value):
+            self._show(execution, value)
+        elif value is not None:
+            self._call_loop(self._emit, execution, Value(execution.id, repr(value), type(value).__name__))
+
+    def _display(self, df: Any) -> None:
+        """``display(df)`` in Python cells: stream ``df`` as another result of this cell."""
+        execution = self._running
+        if execution is None or not spark.is_dataframe(df):
+            raise TypeError("display() takes a Spark DataFrame, inside a running cell")
+        self._show(execution, df)
+
+    def _show(self, execution: Execution, df: Any) -> None:
+        """Worker thread: open ``df``'s result stream on Spark and hand it to a cursor."""
+        stream = spark.open_result(self._spark, df, execution.request.limit,
+                                   partial(self._result_progress, execution.id))
+        if stream is not None:
+            self._call_loop(self._start_cursor, execution, stream)
+
+    # ------------------------------------------------------------ loop side of the worker
+
+    def _call_loop(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """From the worker: run ``fn`` on the event loop and wait for it."""
+        anyio.from_thread.run(fn, *args, token=self._token)
+
+    def _call_loop_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            anyio.from_thread.run_sync(fn, *args, token=self._token)
+        except RuntimeError:
+            pass  # the loop is shutting down
+
+    async def _emit(self, execution: Execution, event: Any) -> None:
+        await self._drain(execution)  # what the code printed before comes first
+        self.outbox.put(event)
+
+    async def _start_cursor(self, execution: Execution, stream: spark.ResultStream) -> None:
+        request = execution.request
+        cursor = ResultCursor(
+            execution_id=execution.id, number=len(execution.cursors), stream=stream,
+            session=self._spark, outbox=self.outbox, page_size=request.page_size,
+            limit=request.limit, limiter=self._fetch_limiter, on_error=self._cursor_failed)
+        execution.cursors.append(cursor)
+        await self._drain(execution)
+        cursor.announce()
+        assert self._tg is not None
+        self._tg.start_soon(self._run_cursor, execution, cursor)
+
+    async def _run_cursor(self, execution: Execution, cursor: ResultCursor) -> None:
+        await cursor.run()
+        self._finish(execution)
+
+    def _cursor_failed(self, cursor: ResultCursor, exc: BaseException) -> None:
+        execution = self._executions.get(cursor.execution_id)
+        if execution is None or (execution.interrupt_requested and spark.is_cancellation(exc)):
+            return
+        execution.failed = True
+        self.outbox.put(_error_event(execution.id, exc, result=cursor.number))
+
+    def _drain_later(self, execution: Execution) -> None:
+        """Printed output arrived: send it after a short pause that batches small writes."""
+        if self._tg is not None:
+            self._tg.start_soon(self._drain_after, 0.02, execution)
+
+    async def _drain_after(self, delay: float, execution: Execution) -> None:
+        await anyio.sleep(delay)
+        await self._drain(execution)
+
+    async def _drain(self, execution: Execution) -> None:
+        """Send what the execution printed so far, in order, as stdout/stderr events."""
+        if execution.sink is None:
+            return
+        for stream, text in execution.sink.take():
+            cls = Stdout if stream == "stdout" else Stderr
+            self.outbox.put(cls(execution.id, text))
+            await self.outbox.wait_room()
+
+    async def _after_code(self, execution: Execution, failure: BaseException | None) -> None:
+        """The code returned: flush its output first, then report how it ended."""
+        await self._drain(execution)
+        if failure is None:
+            return
+        if execution.interrupt_requested and (spark.is_cancellation(failure) or isinstance(failure, ExecutionInterrupted)):
+            return
+        execution.failed = True
+        self.outbox.put(_error_event(execution.id, failure, code=execution.request.code))
+
+    # ------------------------------------------------------------ progress
+
+    def _python_progress(self, stages: list[StageProgress], inflight: int,
+                         operation_id: str | None, done: bool) -> None:
+        execution = self._running
+        if execution is not None:
+            self._result_progress(execution.id, stages, inflight, operation_id, done)
+
+    def _result_progress(self, execution_id: str, stages: list[StageProgress], inflight: int,
+                         operation_id: str | None, done: bool) -> None:
+        """Any thread: throttle and de-duplicate Spark's progress reports, then emit."""
+        now = time.monotonic()
+        key = (tuple(stages), inflight, done)
+        last = self._last_progress.get(execution_id)
+        if last is not None and (last[1] == key or (not done and now - last[0] < self.limits.progress_interval_ms / 1000)):
+            return
+        if not stages:
+            return
+        self._last_progress[execution_id] = (now, key)
+        event = Progress(
+            execution_id, stages,
+            tasks_done=sum(s.tasks_done for s in stages),
+            tasks_total=sum(s.tasks_total for s in stages),
+            inflight_tasks=inflight, bytes_read=sum(s.bytes_read for s in stages),
+            operation_id=operation_id or None)
+        self._call_loop_soon(self._put_if_running, execution_id, event)
+
+    def _put_if_running(self, execution_id: str, event: Progress) -> None:
+        if execution_id in self._executions:
+            self.outbox.put(event)
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    """Best-effort cleanup call: the server may already be gone."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001, S110 - cleanup must not raise over the real outcome
+        pass
+
+
+def _error_event(execution_id: str, exc: BaseException, result: int | None = None,
+                 code: str | None = None) -> Error:
+    """Translate an execution failure into the protocol's error event (once, here)."""
+    fields = spark.spark_error_fields(exc)
+    if fields is not None:
+        if code is not None and not fields.get("context"):
+            fields["context"] = _parse_position(fields["message"], code)
+        return Error(id=execution_id, result=result, **fields)
+    if isinstance(exc, SyntaxError):
+        return Error(ErrorCode.PYTHON_ERROR, f"{type(exc).__name__}: {exc}", id=execution_id,
+                     exception=type(exc).__name__,
+                     traceback="".join(traceback.format_exception_only(exc)))
+    return Error(ErrorCode.PYTHON_ERROR, f"{type(exc).__name__}: {exc}", id=execution_id,
+                 result=result, exception=type(exc).__name__, traceback=_user_traceback(exc))
+
+
+_POSITION = re.compile(r"\(line (\d+), pos (\d+)\)")
+_TOKEN = re.compile(r"\S+")
+
+
+def _parse_position(message: str, code: str) -> list[QueryContext]:
+    """Spark's parse errors give (line, pos) in the text only; turn it into a code fragment."""
+    found = _POSITION.search(message)
+    if found is None:
+        return []
+    line, pos = int(found.group(1)), int(found.group(2))
+    lines = code.split("\n")
+    if not 1 <= line <= len(lines) or pos > len(lines[line - 1]):
+        return []
+    start = sum(len(text) + 1 for text in lines[: line - 1]) + pos
+    token = _TOKEN.match(code, start)
+    stop = token.end() - 1 if token else start
+    return [QueryContext(code[start : stop + 1], start, stop)]
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the cell's own frames on (gateway frames are noise to the user)."""
+    tb = exc.__traceback__
+    while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell "):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))

@@ -1,0 +1,258 @@
+"""The Spark adapter: the only module that imports pyspark.
+
+Everything here blocks and runs in worker threads, never on the event loop. It opens
+Spark Connect sessions with a short retry policy, runs SQL and Python, streams result
+batches incrementally with client-chosen operation ids (so one result can be
+interrupted and released on its own), and translates pyspark exceptions into the
+protocol's error fields exactly once.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import logging
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from pyspark.errors import PySparkException
+from pyspark.errors.exceptions.base import RetriesExceeded
+from pyspark.sql.connect.client.retries import DefaultPolicy
+from pyspark.sql.connect.dataframe import DataFrame
+from pyspark.sql.connect.session import SparkSession
+from pyspark.sql.connect.shell.progress import Progress as SparkProgress
+from pyspark.sql.connect.shell.progress import StageInfo
+from pyspark.sql.types import StructType
+
+from protocol.errors import ErrorCode
+from protocol.messages import Column, QueryContext, StageProgress
+
+ProgressCallback = Callable[[list[StageProgress], int, str | None, bool], None]
+
+# Conditions that mean "the server is gone or restarted", not "your query is wrong".
+_UNAVAILABLE_CONDITIONS = {"RETRIES_EXCEEDED", "NO_ACTIVE_SESSION", "SESSION_CHANGED"}
+_UNAVAILABLE_MARKERS = ("StatusCode.UNAVAILABLE", "SESSION_CHANGED", "NO_ACTIVE_SESSION",
+                        "INVALID_HANDLE.SESSION_CLOSED", "Connection refused", "failed to connect")
+
+
+def quiet_client_logs() -> None:
+    """pyspark logs every gRPC error at ERROR; the gateway reports errors itself."""
+    if "SPARK_CONNECT_LOG_LEVEL" not in os.environ:
+        logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.CRITICAL)
+
+
+def connect(url: str) -> SparkSession:
+    """A new, isolated Spark Connect session (no RPC until first use)."""
+    os.environ.setdefault("SPARK_REMOTE", url)  # user code's builder.getOrCreate() must never start a JVM
+    spark = SparkSession.builder.remote(url).create()
+    # The default policy retries for ~10 minutes against a dead server; fail in seconds.
+    spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
+    return spark
+
+
+def prepare(spark: SparkSession, progress_interval_ms: int) -> None:
+    """Per-session settings: frequent progress, short error messages (the stack is fetched apart)."""
+    spark.conf.set("spark.connect.progress.reportInterval", f"{progress_interval_ms}ms")
+    spark.conf.set("spark.sql.connect.serverStacktrace.enabled", "false")
+
+
+def release(spark: SparkSession) -> None:
+    """Release the server-side session (its temp views, conf and cached results)."""
+    spark.stop()
+
+
+def server_version(spark: SparkSession) -> str:
+    return str(spark.version)
+
+
+def run_sql(spark: SparkSession, code: str) -> DataFrame:
+    """Run one SQL statement; commands run now, queries become a lazy DataFrame."""
+    return spark.sql(code)
+
+
+# ---------------------------------------------------------------- Python cells
+
+
+def run_python(namespace: dict[str, Any], code: str, filename: str) -> Any:
+    """Exec a cell; return the value of a trailing expression (notebook convention) or None."""
+    tree = ast.parse(code, filename, "exec")
+    # Tracebacks show the cell's own lines.
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    last = tree.body[-1] if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    if last is not None:
+        tree.body.pop()
+    exec(compile(tree, filename, "exec"), namespace)
+    if last is None:
+        return None
+    return eval(compile(ast.Expression(last.value), filename, "eval"), namespace)
+
+
+def is_dataframe(value: object) -> bool:
+    return isinstance(value, DataFrame)
+
+
+def bind_thread(spark: SparkSession | None) -> None:
+    """Make ``spark`` this thread's active session, so getOrCreate() returns it and no other."""
+    SparkSession._active_session.session = spark  # type: ignore[attr-defined]
+
+
+def add_tag(spark: SparkSession, tag: str) -> None:
+    spark.addTag(tag)  # thread-local: covers every operation this thread starts
+
+
+def remove_tag(spark: SparkSession, tag: str) -> None:
+    spark.removeTag(tag)
+
+
+def interrupt_tag(spark: SparkSession, tag: str) -> list[str]:
+    return list(spark.interruptTag(tag))
+
+
+def interrupt_operation(spark: SparkSession, operation_id: str) -> list[str]:
+    return list(spark.interruptOperation(operation_id))
+
+
+def register_progress(spark: SparkSession, callback: ProgressCallback) -> Callable[..., None]:
+    """Progress of operations the user's Python code starts (collect, show, ...)."""
+    handler = _progress_handler(callback)
+    spark.registerProgressHandler(handler)
+    return handler
+
+
+def _progress_handler(callback: ProgressCallback) -> Callable[..., None]:
+    def handler(stages: list[StageInfo] | None, inflight_tasks: int,
+                operation_id: str | None, done: bool) -> None:
+        callback([_stage(s) for s in stages or ()], inflight_tasks, operation_id, done)
+    return handler
+
+
+def _stage(s: StageInfo) -> StageProgress:
+    return StageProgress(s.stage_id, s.num_completed_tasks, s.num_tasks, s.num_bytes_read, s.done)
+
+
+# ---------------------------------------------------------------- result streams
+
+
+@dataclass
+class ResultStream:
+    """One result's Arrow batches, pulled one at a time from Spark."""
+
+    operation_id: str
+    columns: list[Column]
+    _batches: Iterator[Any]
+    _first: list[pa.RecordBatch] = field(default_factory=list)
+
+    def next_batch(self) -> pa.RecordBatch | None:
+        """The next batch, or None at the end (blocking: call from a worker thread)."""
+        if self._first:
+            return self._first.pop()
+        for item in self._batches:
+            if isinstance(item, pa.RecordBatch):
+                return item
+        return None
+
+    def close(self) -> None:
+        """Release the operation on the server (ReleaseExecute); idempotent."""
+        close = getattr(self._batches, "close", None)
+        if close is not None:
+            close()
+
+
+def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
+                on_progress: ProgressCallback | None) -> ResultStream | None:
+    """Start streaming ``df``; None when it has no columns (a command such as CREATE VIEW).
+
+    With a limit, one extra row is asked of Spark so the gateway can tell the client
+    that rows were left out instead of cutting silently.
+    """
+    if limit is not None:
+        df = df.limit(limit + 1)
+    client = spark.client
+    request = client._execute_plan_request_with_metadata()
+    request.plan.CopyFrom(df._plan.to_proto(client))
+    request.operation_id = str(uuid.uuid4())
+    handlers = [_progress_handler(on_progress)] if on_progress else []
+    progress = SparkProgress(handlers=handlers, operation_id=request.operation_id)
+    batches = client._execute_and_fetch_as_iterator(request, df._plan.observations, progress)
+    stream = ResultStream(request.operation_id, [], batches)
+    schema = _read_schema(stream)
+    if schema is None or not schema.fields:
+        stream.close()
+        return None
+    stream.columns = [Column(f.name, f.dataType.simpleString(), f.nullable) for f in schema.fields]
+    return stream
+
+
+def _read_schema(stream: ResultStream) -> StructType | None:
+    """Spark sends the schema first; a batch seen before it is kept for the reader."""
+    for item in stream._batches:
+        if isinstance(item, StructType):
+            return item
+        if isinstance(item, pa.RecordBatch):
+            stream._first.append(item)
+            return None
+    return None
+
+
+# ---------------------------------------------------------------- errors
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """Spark's answer to interruptTag/interruptOperation."""
+    return isinstance(exc, PySparkException) and exc.getCondition() == "OPERATION_CANCELED"
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, RetriesExceeded):
+        return True
+    if isinstance(exc, PySparkException) and exc.getCondition() in _UNAVAILABLE_CONDITIONS:
+        return True
+    text = str(exc)
+    return isinstance(exc, PySparkException) and any(m in text for m in _UNAVAILABLE_MARKERS)
+
+
+_STACK_SUFFIX = re.compile(r"\n\nJVM stacktrace:.*", re.S)
+
+
+def spark_error_fields(exc: BaseException) -> dict[str, Any] | None:
+    """Protocol error fields for a pyspark exception; None when it is not one."""
+    if not isinstance(exc, PySparkException):
+        return None
+    if is_unavailable(exc):
+        return {"code": ErrorCode.SPARK_UNAVAILABLE,
+                "message": f"Spark Connect server unavailable: {_message(exc)}",
+                "error_class": exc.getCondition(), "exception": type(exc).__name__}
+    return {
+        "code": ErrorCode.SPARK_ERROR,
+        "message": _message(exc),
+        "error_class": exc.getCondition(),
+        "sql_state": exc.getSqlState(),
+        "context": _contexts(exc),
+        "exception": type(exc).__name__,
+    }
+
+
+def _message(exc: PySparkException) -> str:
+    text = getattr(exc, "_message", None) or str(exc)
+    return _STACK_SUFFIX.sub("", str(text)).strip()
+
+
+def _contexts(exc: PySparkException) -> list[QueryContext]:
+    out = []
+    try:
+        contexts = exc.getQueryContext()
+    except Exception:  # noqa: BLE001 - context is a nicety; never mask the real error
+        return out
+    for ctx in contexts or ():
+        try:
+            fragment, start, stop = ctx.fragment(), ctx.startIndex(), ctx.stopIndex()
+        except Exception:  # noqa: BLE001 - DataFrame contexts have no SQL positions
+            continue
+        if fragment and start >= 0:
+            out.append(QueryContext(fragment, start, stop))
+    return out

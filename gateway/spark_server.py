@@ -1,0 +1,140 @@
+"""The embedded Spark Connect server: a local JVM started from the pyspark wheel.
+
+Not ``remote("local")``: that variant shares one process-wide auth token and is shut
+down for everyone by any session's ``stop()``. This is a separate ``spark-submit``
+process on a free loopback port, with driver limits that make an oversized result fail
+cleanly instead of killing the server, stopped by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SparkServerError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def spark_home() -> Path:
+    import pyspark  # only to locate the wheel's jars and scripts
+
+    return Path(pyspark.__file__).parent
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class EmbeddedSparkServer:
+    """A ``SparkConnectServer`` JVM owned by this process."""
+
+    master: str = "local[*]"
+    driver_memory: str = "2g"
+    max_result_size: str = "1g"
+    host: str = "127.0.0.1"
+    port: int = 0
+    ui: bool = True
+    ui_port: int = 0
+    extra_conf: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"sc://{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        return f"http://{self.host}:{self.ui_port}" if self.ui else None
+
+    def command(self) -> list[str]:
+        conf = {
+            "spark.connect.grpc.binding.address": self.host,
+            "spark.connect.grpc.binding.port": str(self.port),
+            "spark.driver.maxResultSize": self.max_result_size,
+            "spark.ui.enabled": "true" if self.ui else "false",
+            "spark.ui.port": str(self.ui_port),
+            "spark.driver.bindAddress": self.host,
+            "spark.driver.host": self.host,
+            # Small partitions: first rows come early and no single task result is huge.
+            "spark.sql.shuffle.partitions": "8",
+            **self.extra_conf,
+        }
+        cmd = [
+            str(spark_home() / "bin" / "spark-submit"),
+            "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+            "--name", "spark-gateway embedded Spark Connect",
+            "--master", self.master,
+            "--driver-memory", self.driver_memory,
+        ]
+        for key, value in conf.items():
+            cmd += ["--conf", f"{key}={value}"]
+        return cmd
+
+    def start(self, timeout: float = 120.0) -> str:
+        """Start the JVM and wait until its gRPC port listens; returns the sc:// URL."""
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise SparkServerError(
+                "Java was not found: the embedded Spark Connect server needs Java 17 "
+                "(Debian: apt-get install -y openjdk-17-jre-headless), or pass --remote sc://host:port"
+            )
+        self.port = self.port or free_port(self.host)
+        self.ui_port = self.ui_port or free_port(self.host)
+        log_dir = Path(tempfile.mkdtemp(prefix="spark-gateway-"))
+        self.log_path = log_dir / "spark-connect.log"
+        env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": self.host}
+        env.pop("SPARK_REMOTE", None)
+        env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=log_dir, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not _port_open(self.host, self.port):
+            if self.process.poll() is not None:
+                raise SparkServerError(
+                    f"Spark Connect server exited with code {self.process.returncode}; "
+                    f"log: {self.log_path}\n{self._log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SparkServerError(f"Spark Connect server did not listen within {timeout:.0f}s; log: {self.log_path}")
+            time.sleep(0.1)
+        return self.url
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM the JVM's process group (shutdown hooks clean its temp dirs), then SIGKILL."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            pass
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

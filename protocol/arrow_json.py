@@ -1,0 +1,734 @@
+"""Lossless mapping of Spark Connect Arrow batches to JSON-ready Python values.
+
+This is the hot path of the gateway: every result row goes through
+:func:`batch_to_rows`, whose output is handed to ``orjson.dumps`` unchanged.
+The module is pure (pyarrow, numpy and the standard library only; no I/O).
+
+The mapping is the product's wire contract; ``docs/type-mapping.md`` is its
+reference.  In short:
+
+* SQL NULL of any type is JSON ``null``; nothing else ever becomes ``null``.
+* Integers keep every digit; doubles use the shortest round-trip form, floats
+  the shortest form that round-trips as float32; NaN and the infinities are the
+  strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+* Decimals are strings with the exact scale, binary is base64, dates are
+  ``YYYY-MM-DD``, timestamps are ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC) and
+  ``timestamp_ntz`` the same without ``Z``; intervals are ISO 8601 durations.
+* Arrays, structs and maps map recursively; a variant is its JSON text.
+
+Conversion is columnar: one converter per Arrow type, chosen once per schema,
+turns a whole column into a list, and rows are built with ``zip``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import math
+import struct
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["batch_to_rows", "rows_converter"]
+
+# A column converter: an Arrow array in, one JSON-ready value per slot out.
+Converter = Callable[[Any], list[Any]]
+RowsConverter = Callable[[Any], list[tuple[Any, ...]]]
+
+_US_PER_SECOND: Final = 1_000_000
+_US_PER_DAY: Final = 86_400 * _US_PER_SECOND
+# Days from 1970-01-01 to 0001-01-01 and to 9999-12-31 (proleptic Gregorian).
+_MIN_FAST_DAY: Final = -719_162
+_MAX_FAST_DAY: Final = 2_932_896
+# Arrow's interval-months type, which pyarrow cannot wrap as an Array.
+_MONTH_INTERVAL_ID: Final = 21
+_VARIANT_KEY: Final = b"variant"
+
+_NON_FINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+# --------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------
+
+
+def batch_to_rows(batch: Any) -> list[tuple[Any, ...]]:
+    """Rows of the batch as tuples of JSON-ready Python values.
+
+    Values are what orjson.dumps accepts natively: None, bool, int, float, str,
+    list, dict and tuple.  Raises TypeError for a column type with no mapping.
+    """
+    return rows_converter(batch.schema)(batch)
+
+
+def rows_converter(schema: Any) -> RowsConverter:
+    """Return the (cached) batch-to-rows function for ``schema``.
+
+    Raises ``TypeError`` naming the Arrow type when some column cannot be
+    mapped, so a caller can reject a result before streaming any row.
+    """
+    for index, (cached_schema, cached) in enumerate(_CACHE):
+        # Field metadata matters (it marks variants), hence check_metadata.
+        if cached_schema is schema or cached_schema.equals(schema, check_metadata=True):
+            if index:
+                _CACHE.insert(0, _CACHE.pop(index))
+            return cached
+    built = _build_rows_converter(schema)
+    _CACHE.insert(0, (schema, built))
+    del _CACHE[_CACHE_SIZE:]
+    return built
+
+
+# Most-recently-used first.  pa.Schema hashing is slow (~15 us) and ignores
+# field metadata, so a short list scanned with equals() is used instead.
+_CACHE: list[tuple[Any, RowsConverter]] = []
+_CACHE_SIZE: Final = 32
+
+
+def _build_rows_converter(schema: Any) -> RowsConverter:
+    converters = [_converter_for(field) for field in schema]
+    readable = _readable_schema(schema)
+
+    def convert(batch: Any) -> list[tuple[Any, ...]]:
+        if readable is not None:
+            batch = _reinterpret(batch, readable)
+        columns = [conv(batch.column(i)) for i, conv in enumerate(converters)]
+        if not columns:
+            return [()] * batch.num_rows
+        return list(zip(*columns, strict=True))
+
+    return convert
+
+
+# --------------------------------------------------------------------------
+# Year-month intervals: pyarrow cannot wrap month_interval arrays
+# (batch.column(i) raises KeyError: 21).  Its layout is exactly int32's, so the
+# batch is re-imported zero-copy through the Arrow C data interface with every
+# month_interval replaced by int32.  Converters are still chosen from the
+# original schema, so those int32 columns are rendered as intervals.
+# --------------------------------------------------------------------------
+
+
+def _readable_schema(schema: Any) -> Any | None:
+    """``schema`` with month_interval replaced by int32, or None if absent."""
+    if not any(_has_month_interval(field.type) for field in schema):
+        return None
+    return pa.schema([_readable_field(field) for field in schema], metadata=schema.metadata)
+
+
+def _has_month_interval(arrow_type: Any) -> bool:
+    if arrow_type.id == _MONTH_INTERVAL_ID:
+        return True
+    return any(_has_month_interval(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
+
+
+def _readable_field(field: Any) -> Any:
+    return pa.field(field.name, _readable_type(field.type), field.nullable, field.metadata)
+
+
+def _readable_type(arrow_type: Any) -> Any:
+    if arrow_type.id == _MONTH_INTERVAL_ID:
+        return pa.int32()
+    if pa.types.is_map(arrow_type):
+        return pa.map_(
+            _readable_field(arrow_type.key_field),
+            _readable_field(arrow_type.item_field),
+            arrow_type.keys_sorted,
+        )
+    if pa.types.is_large_list(arrow_type):
+        return pa.large_list(_readable_field(arrow_type.value_field))
+    if pa.types.is_list(arrow_type):
+        return pa.list_(_readable_field(arrow_type.value_field))
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([_readable_field(arrow_type.field(i)) for i in range(arrow_type.num_fields)])
+    if arrow_type.num_fields:
+        raise TypeError(f"cannot map Arrow type {arrow_type} to JSON: unsupported nesting")
+    return arrow_type
+
+
+class _CapsulePair:
+    """Hands pyarrow an exported array together with a substituted schema."""
+
+    def __init__(self, schema_capsule: object, array_capsule: object) -> None:
+        self._capsules = (schema_capsule, array_capsule)
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> tuple[object, object]:
+        return self._capsules
+
+
+def _reinterpret(batch: Any, readable: Any) -> Any:
+    _, array_capsule = batch.__arrow_c_array__()
+    return pa.record_batch(_CapsulePair(readable.__arrow_c_schema__(), array_capsule))
+
+
+# --------------------------------------------------------------------------
+# Converter selection
+# --------------------------------------------------------------------------
+
+
+def _converter_for(field: Any) -> Converter:
+    """Pick the column converter for one Arrow field (recursively for nesting)."""
+    arrow_type = field.type
+    types = pa.types
+    if _is_variant(field):
+        return _convert_variant
+    if arrow_type.id == _MONTH_INTERVAL_ID:
+        return _convert_year_month_interval
+    if types.is_null(arrow_type):
+        return _convert_null
+    if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
+        return _convert_exact_primitive
+    if types.is_float64(arrow_type):
+        return _convert_double
+    if types.is_float32(arrow_type):
+        return _convert_float
+    if types.is_decimal(arrow_type):
+        return _decimal_converter(arrow_type.scale)
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
+        return _convert_string
+    if types.is_binary(arrow_type) or types.is_large_binary(arrow_type) or types.is_binary_view(arrow_type):
+        return _convert_binary
+    if types.is_date32(arrow_type):
+        return _convert_date
+    if types.is_timestamp(arrow_type) and arrow_type.unit == "us":
+        return _convert_timestamp_utc if arrow_type.tz is not None else _convert_timestamp_ntz
+    if types.is_duration(arrow_type) and arrow_type.unit == "us":
+        return _convert_day_time_interval
+    if types.is_map(arrow_type):
+        return _map_converter(arrow_type)
+    if types.is_list(arrow_type) or types.is_large_list(arrow_type):
+        return _list_converter(_converter_for(arrow_type.value_field))
+    if types.is_struct(arrow_type):
+        return _struct_converter(arrow_type)
+    raise TypeError(f"cannot map Arrow type {arrow_type} (field {field.name!r}) to JSON")
+
+
+def _is_variant(field: Any) -> bool:
+    """Spark marks a VariantType column with field metadata variant='true'."""
+    metadata = field.metadata or {}
+    return metadata.get(_VARIANT_KEY) == b"true" and pa.types.is_struct(field.type)
+
+
+# --------------------------------------------------------------------------
+# Null handling helpers
+# --------------------------------------------------------------------------
+
+
+def _null_indices(arr: Any) -> list[int]:
+    mask = arr.is_null().to_numpy(zero_copy_only=False)
+    return np.flatnonzero(mask).tolist()
+
+
+def _patch_nulls(values: list[Any], arr: Any) -> list[Any]:
+    """Put None where ``arr`` is null (values there were placeholders)."""
+    if arr.null_count:
+        for i in _null_indices(arr):
+            values[i] = None
+    return values
+
+
+def _int_values(arr: Any, int_type: Any) -> npt.NDArray[Any]:
+    """The slot values of a fixed-width array as integers, nulls read as 0."""
+    ints = arr.view(int_type)
+    if arr.null_count:
+        ints = ints.fill_null(0)
+    return ints.to_numpy()  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------
+# Primitive converters
+# --------------------------------------------------------------------------
+
+
+def _convert_null(arr: Any) -> list[Any]:
+    return [None] * len(arr)
+
+
+def _convert_exact_primitive(arr: Any) -> list[Any]:
+    # numpy's tolist is the fastest exact path for ints and bools; with nulls,
+    # pyarrow's to_pylist already yields None in the right places.
+    if arr.null_count:
+        return arr.to_pylist()  # type: ignore[no-any-return]
+    return arr.to_numpy(zero_copy_only=False).tolist()  # type: ignore[no-any-return]
+
+
+def _convert_double(arr: Any) -> list[Any]:
+    raw = arr.fill_null(0.0).to_numpy() if arr.null_count else arr.to_numpy()
+    values: list[Any] = raw.tolist()
+    _patch_non_finite(values, raw)
+    return _patch_nulls(values, arr)
+
+
+def _convert_float(arr: Any) -> list[Any]:
+    raw = arr.fill_null(0.0).to_numpy() if arr.null_count else arr.to_numpy()
+    values = _shortest_float32(raw)
+    _patch_non_finite(values, raw)
+    return _patch_nulls(values, arr)
+
+
+def _patch_non_finite(values: list[Any], raw: npt.NDArray[Any]) -> None:
+    """Replace NaN/Infinity by strings: orjson would write null, which means SQL NULL."""
+    if np.isfinite(raw).all():
+        return
+    for i in np.flatnonzero(~np.isfinite(raw)).tolist():
+        value = values[i]
+        values[i] = "NaN" if value != value else _NON_FINITE[value]
+
+
+def _shortest_float32(raw: npt.NDArray[np.float32]) -> list[Any]:
+    """Doubles whose shortest repr is the shortest decimal that round-trips as float32.
+
+    ``float(np.float32(1.1))`` is 1.100000023841858; the client must see 1.1.
+    For each digit count p = 1..9 the nearest p-digit decimal is computed
+    vectorized (m / 10**k with exact m and 10**k, so correctly rounded) and
+    kept where it converts back to the same float32.  A decimal of at most 15
+    significant digits is exactly what repr() prints for its nearest double,
+    so orjson writes that decimal.  Magnitudes where 10**k is inexact fall
+    back to numpy's own shortest float32 repr, element by element.
+    """
+    exact = raw.astype(np.float64)
+    out = exact.copy()
+    magnitude = np.abs(exact)
+    todo = np.flatnonzero(np.isfinite(magnitude) & (magnitude != 0.0))
+    if todo.size == 0:
+        return out.tolist()  # type: ignore[no-any-return]
+    x = exact[todo]
+    target = raw[todo]
+    exponent = _decimal_exponent(magnitude[todo])
+    pending = np.ones(todo.size, dtype=bool)
+    for digits in range(1, 10):
+        k = digits - 1 - exponent
+        safe = pending & (np.abs(k) <= 22)
+        if not safe.any():
+            continue
+        power = np.power(10.0, np.abs(k[safe]).astype(np.float64))
+        xs = x[safe]
+        up = k[safe] >= 0
+        candidate = np.where(up, np.round(xs * power) / power, np.round(xs / power) * power)
+        with np.errstate(over="ignore"):
+            good = candidate.astype(np.float32) == target[safe]
+        chosen = np.flatnonzero(safe)[good]
+        out[todo[chosen]] = candidate[good]
+        pending[chosen] = False
+    for i in np.flatnonzero(pending).tolist():
+        out[todo[i]] = float(str(target[i]))
+    return out.tolist()  # type: ignore[no-any-return]
+
+
+def _decimal_exponent(magnitude: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    """floor(log10(m)) exactly (log10 may be off by one next to powers of ten)."""
+    exponent = np.floor(np.log10(magnitude)).astype(np.int64)
+    power = np.power(10.0, exponent.astype(np.float64))
+    exponent -= (power > magnitude).astype(np.int64)
+    exponent += (power * 10.0 <= magnitude).astype(np.int64)
+    return exponent
+
+
+def _decimal_converter(scale: int) -> Converter:
+    # Arrow's decimal-to-string cast is exact but switches to scientific
+    # notation (0E-18) when the adjusted exponent is below -6, which can only
+    # happen for scale > 6 (or a negative scale); those entries are redone.
+    needs_fix = scale > 6 or scale < 0
+
+    def convert(arr: Any) -> list[Any]:
+        values: list[Any] = pc.cast(arr, pa.string()).to_pylist()
+        if needs_fix:
+            for i, text in enumerate(values):
+                if text is not None and "E" in text:
+                    values[i] = format(Decimal(text), "f")
+        return values
+
+    return convert
+
+
+def _convert_string(arr: Any) -> list[Any]:
+    return arr.to_pylist()  # type: ignore[no-any-return]
+
+
+def _convert_binary(arr: Any) -> list[Any]:
+    b2a = binascii.b2a_base64
+    return [None if b is None else b2a(b, newline=False).decode("ascii") for b in arr.to_pylist()]
+
+
+# --------------------------------------------------------------------------
+# Dates and timestamps
+# --------------------------------------------------------------------------
+
+
+def _convert_date(arr: Any) -> list[Any]:
+    days = _int_values(arr, pa.int32()).astype(np.int64)
+    if days.size and (days.min() < _MIN_FAST_DAY or days.max() > _MAX_FAST_DAY):
+        values = [_format_date(d) for d in days.tolist()]
+    else:
+        values = _ascii_rows(_date_digits(days))
+    return _patch_nulls(values, arr)
+
+
+def _convert_timestamp_utc(arr: Any) -> list[Any]:
+    return _convert_timestamp(arr, "Z")
+
+
+def _convert_timestamp_ntz(arr: Any) -> list[Any]:
+    return _convert_timestamp(arr, "")
+
+
+def _convert_timestamp(arr: Any, suffix: str) -> list[Any]:
+    micros = _int_values(arr, pa.int64())
+    days, time_of_day = np.divmod(micros, _US_PER_DAY)
+    if days.size and (days.min() < _MIN_FAST_DAY or days.max() > _MAX_FAST_DAY):
+        values = [_format_timestamp(us) + suffix for us in micros.tolist()]
+    else:
+        values = _ascii_rows(_timestamp_digits(days, time_of_day, suffix))
+    return _patch_nulls(values, arr)
+
+
+# Two ASCII digits for every number 0..99, to fill fixed-width text columns.
+_PAIRS: Final = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
+
+
+def _civil_from_days(days: Any) -> tuple[Any, Any, Any]:
+    """Proleptic Gregorian (year, month, day) of day numbers since 1970-01-01.
+
+    H. Hinnant's civil_from_days, written with operators only so that it works
+    on Python ints and on numpy int64 arrays alike (floor division throughout).
+    """
+    z = days + 719_468
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 - 12 * (mp >= 10)
+    year = yoe + era * 400 + (month <= 2)
+    return year, month, day
+
+
+def _date_digits(days: npt.NDArray[np.int64], width: int = 10) -> npt.NDArray[np.uint8]:
+    """ASCII matrix with 'YYYY-MM-DD' in its first 10 columns (years 1..9999)."""
+    year, month, day = _civil_from_days(days)
+    buf = np.empty((days.size, width), dtype=np.uint8)
+    buf[:, 0:2] = _PAIRS[year // 100]
+    buf[:, 2:4] = _PAIRS[year % 100]
+    buf[:, 4] = ord("-")
+    buf[:, 5:7] = _PAIRS[month]
+    buf[:, 7] = ord("-")
+    buf[:, 8:10] = _PAIRS[day]
+    return buf
+
+
+def _timestamp_digits(
+    days: npt.NDArray[np.int64], time_of_day: npt.NDArray[np.int64], suffix: str
+) -> npt.NDArray[np.uint8]:
+    """ASCII matrix of 'YYYY-MM-DDTHH:MM:SS.ffffff' + suffix rows."""
+    buf = _date_digits(days, 26 + len(suffix))
+    seconds, fraction = np.divmod(time_of_day, _US_PER_SECOND)
+    hours, rest = np.divmod(seconds, 3600)
+    minutes, secs = np.divmod(rest, 60)
+    buf[:, 10] = ord("T")
+    buf[:, 11:13] = _PAIRS[hours]
+    buf[:, 13] = ord(":")
+    buf[:, 14:16] = _PAIRS[minutes]
+    buf[:, 16] = ord(":")
+    buf[:, 17:19] = _PAIRS[secs]
+    buf[:, 19] = ord(".")
+    buf[:, 20:22] = _PAIRS[fraction // 10_000]
+    buf[:, 22:24] = _PAIRS[fraction // 100 % 100]
+    buf[:, 24:26] = _PAIRS[fraction % 100]
+    if suffix:
+        buf[:, 26] = ord(suffix)
+    return buf
+
+
+def _ascii_rows(buf: npt.NDArray[np.uint8]) -> list[Any]:
+    """One str per row of a fixed-width ASCII matrix (via an Arrow string array: fastest)."""
+    count, width = buf.shape
+    offsets = np.arange(0, (count + 1) * width, width, dtype=np.int64)
+    text = pa.Array.from_buffers(
+        pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(buf))]
+    )
+    return text.to_pylist()  # type: ignore[no-any-return]
+
+
+def _format_year(year: int) -> str:
+    # Spark's own form: 4 digits for 0..9999, else a sign (ISO 8601 expanded).
+    if 0 <= year <= 9999:
+        return f"{year:04d}"
+    return f"+{year}" if year > 0 else f"-{-year:04d}"
+
+
+def _format_date(days: int) -> str:
+    year, month, day = _civil_from_days(days)
+    return f"{_format_year(year)}-{month:02d}-{day:02d}"
+
+
+def _format_timestamp(micros: int) -> str:
+    days, time_of_day = divmod(micros, _US_PER_DAY)
+    seconds, fraction = divmod(time_of_day, _US_PER_SECOND)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_format_date(days)}T{hours:02d}:{minutes:02d}:{secs:02d}.{fraction:06d}"
+
+
+# --------------------------------------------------------------------------
+# Intervals
+# --------------------------------------------------------------------------
+
+
+def _convert_day_time_interval(arr: Any) -> list[Any]:
+    values: list[Any] = [_iso_duration(us) for us in _int_values(arr, pa.int64()).tolist()]
+    return _patch_nulls(values, arr)
+
+
+def _convert_year_month_interval(arr: Any) -> list[Any]:
+    # ``arr`` is the int32 view made by _reinterpret: a count of months.
+    values: list[Any] = [_iso_months(m) for m in _int_values(arr, pa.int32()).tolist()]
+    return _patch_nulls(values, arr)
+
+
+def _iso_duration(micros: int) -> str:
+    """ISO 8601 duration of a day-time interval; a day is exactly 24 hours in Spark."""
+    if micros == 0:
+        return "PT0S"
+    sign = "-" if micros < 0 else ""
+    days, rest = divmod(abs(micros), _US_PER_DAY)
+    seconds, fraction = divmod(rest, _US_PER_SECOND)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = f"{sign}P{days}D" if days else f"{sign}P"
+    if hours or minutes or seconds or fraction:
+        text += "T"
+        if hours:
+            text += f"{hours}H"
+        if minutes:
+            text += f"{minutes}M"
+        if seconds or fraction:
+            text += f"{seconds}.{fraction:06d}".rstrip("0").rstrip(".") + "S"
+    return text
+
+
+def _iso_months(months: int) -> str:
+    """ISO 8601 duration of a year-month interval."""
+    if months == 0:
+        return "P0M"
+    sign = "-" if months < 0 else ""
+    years, months = divmod(abs(months), 12)
+    text = f"{sign}P"
+    if years:
+        text += f"{years}Y"
+    if months:
+        text += f"{months}M"
+    return text
+
+
+# --------------------------------------------------------------------------
+# Nested types
+# --------------------------------------------------------------------------
+
+
+def _list_bounds(arr: Any) -> tuple[list[int], int, int]:
+    """Offsets of a list/map array and the child range they cover."""
+    offsets: list[int] = arr.offsets.to_numpy().tolist()
+    return offsets, offsets[0], offsets[-1]
+
+
+def _list_converter(element: Converter) -> Converter:
+    def convert(arr: Any) -> list[Any]:
+        offsets, start, end = _list_bounds(arr)
+        items = element(arr.values.slice(start, end - start))
+        values: list[Any] = [items[a - start : b - start] for a, b in zip(offsets, offsets[1:], strict=False)]
+        return _patch_nulls(values, arr)
+
+    return convert
+
+
+def _map_converter(map_type: Any) -> Converter:
+    key_convert = _converter_for(map_type.key_field)
+    item_convert = _converter_for(map_type.item_field)
+    key_type = map_type.key_type
+    string_keys = (
+        pa.types.is_string(key_type)
+        or pa.types.is_large_string(key_type)
+        or pa.types.is_string_view(key_type)
+    )
+
+    def convert(arr: Any) -> list[Any]:
+        offsets, start, end = _list_bounds(arr)
+        keys = key_convert(arr.keys.slice(start, end - start))
+        items = item_convert(arr.items.slice(start, end - start))
+        # String keys make a JSON object; any other key type would have to be
+        # stringified (lossy, ambiguous), so those maps are [key, value] pairs.
+        shape: Callable[[Any], Any] = dict if string_keys else list
+        values: list[Any] = [
+            shape(zip(keys[a - start : b - start], items[a - start : b - start], strict=True))
+            for a, b in zip(offsets, offsets[1:], strict=False)
+        ]
+        return _patch_nulls(values, arr)
+
+    return convert
+
+
+def _struct_converter(struct_type: Any) -> Converter:
+    fields = [struct_type.field(i) for i in range(struct_type.num_fields)]
+    names = tuple(field.name for field in fields)
+    if len(set(names)) != len(names):
+        # A JSON object cannot hold two equal keys without losing one value.
+        raise TypeError(f"cannot map Arrow type {struct_type} to a JSON object: duplicate field names")
+    children = [_converter_for(field) for field in fields]
+
+    def convert(arr: Any) -> list[Any]:
+        if not children:
+            values: list[Any] = [{} for _ in range(len(arr))]
+        else:
+            columns = [child(arr.field(i)) for i, child in enumerate(children)]
+            values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        return _patch_nulls(values, arr)
+
+    return convert
+
+
+# --------------------------------------------------------------------------
+# Variant: Spark sends struct<value: binary, metadata: binary> (field metadata
+# variant='true') in the Parquet/Spark variant binary encoding.  It is decoded
+# here into JSON text, with scalars following this module's contract.
+# --------------------------------------------------------------------------
+
+
+def _convert_variant(arr: Any) -> list[Any]:
+    values = arr.field(0).to_pylist()
+    metadata = arr.field(1).to_pylist()
+    out: list[Any] = [
+        None if v is None or m is None else variant_to_json(v, m)
+        for v, m in zip(values, metadata, strict=True)
+    ]
+    return _patch_nulls(out, arr)
+
+
+def variant_to_json(value: bytes, metadata: bytes) -> str:
+    """JSON text of one variant (value and metadata in Spark's binary encoding)."""
+    try:
+        return _variant_json(value, 0, _variant_keys(metadata))
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise ValueError("malformed variant value") from exc
+
+
+def _le(data: bytes, pos: int, size: int) -> int:
+    if pos + size > len(data):
+        raise IndexError(pos + size)
+    return int.from_bytes(data[pos : pos + size], "little")
+
+
+def _variant_keys(metadata: bytes) -> list[str]:
+    """The metadata dictionary: header, size, offsets, then the key bytes."""
+    header = metadata[0]
+    if header & 0x0F != 1:
+        raise ValueError(f"unsupported variant metadata version {header & 0x0F}")
+    width = ((header >> 6) & 0x3) + 1
+    size = _le(metadata, 1, width)
+    offsets = [_le(metadata, 1 + (i + 1) * width, width) for i in range(size + 1)]
+    start = 1 + (size + 2) * width
+    return [
+        metadata[start + a : start + b].decode("utf-8") for a, b in zip(offsets, offsets[1:], strict=False)
+    ]
+
+
+def _json_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _json_float(value: float) -> str:
+    if math.isnan(value):
+        return '"NaN"'
+    if math.isinf(value):
+        return '"Infinity"' if value > 0 else '"-Infinity"'
+    return repr(value)
+
+
+def _json_decimal(unscaled: int, scale: int) -> str:
+    # A JSON number is exact text: keep the stored digits and scale.
+    return format(Decimal(unscaled).scaleb(-scale), "f")
+
+
+def _variant_json(value: bytes, pos: int, keys: list[str]) -> str:
+    header = value[pos]
+    basic, info = header & 0x3, header >> 2
+    if basic == 1:  # short string
+        return _json_string(value[pos + 1 : pos + 1 + info].decode("utf-8"))
+    if basic == 2:  # object
+        return _variant_object(value, pos, info, keys)
+    if basic == 3:  # array
+        return _variant_array(value, pos, info, keys)
+    return _variant_primitive(value, pos + 1, info)
+
+
+def _variant_object(value: bytes, pos: int, info: int, keys: list[str]) -> str:
+    size_width = 4 if (info >> 4) & 0x1 else 1
+    id_width = ((info >> 2) & 0x3) + 1
+    offset_width = (info & 0x3) + 1
+    count = _le(value, pos + 1, size_width)
+    ids_at = pos + 1 + size_width
+    offsets_at = ids_at + count * id_width
+    data_at = offsets_at + (count + 1) * offset_width
+    parts = []
+    for i in range(count):
+        key = keys[_le(value, ids_at + i * id_width, id_width)]
+        field_at = data_at + _le(value, offsets_at + i * offset_width, offset_width)
+        parts.append(f"{_json_string(key)}:{_variant_json(value, field_at, keys)}")
+    return "{" + ",".join(parts) + "}"
+
+
+def _variant_array(value: bytes, pos: int, info: int, keys: list[str]) -> str:
+    size_width = 4 if (info >> 2) & 0x1 else 1
+    offset_width = (info & 0x3) + 1
+    count = _le(value, pos + 1, size_width)
+    offsets_at = pos + 1 + size_width
+    data_at = offsets_at + (count + 1) * offset_width
+    parts = [
+        _variant_json(value, data_at + _le(value, offsets_at + i * offset_width, offset_width), keys)
+        for i in range(count)
+    ]
+    return "[" + ",".join(parts) + "]"
+
+
+def _signed(value: bytes, pos: int, size: int) -> int:
+    if pos + size > len(value):
+        raise IndexError(pos + size)
+    return int.from_bytes(value[pos : pos + size], "little", signed=True)
+
+
+def _variant_primitive(value: bytes, pos: int, type_id: int) -> str:
+    """One scalar; pos is just after the header byte."""
+    if type_id == 0:
+        return "null"
+    if type_id in (1, 2):
+        return "true" if type_id == 1 else "false"
+    if type_id in (3, 4, 5, 6):  # int8/16/32/64
+        return str(_signed(value, pos, 1 << (type_id - 3)))
+    if type_id == 7:
+        return _json_float(struct.unpack_from("<d", value, pos)[0])
+    if type_id in (8, 9, 10):  # decimal4/8/16: scale byte, then unscaled integer
+        return _json_decimal(_signed(value, pos + 1, 4 << (type_id - 8)), value[pos])
+    if type_id == 11:
+        return f'"{_format_date(_signed(value, pos, 4))}"'
+    if type_id == 12:
+        return f'"{_format_timestamp(_signed(value, pos, 8))}Z"'
+    if type_id == 13:
+        return f'"{_format_timestamp(_signed(value, pos, 8))}"'
+    if type_id == 14:
+        single = np.frombuffer(value, dtype="<f4", count=1, offset=pos).astype(np.float32)
+        return _json_float(_shortest_float32(single)[0])
+    if type_id in (15, 16):  # binary / long string: 4-byte length, then bytes
+        size = _le(value, pos, 4)
+        data = value[pos + 4 : pos + 4 + size]
+        if len(data) != size:
+            raise IndexError(pos + 4 + size)
+        if type_id == 15:
+            return f'"{binascii.b2a_base64(data, newline=False).decode("ascii")}"'
+        return _json_string(data.decode("utf-8"))
+    raise ValueError(f"unsupported variant primitive type id {type_id}")

@@ -1,0 +1,59 @@
+"""The protocol's error vocabulary: stable error codes and the one exception decoding raises.
+
+Exception tree::
+
+    ProtocolError            a client frame broke the contract (the peer's fault);
+                             carries the code and, when known, the request id and type.
+    LifecycleError           the gateway tried an illegal execution state move (our bug).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable codes carried by every ``error`` event."""
+
+    # The client's frame itself is wrong.
+    BAD_MESSAGE = "bad_message"  # not JSON, not an object, or a field is missing/wrong
+    UNKNOWN_TYPE = "unknown_type"  # ``type`` names no client message
+    MESSAGE_TOO_LARGE = "message_too_large"  # frame beyond the session's max_message_bytes
+    # The frame is well formed but does not fit the session's state.
+    DUPLICATE_ID = "duplicate_id"  # execute reused an id already used in this session
+    UNKNOWN_EXECUTION = "unknown_execution"  # no execution with that id
+    UNKNOWN_RESULT = "unknown_result"  # the execution has no result with that number
+    INVALID_STATE = "invalid_state"  # e.g. rows requested from a result that has ended
+    UNSUPPORTED = "unsupported"  # a language or format this gateway does not offer
+    LIMIT_EXCEEDED = "limit_exceeded"  # a gateway limit refused the request
+    # The execution failed.
+    SPARK_ERROR = "spark_error"  # Spark raised (analysis, parse, runtime, ...)
+    PYTHON_ERROR = "python_error"  # the user's Python code raised
+    SPARK_UNAVAILABLE = "spark_unavailable"  # the Spark Connect server cannot be reached
+    INTERNAL = "internal"  # a gateway bug; the message says what happened
+
+
+class ProtocolError(Exception):
+    """A client message that breaks the protocol; answered with an ``error`` event.
+
+    ``request_id`` and ``request_type`` echo what could be read of the offending
+    message, so a client can tell which of its requests was refused.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        request_id: str | None = None,
+        request_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+        self.request_type = request_type
+
+
+class LifecycleError(RuntimeError):
+    """An execution was moved along a transition the lifecycle table forbids."""

@@ -1,0 +1,348 @@
+"""Every message of protocol v1 as a frozen dataclass, validated when built.
+
+Requests travel client → gateway; events travel gateway → client. A request that
+exists has passed validation, so the gateway never re-checks its fields; building an
+invalid one raises :class:`ProtocolError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Literal
+
+from .errors import ErrorCode, ProtocolError
+
+PROTOCOL_VERSION = "spark-gateway.v1"
+
+Language = Literal["sql", "python"]
+Format = Literal["json", "arrow"]
+Status = Literal["ok", "error", "interrupted"]
+
+LANGUAGES: tuple[str, ...] = ("sql", "python")
+FORMATS: tuple[str, ...] = ("json", "arrow")
+
+MAX_ID_LENGTH = 128
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 100_000
+
+
+# ---------------------------------------------------------------- field checks
+
+
+def _fail(msg: Any, name: str, problem: str) -> ProtocolError:
+    rid = getattr(msg, "id", None)
+    return ProtocolError(
+        ErrorCode.BAD_MESSAGE,
+        f"{msg.type}: field '{name}' {problem}",
+        request_id=rid if isinstance(rid, str) else None,
+        request_type=msg.type,
+    )
+
+
+def _check_id(msg: Any, name: str = "id", *, optional: bool = False) -> None:
+    value = getattr(msg, name)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise _fail(msg, name, f"must be a string of 1 to {MAX_ID_LENGTH} characters")
+
+
+def _check_int(msg: Any, name: str, low: int, high: int, *, optional: bool = False) -> None:
+    value = getattr(msg, name)
+    if value is None and optional:
+        return
+    # bool is an int subclass in Python but never a count on the wire.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise _fail(msg, name, f"must be an integer from {low} to {high}")
+
+
+def _check_choice(msg: Any, name: str, choices: tuple[str, ...]) -> None:
+    if getattr(msg, name) not in choices:
+        raise _fail(msg, name, f"must be one of {', '.join(repr(c) for c in choices)}")
+
+
+# ---------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Run ``code`` in the session, after the executions already queued."""
+
+    type: ClassVar[str] = "execute"
+    id: str
+    code: str
+    language: Language = "sql"
+    page_size: int = DEFAULT_PAGE_SIZE
+    limit: int | None = None
+    format: Format = "json"
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+        if not isinstance(self.code, str):
+            raise _fail(self, "code", "must be a string")
+        _check_choice(self, "language", LANGUAGES)
+        _check_int(self, "page_size", 1, MAX_PAGE_SIZE)
+        _check_int(self, "limit", 0, 2**63 - 2, optional=True)
+        _check_choice(self, "format", FORMATS)
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """Stop one execution, or with no ``id`` everything running or queued."""
+
+    type: ClassVar[str] = "interrupt"
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_id(self, optional=True)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRows:
+    """Grant credit for ``max_rows`` more rows of one result."""
+
+    type: ClassVar[str] = "stream-rows"
+    id: str
+    result: int
+    max_rows: int
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+        _check_int(self, "result", 0, 2**31)
+        _check_int(self, "max_rows", 1, 2**53)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    """Release one result now, on the Spark side too."""
+
+    type: ClassVar[str] = "close-result"
+    id: str
+    result: int
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+        _check_int(self, "result", 0, 2**31)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Liveness check; ``data`` comes back unchanged in ``pong``."""
+
+    type: ClassVar[str] = "ping"
+    data: Any = None
+
+
+Request = Execute | Interrupt | StreamRows | CloseResult | Ping
+
+REQUEST_TYPES: dict[str, type[Request]] = {
+    cls.type: cls for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping)
+}
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """First event on every connection: who the client is talking to, and the limits."""
+
+    type: ClassVar[str] = "session"
+    session_id: str
+    protocol: str
+    gateway_version: str
+    spark_version: str | None
+    languages: list[str]
+    formats: list[str]
+    limits: dict[str, int]
+    spark_ui: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    type: ClassVar[str] = "accepted"
+    id: str
+    queue_position: int  # executions ahead of this one on the session's worker
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    type: ClassVar[str] = "started"
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageProgress:
+    stage_id: int
+    tasks_done: int
+    tasks_total: int
+    bytes_read: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    type: ClassVar[str] = "progress"
+    id: str
+    stages: list[StageProgress]
+    tasks_done: int
+    tasks_total: int
+    inflight_tasks: int
+    bytes_read: int
+    operation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Stdout:
+    type: ClassVar[str] = "stdout"
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stderr:
+    type: ClassVar[str] = "stderr"
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: str  # Spark's own type string, e.g. "decimal(10,2)", "array<string>"
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A result table opens; its rows follow as ``rows`` pages, on credit."""
+
+    type: ClassVar[str] = "result"
+    id: str
+    result: int
+    schema: list[Column]
+    format: str = "json"
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """One page of a result; ``last`` ends the stream, ``truncated`` says rows were left out."""
+
+    type: ClassVar[str] = "rows"
+    id: str
+    result: int
+    offset: int
+    rows: list[Any]
+    last: bool
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ResultClosed:
+    """A result stream ended before its last page (client close, interrupt, error)."""
+
+    type: ClassVar[str] = "result-closed"
+    id: str
+    result: int
+    rows: int  # rows sent before the close
+    reason: Literal["closed", "interrupted", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """The repr of the value of a Python cell's trailing expression (not a DataFrame)."""
+
+    type: ClassVar[str] = "value"
+    id: str
+    text: str
+    python_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueryContext:
+    fragment: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Something failed: a refused request (``request`` set) or an execution error."""
+
+    type: ClassVar[str] = "error"
+    code: str
+    message: str
+    id: str | None = None
+    request: str | None = None  # type of the refused client message
+    result: int | None = None  # the result whose stream failed, if any
+    error_class: str | None = None
+    sql_state: str | None = None
+    context: list[QueryContext] = field(default_factory=list)
+    exception: str | None = None  # Python exception type
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResultSummary:
+    result: int
+    rows: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The last event of every execution."""
+
+    type: ClassVar[str] = "finished"
+    id: str
+    status: Status
+    elapsed_ms: float
+    results: list[ResultSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    type: ClassVar[str] = "pong"
+    data: Any = None
+
+
+Event = (
+    SessionInfo
+    | Accepted
+    | Started
+    | Progress
+    | Stdout
+    | Stderr
+    | Result
+    | Rows
+    | ResultClosed
+    | Value
+    | Error
+    | Finished
+    | Pong
+)
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        SessionInfo,
+        Accepted,
+        Started,
+        Progress,
+        Stdout,
+        Stderr,
+        Result,
+        Rows,
+        ResultClosed,
+        Value,
+        Error,
+        Finished,
+        Pong,
+    )
+}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """Wire field names of a message class (the ``type`` tag excluded)."""
+    return tuple(f.name for f in fields(cls))

@@ -1,0 +1,99 @@
+"""Real parts for the tests: a Spark Connect server from the pip wheel and the real gateway.
+
+Both start once per test run. The gateway runs as its own process (as users run it),
+so tests observe it only through its socket, its HTTP routes and its process stats.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.spark_server import EmbeddedSparkServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def spark_server() -> Iterator[EmbeddedSparkServer]:
+    """One real Spark Connect server (local[2]) for the whole run."""
+    server = EmbeddedSparkServer(master="local[2]", driver_memory="2g", max_result_size="1g", ui=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_remote(spark_server: EmbeddedSparkServer) -> str:
+    return spark_server.url
+
+
+@pytest.fixture(scope="session")
+def spark(spark_remote: str):  # type: ignore[no-untyped-def]
+    """A direct pyspark Connect session, to compare the gateway with Spark's own answers."""
+    from gateway import spark as adapter
+
+    session = adapter.connect(spark_remote)
+    yield session
+    session.stop()
+
+
+class GatewayProcess:
+    """A running ``spark-gateway serve`` process."""
+
+    def __init__(self, remote: str, *extra: str) -> None:
+        self.port = free_port()
+        self.log_path = ARTIFACTS / f"gateway-{self.port}.log"
+        ARTIFACTS.mkdir(exist_ok=True)
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), "--remote", remote,
+             "--log-level", "warning", *extra],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ},
+        )
+        self.wait_ready()
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.log_path.read_text()}")
+            try:
+                urllib.request.urlopen(self.http_url + "/healthz", timeout=1).read()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("gateway did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(spark_remote: str) -> Iterator[GatewayProcess]:
+    """The real gateway, talking to the real Spark Connect server."""
+    process = GatewayProcess(spark_remote)
+    yield process
+    process.stop()
