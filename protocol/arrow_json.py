@@ -286,11 +286,12 @@ def _shortest_float32(raw: npt.NDArray[np.float32]) -> list[Any]:
 
     ``float(np.float32(1.1))`` is 1.100000023841858; the client must see 1.1.
     For each digit count p = 1..9 the nearest p-digit decimal is computed
-    vectorized (m / 10**k with exact m and 10**k, so correctly rounded) and
-    kept where it converts back to the same float32.  A decimal of at most 15
-    significant digits is exactly what repr() prints for its nearest double,
-    so orjson writes that decimal.  Magnitudes where 10**k is inexact fall
-    back to numpy's own shortest float32 repr, element by element.
+    vectorized (m / 10**k or m * 10**k with exact m and exact 10**k, |k| <= 22,
+    so correctly rounded) and kept where it converts back to the same float32.
+    A decimal of at most 15 significant digits is exactly what repr() prints
+    for its nearest double, so orjson writes that decimal.  Magnitudes that
+    would need an inexact 10**k use numpy's shortest float32 repr instead.
+    Non-finite values are returned unchanged (the caller replaces them).
     """
     exact = raw.astype(np.float64)
     out = exact.copy()
@@ -298,26 +299,25 @@ def _shortest_float32(raw: npt.NDArray[np.float32]) -> list[Any]:
     todo = np.flatnonzero(np.isfinite(magnitude) & (magnitude != 0.0))
     if todo.size == 0:
         return out.tolist()  # type: ignore[no-any-return]
-    x = exact[todo]
-    target = raw[todo]
     exponent = _decimal_exponent(magnitude[todo])
-    pending = np.ones(todo.size, dtype=bool)
+    # k = p - 1 - exponent stays within [-22, 22] for every p in 1..9 exactly
+    # when -14 <= exponent <= 22 (about 1e-14 .. 1e23).
+    in_range = (exponent >= -14) & (exponent <= 22)
+    slow = todo[~in_range]
+    todo, exponent = todo[in_range], exponent[in_range]
     for digits in range(1, 10):
+        if todo.size == 0:
+            break
         k = digits - 1 - exponent
-        safe = pending & (np.abs(k) <= 22)
-        if not safe.any():
-            continue
-        power = np.power(10.0, np.abs(k[safe]).astype(np.float64))
-        xs = x[safe]
-        up = k[safe] >= 0
-        candidate = np.where(up, np.round(xs * power) / power, np.round(xs / power) * power)
+        power = np.power(10.0, np.abs(k).astype(np.float64))
+        x = exact[todo]
+        candidate = np.where(k >= 0, np.round(x * power) / power, np.round(x / power) * power)
         with np.errstate(over="ignore"):
-            good = candidate.astype(np.float32) == target[safe]
-        chosen = np.flatnonzero(safe)[good]
-        out[todo[chosen]] = candidate[good]
-        pending[chosen] = False
-    for i in np.flatnonzero(pending).tolist():
-        out[todo[i]] = float(str(target[i]))
+            good = candidate.astype(np.float32) == raw[todo]
+        out[todo[good]] = candidate[good]
+        todo, exponent = todo[~good], exponent[~good]
+    for i in np.concatenate([slow, todo]).tolist():
+        out[i] = float(str(raw[i]))
     return out.tolist()  # type: ignore[no-any-return]
 
 
@@ -362,41 +362,96 @@ def _convert_binary(arr: Any) -> list[Any]:
 
 
 def _convert_date(arr: Any) -> list[Any]:
-    days = _int_values(arr, pa.int32()).astype(np.int64)
+    days = _int_values(arr, pa.int32())
     if days.size and (days.min() < _MIN_FAST_DAY or days.max() > _MAX_FAST_DAY):
         values = [_format_date(d) for d in days.tolist()]
     else:
-        values = _ascii_rows(_date_digits(days))
+        values = _ascii_rows(_fill_text(_DATE_LAYOUT, _date_fields(days)))
     return _patch_nulls(values, arr)
 
 
 def _convert_timestamp_utc(arr: Any) -> list[Any]:
-    return _convert_timestamp(arr, "Z")
+    return _convert_timestamp(arr, _TIMESTAMP_UTC_LAYOUT, "Z")
 
 
 def _convert_timestamp_ntz(arr: Any) -> list[Any]:
-    return _convert_timestamp(arr, "")
+    return _convert_timestamp(arr, _TIMESTAMP_NTZ_LAYOUT, "")
 
 
-def _convert_timestamp(arr: Any, suffix: str) -> list[Any]:
+def _convert_timestamp(arr: Any, layout: _TextLayout, suffix: str) -> list[Any]:
     micros = _int_values(arr, pa.int64())
     days, time_of_day = np.divmod(micros, _US_PER_DAY)
     if days.size and (days.min() < _MIN_FAST_DAY or days.max() > _MAX_FAST_DAY):
         values = [_format_timestamp(us) + suffix for us in micros.tolist()]
     else:
-        values = _ascii_rows(_timestamp_digits(days, time_of_day, suffix))
+        # Both parts fit int32 (seconds < 86400, fraction < 10**6): faster math.
+        seconds, fraction = (part.astype(np.int32) for part in np.divmod(time_of_day, _US_PER_SECOND))
+        hours, rest = np.divmod(seconds, 3600)
+        minutes, secs = np.divmod(rest, 60)
+        fields = _date_fields(days.astype(np.int32)) + [
+            hours,
+            minutes,
+            secs,
+            fraction // 10_000,
+            fraction // 100 % 100,
+            fraction % 100,
+        ]
+        values = _ascii_rows(_fill_text(layout, fields))
     return _patch_nulls(values, arr)
 
 
-# Two ASCII digits for every number 0..99, to fill fixed-width text columns.
-_PAIRS: Final = np.array([[48 + i // 10, 48 + i % 10] for i in range(100)], dtype=np.uint8)
+# Fast date/time text: rows are filled into a fixed-width ASCII matrix from a
+# template, two digits at a time through a structured uint16 view (one
+# vectorized store per field), then turned into str objects in one call.
+# This is ~4x faster than numpy.datetime_as_string and ~15x faster than
+# Arrow's timestamp-to-string cast.
+
+
+class _TextLayout:
+    """A fixed-width ASCII template and the byte offsets of its 2-digit fields."""
+
+    def __init__(self, template: str, offsets: list[int]) -> None:
+        self.template = np.frombuffer(template.encode("ascii"), dtype=np.uint8)
+        self.names = [f"f{i}" for i in range(len(offsets))]
+        self.view = np.dtype(
+            {
+                "names": self.names,
+                "formats": ["<u2"] * len(offsets),
+                "offsets": offsets,
+                "itemsize": len(template),
+            }
+        )
+
+
+# ASCII digit pairs "00".."99" as little-endian uint16, indexed by the number.
+_DIGIT_PAIRS: Final = np.array([48 + i // 10 + ((48 + i % 10) << 8) for i in range(100)], dtype="<u2")
+_DATE_OFFSETS: Final = [0, 2, 5, 8]
+_TIME_OFFSETS: Final = [11, 14, 17, 20, 22, 24]
+_DATE_LAYOUT: Final = _TextLayout("0000-00-00", _DATE_OFFSETS)
+_TIMESTAMP_NTZ_LAYOUT: Final = _TextLayout("0000-00-00T00:00:00.000000", _DATE_OFFSETS + _TIME_OFFSETS)
+_TIMESTAMP_UTC_LAYOUT: Final = _TextLayout("0000-00-00T00:00:00.000000Z", _DATE_OFFSETS + _TIME_OFFSETS)
+
+
+def _date_fields(days: npt.NDArray[Any]) -> list[npt.NDArray[Any]]:
+    """The 2-digit fields (century, year of century, month, day) of day numbers."""
+    year, month, day = _civil_from_days(days)
+    return [year // 100, year % 100, month, day]
+
+
+def _fill_text(layout: _TextLayout, fields: list[npt.NDArray[Any]]) -> npt.NDArray[np.uint8]:
+    buf = np.empty((fields[0].size, layout.template.size), dtype=np.uint8)
+    buf[:] = layout.template
+    record = buf.view(layout.view).reshape(-1)
+    for name, values in zip(layout.names, fields, strict=True):
+        record[name] = _DIGIT_PAIRS[values]
+    return buf
 
 
 def _civil_from_days(days: Any) -> tuple[Any, Any, Any]:
     """Proleptic Gregorian (year, month, day) of day numbers since 1970-01-01.
 
     H. Hinnant's civil_from_days, written with operators only so that it works
-    on Python ints and on numpy int64 arrays alike (floor division throughout).
+    on Python ints and on numpy integer arrays alike (floor division throughout).
     """
     z = days + 719_468
     era = z // 146_097
@@ -408,42 +463,6 @@ def _civil_from_days(days: Any) -> tuple[Any, Any, Any]:
     month = mp + 3 - 12 * (mp >= 10)
     year = yoe + era * 400 + (month <= 2)
     return year, month, day
-
-
-def _date_digits(days: npt.NDArray[np.int64], width: int = 10) -> npt.NDArray[np.uint8]:
-    """ASCII matrix with 'YYYY-MM-DD' in its first 10 columns (years 1..9999)."""
-    year, month, day = _civil_from_days(days)
-    buf = np.empty((days.size, width), dtype=np.uint8)
-    buf[:, 0:2] = _PAIRS[year // 100]
-    buf[:, 2:4] = _PAIRS[year % 100]
-    buf[:, 4] = ord("-")
-    buf[:, 5:7] = _PAIRS[month]
-    buf[:, 7] = ord("-")
-    buf[:, 8:10] = _PAIRS[day]
-    return buf
-
-
-def _timestamp_digits(
-    days: npt.NDArray[np.int64], time_of_day: npt.NDArray[np.int64], suffix: str
-) -> npt.NDArray[np.uint8]:
-    """ASCII matrix of 'YYYY-MM-DDTHH:MM:SS.ffffff' + suffix rows."""
-    buf = _date_digits(days, 26 + len(suffix))
-    seconds, fraction = np.divmod(time_of_day, _US_PER_SECOND)
-    hours, rest = np.divmod(seconds, 3600)
-    minutes, secs = np.divmod(rest, 60)
-    buf[:, 10] = ord("T")
-    buf[:, 11:13] = _PAIRS[hours]
-    buf[:, 13] = ord(":")
-    buf[:, 14:16] = _PAIRS[minutes]
-    buf[:, 16] = ord(":")
-    buf[:, 17:19] = _PAIRS[secs]
-    buf[:, 19] = ord(".")
-    buf[:, 20:22] = _PAIRS[fraction // 10_000]
-    buf[:, 22:24] = _PAIRS[fraction // 100 % 100]
-    buf[:, 24:26] = _PAIRS[fraction % 100]
-    if suffix:
-        buf[:, 26] = ord(suffix)
-    return buf
 
 
 def _ascii_rows(buf: npt.NDArray[np.uint8]) -> list[Any]:
@@ -532,17 +551,20 @@ def _iso_months(months: int) -> str:
 # --------------------------------------------------------------------------
 
 
-def _list_bounds(arr: Any) -> tuple[list[int], int, int]:
-    """Offsets of a list/map array and the child range they cover."""
+def _children_and_bounds(arr: Any, child: Any) -> tuple[Any, list[tuple[int, int]]]:
+    """The child range a list/map array covers, and each slot's (start, end) in it."""
     offsets: list[int] = arr.offsets.to_numpy().tolist()
-    return offsets, offsets[0], offsets[-1]
+    first = offsets[0]
+    if first:
+        offsets = [offset - first for offset in offsets]
+    return child.slice(first, offsets[-1]), list(zip(offsets, offsets[1:], strict=False))
 
 
 def _list_converter(element: Converter) -> Converter:
     def convert(arr: Any) -> list[Any]:
-        offsets, start, end = _list_bounds(arr)
-        items = element(arr.values.slice(start, end - start))
-        values: list[Any] = [items[a - start : b - start] for a, b in zip(offsets, offsets[1:], strict=False)]
+        child, bounds = _children_and_bounds(arr, arr.values)
+        items = element(child)
+        values: list[Any] = [items[a:b] for a, b in bounds]
         return _patch_nulls(values, arr)
 
     return convert
@@ -552,23 +574,21 @@ def _map_converter(map_type: Any) -> Converter:
     key_convert = _converter_for(map_type.key_field)
     item_convert = _converter_for(map_type.item_field)
     key_type = map_type.key_type
-    string_keys = (
+    # String keys make a JSON object; any other key type would have to be
+    # stringified (lossy, ambiguous), so those maps are [key, value] pairs.
+    as_object = (
         pa.types.is_string(key_type)
         or pa.types.is_large_string(key_type)
         or pa.types.is_string_view(key_type)
     )
 
     def convert(arr: Any) -> list[Any]:
-        offsets, start, end = _list_bounds(arr)
-        keys = key_convert(arr.keys.slice(start, end - start))
-        items = item_convert(arr.items.slice(start, end - start))
-        # String keys make a JSON object; any other key type would have to be
-        # stringified (lossy, ambiguous), so those maps are [key, value] pairs.
-        shape: Callable[[Any], Any] = dict if string_keys else list
-        values: list[Any] = [
-            shape(zip(keys[a - start : b - start], items[a - start : b - start], strict=True))
-            for a, b in zip(offsets, offsets[1:], strict=False)
-        ]
+        keys, bounds = _children_and_bounds(arr, arr.keys)
+        items, _ = _children_and_bounds(arr, arr.items)
+        pairs = list(zip(key_convert(keys), item_convert(items), strict=True))
+        values: list[Any] = (
+            [dict(pairs[a:b]) for a, b in bounds] if as_object else [pairs[a:b] for a, b in bounds]
+        )
         return _patch_nulls(values, arr)
 
     return convert
@@ -576,21 +596,36 @@ def _map_converter(map_type: Any) -> Converter:
 
 def _struct_converter(struct_type: Any) -> Converter:
     fields = [struct_type.field(i) for i in range(struct_type.num_fields)]
-    names = tuple(field.name for field in fields)
+    names = [field.name for field in fields]
     if len(set(names)) != len(names):
         # A JSON object cannot hold two equal keys without losing one value.
         raise TypeError(f"cannot map Arrow type {struct_type} to a JSON object: duplicate field names")
     children = [_converter_for(field) for field in fields]
+    make_objects = _object_maker(names)
 
     def convert(arr: Any) -> list[Any]:
-        if not children:
-            values: list[Any] = [{} for _ in range(len(arr))]
-        else:
-            columns = [child(arr.field(i)) for i, child in enumerate(children)]
-            values = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        values = make_objects([child(arr.field(i)) for i, child in enumerate(children)], len(arr))
         return _patch_nulls(values, arr)
 
     return convert
+
+
+def _object_maker(names: list[str]) -> Callable[[list[list[Any]], int], list[Any]]:
+    """A function turning per-field value lists into one dict per row.
+
+    It is generated as a comprehension with a dict display, which is about 3x
+    faster than dict(zip(names, row)) per row.  Field names enter the source
+    only as repr() string literals, so any name is safe; variables are v0..vN.
+    """
+    if not names:
+        return lambda columns, count: [{} for _ in range(count)]
+    variables = [f"v{i}" for i in range(len(names))]
+    display = ", ".join(f"{name!r}: {var}" for name, var in zip(names, variables, strict=True))
+    source = f"lambda columns, count: [{{{display}}} for {', '.join(variables)}, in zip(*columns)]"
+    maker: Callable[[list[list[Any]], int], list[Any]] = eval(
+        compile(source, "<struct row maker>", "eval"), {}
+    )
+    return maker
 
 
 # --------------------------------------------------------------------------

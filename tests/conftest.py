@@ -25,7 +25,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 @pytest.fixture(scope="session")
 def spark_server() -> Iterator[EmbeddedSparkServer]:
     """One real Spark Connect server (local[2]) for the whole run."""
-    server = EmbeddedSparkServer(master="local[2]", driver_memory="2g", max_result_size="1g", ui=False)
+    server = EmbeddedSparkServer(master="local[2]", driver_memory="2g", max_result_size="1g", ui=True)
     server.start()
     yield server
     server.stop()
@@ -97,3 +97,13 @@ def gateway(spark_remote: str) -> Iterator[GatewayProcess]:
     process = GatewayProcess(spark_remote)
     yield process
     process.stop()
+
+
+def running_jobs(server: EmbeddedSparkServer) -> list[dict]:
+    """Jobs Spark itself reports as running (from its UI's REST API)."""
+    import json
+
+    base = f"{server.ui_url}/api/v1/applications"
+    apps = json.load(urllib.request.urlopen(base, timeout=5))
+    jobs = json.load(urllib.request.urlopen(f"{base}/{apps[0]['id']}/jobs?status=running", timeout=5))
+    return list(jobs)

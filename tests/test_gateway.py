@@ -1,0 +1,315 @@
+"""The real gateway over a real websocket against a real Spark Connect server."""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import psutil
+import pytest
+
+from tests.conftest import GatewayProcess, running_jobs
+from tests.wsclient import of_type, open_client, rows_of
+
+LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
+
+
+async def wait_no_running_jobs(server, timeout: float = 20) -> None:
+    with anyio.fail_after(timeout):
+        while running_jobs(server):
+            await anyio.sleep(0.2)
+
+
+async def test_session_event_then_ping(gateway: GatewayProcess) -> None:
+    """The first event describes the session; ping is answered by pong with the same data."""
+    async with open_client(gateway.ws_url) as client:
+        info = client.session
+        assert info["seq"] == 1 and info["protocol"] == "spark-gateway.v1"
+        assert info["spark_version"].startswith("4.")
+        await client.send({"type": "ping", "data": {"n": [1, 2]}})
+        pong = await client.recv()
+        assert pong == {"type": "pong", "seq": 2, "data": {"n": [1, 2]}}
+
+
+async def test_pages_wait_for_credit(gateway: GatewayProcess) -> None:
+    """Only the first page comes unasked; each stream-rows grant releases exactly that many rows."""
+    async with open_client(gateway.ws_url) as client:
+        await client.execute("SELECT id, concat('r', id) AS s FROM range(5000)", id="p", page_size=1000)
+        events = await client.recv_until(lambda e: e["type"] == "rows")
+        assert [e["type"] for e in events] == ["accepted", "started", "result", "rows"] or \
+            [e["type"] for e in events if e["type"] != "progress"] == ["accepted", "started", "result", "rows"]
+        assert events[-1]["offset"] == 0 and len(events[-1]["rows"]) == 1000 and not events[-1]["last"]
+        with anyio.move_on_after(1.0):
+            extra = await client.recv_until(lambda e: e["type"] == "rows")
+            pytest.fail(f"rows sent without credit: {extra}")
+        await client.send({"type": "stream-rows", "id": "p", "result": 0, "max_rows": 2500})
+        got = await client.recv_until(lambda e: e["type"] == "rows" and e["offset"] + len(e["rows"]) >= 3500)
+        pages = of_type(got, "rows")
+        assert [(p["offset"], len(p["rows"])) for p in pages] == [(1000, 1000), (2000, 1000), (3000, 500)]
+        await client.send({"type": "stream-rows", "id": "p", "result": 0, "max_rows": 10_000})
+        rest = await client.recv_until(lambda e: e["type"] == "finished")
+        all_rows = rows_of(client.events)
+        assert all_rows[0] == [0, "r0"] and all_rows[-1] == [4999, "r4999"] and len(all_rows) == 5000
+        assert of_type(rest, "rows")[-1]["last"] is True
+        assert rest[-1]["status"] == "ok" and rest[-1]["results"] == [{"result": 0, "rows": 5000, "truncated": False}]
+
+
+async def test_limit_is_applied_in_spark_and_reported(gateway: GatewayProcess) -> None:
+    """A limit on an enormous table returns at once and says the result was truncated."""
+    async with open_client(gateway.ws_url) as client:
+        started = time.monotonic()
+        events = await client.run("SELECT * FROM range(10000000000)", id="l", limit=5)
+        assert time.monotonic() - started < 30
+        assert rows_of(events) == [[0], [1], [2], [3], [4]]
+        assert of_type(events, "rows")[-1]["truncated"] is True
+        assert events[-1]["results"] == [{"result": 0, "rows": 5, "truncated": True}]
+        exact = await client.run("SELECT * FROM range(5)", id="l2", limit=5)
+        assert exact[-1]["results"] == [{"result": 0, "rows": 5, "truncated": False}]
+
+
+async def test_commands_make_no_result_and_views_persist(gateway: GatewayProcess) -> None:
+    """A DDL statement yields no result; the view it makes is there for the next statement."""
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run("CREATE OR REPLACE TEMP VIEW v AS SELECT 42 AS answer", id="c1")
+        assert not of_type(events, "result") and events[-1]["status"] == "ok"
+        events = await client.run("SELECT * FROM v", id="c2")
+        assert rows_of(events) == [[42]]
+
+
+async def test_python_prints_and_returns_a_dataframe(gateway: GatewayProcess) -> None:
+    """print() streams as stdout before the trailing DataFrame's result; state persists."""
+    async with open_client(gateway.ws_url) as client:
+        await client.run("x = 20\nprint('hello')", id="py1", language="python")
+        events = await client.run("print('x is', x)\nspark.range(x + 1).selectExpr('sum(id) AS s')",
+                                  id="py2", language="python")
+        kinds = [e["type"] for e in events if e["type"] not in ("progress",)]
+        assert kinds[:4] == ["accepted", "started", "stdout", "result"]
+        assert of_type(events, "stdout")[0]["text"] == "x is 20\n"
+        assert rows_of(events) == [[210]]
+        value = await client.run("{'answer': x * 2 + 2}", id="py3", language="python")
+        assert of_type(value, "value") == [
+            {"type": "value", "seq": value[2]["seq"], "id": "py3", "text": "{'answer': 42}", "python_type": "dict"}]
+
+
+async def test_python_show_and_display(gateway: GatewayProcess) -> None:
+    """df.show() output is captured; display() adds results numbered in order."""
+    async with open_client(gateway.ws_url) as client:
+        code = "spark.range(2).show()\ndisplay(spark.range(3))\ndisplay(spark.range(4))\nNone"
+        events = await client.run(code, id="d", language="python")
+        assert "| id|" in "".join(e["text"] for e in of_type(events, "stdout"))
+        assert [r["result"] for r in of_type(events, "result")] == [0, 1]
+        assert len(rows_of(events, 0)) == 3 and len(rows_of(events, 1)) == 4
+        assert [r["rows"] for r in events[-1]["results"]] == [3, 4]
+
+
+async def test_get_or_create_returns_the_clients_own_session(gateway: GatewayProcess) -> None:
+    """SparkSession.builder.getOrCreate() in a cell returns that client's session, never another's."""
+    async with open_client(gateway.ws_url) as a, open_client(gateway.ws_url) as b:
+        code = ("from pyspark.sql import SparkSession\n"
+                "SparkSession.builder.getOrCreate() is spark")
+        for client in (a, b):
+            events = await client.run(code, id="g", language="python")
+            assert of_type(events, "value")[0]["text"] == "True"
+
+
+async def test_sessions_are_isolated(gateway: GatewayProcess) -> None:
+    """Temp views, SQL conf and Python variables of one client are invisible to another."""
+    async with open_client(gateway.ws_url) as a, open_client(gateway.ws_url) as b:
+        await a.run("CREATE TEMP VIEW mine AS SELECT 1 AS x", id="1")
+        await a.run("SET spark.sql.shuffle.partitions=7", id="2")
+        await a.run("secret = 1", id="3", language="python")
+        missing = await b.run("SELECT * FROM mine", id="1")
+        assert of_type(missing, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
+        conf = await b.run("SET spark.sql.shuffle.partitions", id="2")
+        assert rows_of(conf)[0][1] != "7"
+        name = await b.run("secret", id="3", language="python")
+        assert of_type(name, "error")[0]["exception"] == "NameError"
+
+
+async def test_concurrent_output_is_not_mixed(gateway: GatewayProcess) -> None:
+    """Two sessions printing at the same time each get only their own lines."""
+    code = "import time\nfor i in range(50):\n    print('{me}', i)\n    time.sleep(0.005)"
+    async with open_client(gateway.ws_url) as a, open_client(gateway.ws_url) as b:
+        async with anyio.create_task_group() as tg:
+            results: dict[str, list] = {}
+
+            async def run(client, me: str) -> None:
+                results[me] = await client.run(code.replace("{me}", me), id="out", language="python")
+
+            tg.start_soon(run, a, "AAA")
+            tg.start_soon(run, b, "BBB")
+        for me, other in (("AAA", "BBB"), ("BBB", "AAA")):
+            text = "".join(e["text"] for e in of_type(results[me], "stdout"))
+            assert text == "".join(f"{me} {i}\n" for i in range(50)) and other not in text
+
+
+async def test_spark_errors_are_typed_with_context(gateway: GatewayProcess) -> None:
+    """Parse, analysis and runtime errors carry Spark's class, SQL state and the failing fragment."""
+    async with open_client(gateway.ws_url) as client:
+        parse = of_type(await client.run("SELEC 1", id="e1"), "error")[0]
+        assert (parse["code"], parse["error_class"], parse["sql_state"]) == ("spark_error", "PARSE_SYNTAX_ERROR", "42601")
+        assert parse["context"] == [{"fragment": "SELEC", "start": 0, "stop": 4}]
+        missing = of_type(await client.run("SELECT * FROM no_such_table", id="e2"), "error")[0]
+        assert missing["error_class"] == "TABLE_OR_VIEW_NOT_FOUND" and missing["sql_state"] == "42P01"
+        assert missing["context"] == [{"fragment": "no_such_table", "start": 14, "stop": 26}]
+        assert "JVM stacktrace" not in missing["message"]
+        events = await client.run("SELECT 1/0 AS boom", id="e3")
+        runtime = of_type(events, "error")[0]
+        assert runtime["error_class"] == "DIVIDE_BY_ZERO" and runtime["sql_state"] == "22012"
+        assert runtime["context"][0]["fragment"] == "1/0"
+        assert events[-1]["status"] == "error"
+
+
+async def test_python_errors_have_traceback(gateway: GatewayProcess) -> None:
+    """A Python exception reports its type and a traceback from the cell's own lines."""
+    async with open_client(gateway.ws_url) as client:
+        error = of_type(await client.run("a = 1\nb = a / 0", id="t", language="python"), "error")[0]
+        assert error["code"] == "python_error" and error["exception"] == "ZeroDivisionError"
+        assert 'File "<cell t>", line 2' in error["traceback"] and "b = a / 0" in error["traceback"]
+        syntax = of_type(await client.run("def (:", id="s", language="python"), "error")[0]
+        assert syntax["exception"] == "SyntaxError"
+
+
+async def test_interrupt_stops_the_spark_job_and_queue_continues(
+        gateway: GatewayProcess, spark_server) -> None:
+    """Interrupt ends a long job on Spark itself; the execution queued behind it still runs."""
+    async with open_client(gateway.ws_url) as client:
+        await client.execute(LONG_JOB, id="long")
+        await client.execute("SELECT 'after' AS x", id="next")
+        accepted = await client.recv_until(lambda e: e["type"] == "accepted" and e["id"] == "next")
+        assert accepted[-1]["queue_position"] == 1
+        await client.recv_until(lambda e: e["type"] == "progress" and e["id"] == "long")
+        assert running_jobs(spark_server), "the long job should be running on Spark"
+        sent = time.monotonic()
+        await client.send({"type": "interrupt", "id": "long"})
+        done = await client.recv_until(lambda e: e["type"] == "finished" and e["id"] == "long")
+        assert done[-1]["status"] == "interrupted" and time.monotonic() - sent < 10
+        assert not [e for e in done if e["type"] == "error" and e["id"] == "long"]
+        nxt = await client.recv_until(lambda e: e["type"] == "finished" and e["id"] == "next")
+        assert rows_of(nxt) == [["after"]] and nxt[-1]["status"] == "ok"
+        await wait_no_running_jobs(spark_server)
+
+
+async def test_interrupt_stops_python_loops_and_spark_jobs_from_python(gateway: GatewayProcess) -> None:
+    """Pure-Python loops and Spark actions started from Python both stop on interrupt."""
+    async with open_client(gateway.ws_url) as client:
+        for code in ("while True:\n    pass", f"spark.sql('{LONG_JOB}').collect()"):
+            await client.execute(code, id=code[:5], language="python")
+            await client.recv_until(lambda e: e["type"] == "started")
+            await anyio.sleep(1.0)
+            await client.send({"type": "interrupt", "id": code[:5]})
+            done = await client.recv_until(lambda e: e["type"] == "finished", timeout=20)
+            assert done[-1]["status"] == "interrupted"
+        again = await client.run("1 + 1", id="after", language="python")
+        assert of_type(again, "value")[0]["text"] == "2"
+
+
+async def test_interrupt_everything(gateway: GatewayProcess) -> None:
+    """An interrupt without id stops the running execution and every queued one."""
+    async with open_client(gateway.ws_url) as client:
+        for n in range(3):
+            await client.execute(LONG_JOB, id=f"j{n}")
+        await client.recv_until(lambda e: e["type"] == "started")
+        await client.send({"type": "interrupt"})
+        statuses = {}
+        while len(statuses) < 3:
+            event = await client.recv()
+            if event["type"] == "finished":
+                statuses[event["id"]] = event["status"]
+        assert statuses == {"j0": "interrupted", "j1": "interrupted", "j2": "interrupted"}
+        assert [e["id"] for e in of_type(client.events, "started")] == ["j0"]
+
+
+async def test_close_result_releases_it(gateway: GatewayProcess, spark_server) -> None:
+    """close-result ends a half-read result with result-closed, then the execution finishes."""
+    async with open_client(gateway.ws_url) as client:
+        await client.execute("SELECT id FROM range(0, 50000000, 1, 50)", id="big", page_size=100)
+        await client.recv_until(lambda e: e["type"] == "rows")
+        await client.send({"type": "close-result", "id": "big", "result": 0})
+        events = await client.recv_until(lambda e: e["type"] == "finished")
+        closed = of_type(events, "result-closed")
+        assert closed == [{"type": "result-closed", "seq": closed[0]["seq"], "id": "big", "result": 0,
+                           "rows": 100, "reason": "closed"}]
+        assert events[-1]["status"] == "ok" and events[-1]["results"][0]["rows"] == 100
+        await wait_no_running_jobs(spark_server)
+
+
+async def test_bad_input_is_answered_and_harmless(gateway: GatewayProcess) -> None:
+    """Malformed, unknown and out-of-order messages get typed errors; the session keeps working."""
+    async with open_client(gateway.ws_url) as client, open_client(gateway.ws_url) as neighbour:
+        await neighbour.execute("SELECT id FROM range(3000)", id="n", page_size=1000)
+        cases = [
+            ("not json", "bad_message"),
+            (b"\x00\x01binary", "bad_message"),
+            ('{"type": "execute"}', "bad_message"),
+            ('{"type": "teleport", "id": "z"}', "unknown_type"),
+            ('{"type": "stream-rows", "id": "ghost", "result": 0, "max_rows": 5}', "unknown_execution"),
+            ('{"type": "interrupt", "id": "ghost"}', "unknown_execution"),
+            ('{"type": "execute", "id": "x", "code": "' + "x" * (1 << 20) + '"}', "message_too_large"),
+            ('{"type": "execute", "id": "x", "code": "SELECT 1", "format": "arrow"}', "unsupported"),
+        ]
+        for frame, code in cases:
+            await client.send(frame)
+            error = await client.recv()
+            assert error["type"] == "error" and error["code"] == code, (frame[:40], error)
+        await client.run("SELECT 1", id="ok")
+        for frame, code in [
+            ('{"type": "execute", "id": "ok", "code": "SELECT 2"}', "duplicate_id"),
+            ('{"type": "stream-rows", "id": "ok", "result": 3, "max_rows": 5}', "invalid_state"),
+        ]:
+            await client.send(frame)
+            error = (await client.recv_until(lambda e: e["type"] == "error"))[-1]
+            assert error["code"] == code and error["id"] == "ok"
+        await client.execute("SELECT id FROM range(10)", id="two")
+        await client.recv_until(lambda e: e["type"] == "finished" and e["id"] == "two")
+        await client.send('{"type": "stream-rows", "id": "never", "result": 0, "max_rows": 1}')
+        assert (await client.recv())["code"] == "unknown_execution"
+        await neighbour.send({"type": "stream-rows", "id": "n", "result": 0, "max_rows": 5000})
+        done = await neighbour.recv_until(lambda e: e["type"] == "finished")
+        assert done[-1]["status"] == "ok" and len(rows_of(neighbour.events)) == 3000
+
+
+async def test_disconnect_interrupts_and_releases(gateway: GatewayProcess, spark_server) -> None:
+    """A client that vanishes mid-job leaves nothing running on Spark."""
+    async with open_client(gateway.ws_url) as client:
+        await client.execute(LONG_JOB, id="gone")
+        await client.recv_until(lambda e: e["type"] == "progress")
+    await wait_no_running_jobs(spark_server)
+    async with open_client(gateway.ws_url) as client:
+        assert rows_of(await client.run("SELECT 1", id="alive")) == [[1]]
+
+
+async def test_slow_reader_keeps_gateway_memory_bounded(gateway: GatewayProcess) -> None:
+    """A big result read slowly costs the gateway a bounded read-ahead, not the whole result."""
+    process = psutil.Process(gateway.process.pid)
+    query = "SELECT id, repeat('x', 200) AS pad FROM range(0, 3000000, 1, 30)"  # ~600 MB as rows
+    async with open_client(gateway.ws_url) as client:
+        await client.run("SELECT 1", id="warm")
+        baseline = process.memory_info().rss
+        await client.execute(query, id="slow", page_size=1000)
+        await client.recv_until(lambda e: e["type"] == "rows")
+        peak = 0
+        for _ in range(20):  # one page at a time, slowly
+            await client.send({"type": "stream-rows", "id": "slow", "result": 0, "max_rows": 1000})
+            await client.recv_until(lambda e: e["type"] == "rows")
+            peak = max(peak, process.memory_info().rss)
+            await anyio.sleep(0.1)
+        assert peak - baseline < 200 * 2**20, f"gateway grew by {(peak - baseline) >> 20} MiB"
+        await client.send({"type": "close-result", "id": "slow", "result": 0})
+        await client.recv_until(lambda e: e["type"] == "finished")
+
+
+async def test_unreachable_spark_fails_fast_with_a_typed_error() -> None:
+    """With no Spark server at the address, an execution fails in seconds with spark_unavailable."""
+    from gateway.spark_server import free_port
+
+    dead = GatewayProcess(f"sc://127.0.0.1:{free_port()}")
+    try:
+        async with open_client(dead.ws_url) as client:
+            started = time.monotonic()
+            events = await client.run("SELECT 1", id="x", timeout=60)
+            error = of_type(events, "error")[0]
+            assert error["code"] == "spark_unavailable" and time.monotonic() - started < 30
+            assert events[-1]["status"] == "error"
+    finally:
+        dead.stop()

@@ -1,0 +1,205 @@
+"""The protocol package alone: decoding, validation, encoding, lifecycle, schema and docs agree."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
+from protocol.lifecycle import TRANSITIONS, State, advance
+from protocol.errors import LifecycleError
+from protocol.messages import (
+    EVENT_TYPES,
+    REQUEST_TYPES,
+    Column,
+    Error,
+    Execute,
+    Finished,
+    Interrupt,
+    Progress,
+    QueryContext,
+    Result,
+    ResultSummary,
+    Rows,
+    StageProgress,
+    field_names,
+)
+from tests.wsclient import VALIDATORS, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def refused(frame: str | bytes, **kwargs: int) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        decode_request(frame, **kwargs)
+    return info.value
+
+
+def test_execute_defaults() -> None:
+    """An execute with only id and code gets the documented defaults."""
+    request = decode_request('{"type":"execute","id":"a","code":"SELECT 1"}')
+    assert request == Execute(id="a", code="SELECT 1", language="sql", page_size=1000, limit=None, format="json")
+
+
+def test_interrupt_without_id_means_everything() -> None:
+    """An interrupt with no id decodes to Interrupt(id=None)."""
+    assert decode_request('{"type":"interrupt"}') == Interrupt(None)
+
+
+def test_not_json_is_bad_message() -> None:
+    """Text that is not JSON is refused as bad_message."""
+    assert refused("{nope").code is ErrorCode.BAD_MESSAGE
+
+
+def test_non_object_is_bad_message() -> None:
+    """A JSON array or string is not a message."""
+    assert refused("[1,2]").code is ErrorCode.BAD_MESSAGE
+    assert refused('"execute"').code is ErrorCode.BAD_MESSAGE
+
+
+def test_unknown_type_names_the_type() -> None:
+    """An unknown type is refused with unknown_type, echoing the type and id."""
+    error = refused('{"type":"exterminate","id":"x"}')
+    assert error.code is ErrorCode.UNKNOWN_TYPE
+    assert "exterminate" in error.message and error.request_id == "x"
+
+
+def test_missing_field_is_named() -> None:
+    """A missing required field is named in the error."""
+    error = refused('{"type":"execute","id":"a"}')
+    assert error.code is ErrorCode.BAD_MESSAGE and "'code'" in error.message
+    assert error.request_id == "a" and error.request_type == "execute"
+
+
+def test_unknown_field_is_named() -> None:
+    """A misspelt field is refused rather than silently ignored."""
+    error = refused('{"type":"execute","id":"a","code":"x","page-size":5}')
+    assert "'page-size'" in error.message
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ('{"type":"execute","id":"a","code":"x","page_size":0}', "page_size"),
+        ('{"type":"execute","id":"a","code":"x","page_size":true}', "page_size"),
+        ('{"type":"execute","id":"a","code":"x","page_size":1.5}', "page_size"),
+        ('{"type":"execute","id":"a","code":"x","page_size":1000001}', "page_size"),
+        ('{"type":"execute","id":"a","code":"x","limit":-1}', "limit"),
+        ('{"type":"execute","id":"a","code":"x","language":"scala"}', "language"),
+        ('{"type":"execute","id":"a","code":7}', "code"),
+        ('{"type":"execute","id":"","code":"x"}', "id"),
+        ('{"type":"execute","id":5,"code":"x"}', "id"),
+        ('{"type":"stream-rows","id":"a","result":0,"max_rows":0}', "max_rows"),
+        ('{"type":"stream-rows","id":"a","result":-1,"max_rows":5}', "result"),
+        ('{"type":"close-result","id":"a","result":"0"}', "result"),
+    ],
+)
+def test_wrong_field_values_are_named(frame: str, field: str) -> None:
+    """A field of the wrong type or range is refused with its name."""
+    error = refused(frame)
+    assert error.code is ErrorCode.BAD_MESSAGE
+    assert f"'{field}'" in error.message
+
+
+def test_oversized_frame_is_refused_before_parsing() -> None:
+    """A frame beyond the limit is refused as message_too_large."""
+    assert refused("x" * 101, max_bytes=100).code is ErrorCode.MESSAGE_TOO_LARGE
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.binary(), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12).map(lambda v: json.dumps(v))))
+def test_decoder_raises_only_protocol_errors(frame: str | bytes) -> None:
+    """Whatever arrives, decoding returns a request or raises ProtocolError, nothing else."""
+    try:
+        decode_request(frame)
+    except ProtocolError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries(
+    {"type": st.sampled_from(sorted(REQUEST_TYPES))},
+    optional={"id": st.one_of(st.text(max_size=5), st.integers(), st.none()),
+              "code": st.one_of(st.text(max_size=5), st.integers()),
+              "result": st.one_of(st.integers(-2, 3), st.text(max_size=2)),
+              "max_rows": st.one_of(st.integers(-2, 10), st.booleans()),
+              "page_size": st.one_of(st.integers(-2, 200000), st.floats()),
+              "language": st.sampled_from(["sql", "python", "r", 1])}))
+def test_decoded_requests_match_their_schema(obj: dict) -> None:
+    """A request the decoder accepts is one the JSON Schema accepts too."""
+    try:
+        request = decode_request(json.dumps(obj))
+    except ProtocolError:
+        return
+    validate(orjson.loads(encode_request(request)))
+
+
+def test_lifecycle_moves() -> None:
+    """The lifecycle table allows the documented moves and nothing else."""
+    assert advance(State.QUEUED, "start") is State.RUNNING
+    assert advance(State.RUNNING, "code_done") is State.DRAINING
+    assert advance(State.DRAINING, "interrupted") is State.INTERRUPTED
+    assert advance(State.QUEUED, "interrupted") is State.INTERRUPTED
+    with pytest.raises(LifecycleError):
+        advance(State.OK, "start")
+    with pytest.raises(LifecycleError):
+        advance(State.QUEUED, "ok")
+    assert all(source not in (State.OK, State.ERROR, State.INTERRUPTED) for source, _ in TRANSITIONS)
+
+
+def test_every_message_has_a_schema_with_its_fields() -> None:
+    """Each message class has a schema whose properties are exactly its fields."""
+    for kind, cls in {**REQUEST_TYPES, **EVENT_TYPES}.items():
+        schema = VALIDATORS[kind].schema
+        expected = set(field_names(cls)) | {"type"} | ({"seq"} if kind in EVENT_TYPES else set())
+        assert set(schema["properties"]) == expected, kind
+    assert set(VALIDATORS) == set(REQUEST_TYPES) | set(EVENT_TYPES)
+
+
+def test_encoded_events_match_their_schema() -> None:
+    """Events as the gateway encodes them validate against the schema."""
+    events = [
+        Result("a", 0, [Column("id", "bigint", False)], "json", None),
+        Rows("a", 0, 0, [[1, "x", None, 2**63 - 1]], True, False),
+        Progress("a", [StageProgress(1, 2, 3, 4, False)], 2, 3, 1, 4, None),
+        Error(ErrorCode.SPARK_ERROR, "boom", id="a", context=[QueryContext("t", 1, 1)]),
+        Finished("a", "ok", 1.5, [ResultSummary(0, 1, False)]),
+    ]
+    for seq, event in enumerate(events, 1):
+        wire = orjson.loads(encode_event(event, seq))
+        validate(wire)
+        assert wire["seq"] == seq
+
+
+def test_rows_keep_big_integers_exact() -> None:
+    """Integers beyond 2^53 keep every digit on the wire."""
+    frame = encode_event(Rows("a", 0, 0, [[2**63 - 1, -(2**63)]], True), 1)
+    assert "[9223372036854775807,-9223372036854775808]" in frame
+
+
+def test_docs_examples_are_valid_and_complete() -> None:
+    """docs/protocol.md has one valid JSON example per message type."""
+    text = (ROOT / "docs" / "protocol.md").read_text()
+    examples = [json.loads(block) for block in re.findall(r"```json\n(.*?)\n```", text, re.S)]
+    for example in examples:
+        validate(example)
+    assert {e["type"] for e in examples} == set(REQUEST_TYPES) | set(EVENT_TYPES)
+
+
+def test_protocol_package_does_no_io() -> None:
+    """protocol/ imports no asyncio, Starlette, websockets or pyspark."""
+    code = ("import sys, protocol, protocol.lifecycle, protocol.arrow_json; "
+            "print([m for m in ('asyncio','starlette','pyspark','websockets','anyio','uvicorn') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
