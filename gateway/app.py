@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -80,13 +81,25 @@ def start_spark(settings: Settings) -> Gateway:
         ui = server.ui_url
         log.info("embedded Spark Connect server at %s (Spark UI %s)", url, ui)
     gateway = Gateway(settings, url, spark_ui=ui, server=server)
-    try:
-        probe = spark.connect(url)
-        gateway.spark_version = spark.server_version(probe)
-        spark.release(probe)
-    except Exception as exc:  # noqa: BLE001 - the gateway serves anyway; executions will say why
-        log.warning("Spark Connect server %s is not reachable yet: %s", url, exc)
+    gateway.spark_version = probe_version(url, patience=60.0 if server is not None else 10.0)
     return gateway
+
+
+def probe_version(url: str, patience: float) -> str | None:
+    """Blocking: ask the server its version, retrying while a fresh server warms up."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            probe = spark.connect(url)
+            try:
+                return spark.server_version(probe)
+            finally:
+                spark.release(probe)
+        except Exception as exc:  # noqa: BLE001 - the gateway serves anyway; executions will say why
+            if time.monotonic() > deadline:
+                log.warning("Spark Connect server %s is not reachable: %s", url, exc)
+                return None
+            time.sleep(0.5)
 
 
 def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:

@@ -137,7 +137,9 @@ class ResultCursor:
         pos = 0  # rows[pos:] are not sent yet (an index: slicing per page would copy)
         ended = False
         while True:
-            want = self.page_size if self.limit is None else min(self.page_size, self.limit - self.sent)
+            want = self.page_size
+            if self.limit is not None:  # near the limit, one row more tells whether rows were left out
+                want = min(want, self.limit - self.sent + 1)
             # Fill a whole page across chunk boundaries; only the last page may be short.
             while len(rows) - pos < want and not ended:
                 try:

@@ -26,6 +26,7 @@ import binascii
 import json
 import math
 import struct
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
@@ -73,22 +74,25 @@ def rows_converter(schema: Any) -> RowsConverter:
     Raises ``TypeError`` naming the Arrow type when some column cannot be
     mapped, so a caller can reject a result before streaming any row.
     """
-    for index, (cached_schema, cached) in enumerate(_CACHE):
-        # Field metadata matters (it marks variants), hence check_metadata.
-        if cached_schema is schema or cached_schema.equals(schema, check_metadata=True):
-            if index:
-                _CACHE.insert(0, _CACHE.pop(index))
-            return cached
-    built = _build_rows_converter(schema)
-    _CACHE.insert(0, (schema, built))
-    del _CACHE[_CACHE_SIZE:]
-    return built
+    with _CACHE_LOCK:
+        for index, (cached_schema, cached) in enumerate(_CACHE):
+            # Field metadata matters (it marks variants), hence check_metadata.
+            if cached_schema is schema or cached_schema.equals(schema, check_metadata=True):
+                if index:
+                    _CACHE.insert(0, _CACHE.pop(index))
+                return cached
+        built = _build_rows_converter(schema)
+        _CACHE.insert(0, (schema, built))
+        del _CACHE[_CACHE_SIZE:]
+        return built
 
 
 # Most-recently-used first.  pa.Schema hashing is slow (~15 us) and ignores
 # field metadata, so a short list scanned with equals() is used instead.
+# The gateway converts from several worker threads, hence the lock.
 _CACHE: list[tuple[Any, RowsConverter]] = []
 _CACHE_SIZE: Final = 32
+_CACHE_LOCK: Final = threading.Lock()
 
 
 def _build_rows_converter(schema: Any) -> RowsConverter:
@@ -200,6 +204,8 @@ def _converter_for(field: Any) -> Converter:
         return _convert_timestamp_utc if arrow_type.tz is not None else _convert_timestamp_ntz
     if types.is_duration(arrow_type) and arrow_type.unit == "us":
         return _convert_day_time_interval
+    if arrow_type == pa.month_day_nano_interval():
+        return _convert_calendar_interval
     if types.is_map(arrow_type):
         return _map_converter(arrow_type)
     if types.is_list(arrow_type) or types.is_large_list(arrow_type):
@@ -210,9 +216,20 @@ def _converter_for(field: Any) -> Converter:
 
 
 def _is_variant(field: Any) -> bool:
-    """Spark marks a VariantType column with field metadata variant='true'."""
-    metadata = field.metadata or {}
-    return metadata.get(_VARIANT_KEY) == b"true" and pa.types.is_struct(field.type)
+    """A Spark VariantType: struct<value: binary, metadata: binary> whose
+    ``metadata`` child carries the field metadata variant='true' (as pyspark checks)."""
+    arrow_type = field.type
+    if not pa.types.is_struct(arrow_type) or arrow_type.num_fields != 2:
+        return False
+    children = {arrow_type.field(i).name: arrow_type.field(i) for i in range(2)}
+    value, metadata = children.get("value"), children.get("metadata")
+    return (
+        value is not None
+        and metadata is not None
+        and pa.types.is_binary(value.type)
+        and pa.types.is_binary(metadata.type)
+        and (metadata.metadata or {}).get(_VARIANT_KEY) == b"true"
+    )
 
 
 # --------------------------------------------------------------------------
@@ -511,38 +528,68 @@ def _convert_year_month_interval(arr: Any) -> list[Any]:
     return _patch_nulls(values, arr)
 
 
+def _convert_calendar_interval(arr: Any) -> list[Any]:
+    # Spark's legacy CalendarIntervalType arrives as month_day_nano_interval.
+    return [
+        None if v is None else _iso_calendar_interval(v.months, v.days, v.nanoseconds)
+        for v in arr.to_pylist()
+    ]
+
+
 def _iso_duration(micros: int) -> str:
     """ISO 8601 duration of a day-time interval; a day is exactly 24 hours in Spark."""
     if micros == 0:
         return "PT0S"
-    sign = "-" if micros < 0 else ""
     days, rest = divmod(abs(micros), _US_PER_DAY)
-    seconds, fraction = divmod(rest, _US_PER_SECOND)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    text = f"{sign}P{days}D" if days else f"{sign}P"
-    if hours or minutes or seconds or fraction:
-        text += "T"
-        if hours:
-            text += f"{hours}H"
-        if minutes:
-            text += f"{minutes}M"
-        if seconds or fraction:
-            text += f"{seconds}.{fraction:06d}".rstrip("0").rstrip(".") + "S"
-    return text
+    sign = "-" if micros < 0 else ""
+    return f"{sign}P" + (f"{days}D" if days else "") + _time_part(rest * 1000, "")
 
 
 def _iso_months(months: int) -> str:
     """ISO 8601 duration of a year-month interval."""
     if months == 0:
         return "P0M"
-    sign = "-" if months < 0 else ""
-    years, months = divmod(abs(months), 12)
-    text = f"{sign}P"
-    if years:
-        text += f"{years}Y"
-    if months:
-        text += f"{months}M"
+    return ("-P" if months < 0 else "P") + _year_month_part(abs(months), "")
+
+
+def _iso_calendar_interval(months: int, days: int, nanos: int) -> str:
+    """ISO 8601 duration of a calendar interval (months, days and time kept apart, as in Spark).
+
+    Its components may have different signs, which ISO 8601 cannot say with one
+    leading sign: then each component carries its own (as java.time.Period prints).
+    """
+    if months == days == nanos == 0:
+        return "PT0S"
+    if months <= 0 and days <= 0 and nanos <= 0:
+        return "-" + _iso_calendar_interval(-months, -days, -nanos)
+    return (
+        "P"
+        + _year_month_part(abs(months), "-" if months < 0 else "")
+        + (f"{days}D" if days else "")
+        + _time_part(abs(nanos), "-" if nanos < 0 else "")
+    )
+
+
+def _year_month_part(months: int, sign: str) -> str:
+    """'1Y2M' for a non-negative month count, each number prefixed by sign."""
+    years, months = divmod(months, 12)
+    return (f"{sign}{years}Y" if years else "") + (f"{sign}{months}M" if months else "")
+
+
+def _time_part(nanos: int, sign: str) -> str:
+    """'T1H2M3.5S' for non-negative nanoseconds (hours not folded into days), or ''."""
+    if not nanos:
+        return ""
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = "T"
+    if hours:
+        text += f"{sign}{hours}H"
+    if minutes:
+        text += f"{sign}{minutes}M"
+    if seconds or fraction:
+        text += sign + f"{seconds}.{fraction:09d}".rstrip("0").rstrip(".") + "S"
     return text
 
 
@@ -636,13 +683,14 @@ def _object_maker(names: list[str]) -> Callable[[list[list[Any]], int], list[Any
 
 
 def _convert_variant(arr: Any) -> list[Any]:
-    values = arr.field(0).to_pylist()
-    metadata = arr.field(1).to_pylist()
-    out: list[Any] = [
-        None if v is None or m is None else variant_to_json(v, m)
-        for v, m in zip(values, metadata, strict=True)
+    values = arr.field("value").to_pylist()
+    metadata = arr.field("metadata").to_pylist()
+    # Child slots under a null variant hold placeholders (often b""): skip them.
+    valid = arr.is_valid().to_numpy(zero_copy_only=False).tolist()
+    return [
+        variant_to_json(v, m) if ok and v is not None and m is not None else None
+        for v, m, ok in zip(values, metadata, valid, strict=True)
     ]
-    return _patch_nulls(out, arr)
 
 
 def variant_to_json(value: bytes, metadata: bytes) -> str:
@@ -686,8 +734,15 @@ def _json_float(value: float) -> str:
 
 
 def _json_decimal(unscaled: int, scale: int) -> str:
-    # A JSON number is exact text: keep the stored digits and scale.
-    return format(Decimal(unscaled).scaleb(-scale), "f")
+    """Plain decimal text keeping the stored scale (a JSON number is exact text).
+
+    Built from the digits, since Decimal arithmetic would round to 28 digits.
+    """
+    sign, digits = ("-" if unscaled < 0 else ""), str(abs(unscaled))
+    if scale <= 0:
+        return sign + digits + "0" * -scale if unscaled else "0"
+    digits = digits.rjust(scale + 1, "0")
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
 
 
 def _variant_json(value: bytes, pos: int, keys: list[str]) -> str:

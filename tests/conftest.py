@@ -27,6 +27,7 @@ def spark_server() -> Iterator[EmbeddedSparkServer]:
     """One real Spark Connect server (local[2]) for the whole run."""
     server = EmbeddedSparkServer(master="local[2]", driver_memory="2g", max_result_size="1g", ui=True)
     server.start()
+    running_jobs(server)  # the UI's REST API is slow on first use; warm it before tests time it
     yield server
     server.stop()
 
@@ -56,7 +57,7 @@ class GatewayProcess:
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), "--remote", remote,
-             "--log-level", "warning", *extra],
+             "--log-level", "info", *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ},
         )
         self.wait_ready()
@@ -104,6 +105,6 @@ def running_jobs(server: EmbeddedSparkServer) -> list[dict]:
     import json
 
     base = f"{server.ui_url}/api/v1/applications"
-    apps = json.load(urllib.request.urlopen(base, timeout=5))
-    jobs = json.load(urllib.request.urlopen(f"{base}/{apps[0]['id']}/jobs?status=running", timeout=5))
+    apps = json.load(urllib.request.urlopen(base, timeout=30))
+    jobs = json.load(urllib.request.urlopen(f"{base}/{apps[0]['id']}/jobs?status=running", timeout=30))
     return list(jobs)

@@ -59,6 +59,13 @@ class Client:
                 if predicate(event):
                     return got
 
+    async def wait_for(self, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+        """The first event, already received or still to come, that matches ``predicate``."""
+        for event in self.events:
+            if predicate(event):
+                return event
+        return (await self.recv_until(predicate, timeout))[-1]
+
     async def execute(self, code: str, *, id: str, language: str = "sql", **fields: Any) -> None:
         await self.send({"type": "execute", "id": id, "code": code, "language": language, **fields})
 

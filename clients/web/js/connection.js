@@ -1,0 +1,143 @@
+// The websocket to the gateway: connect, keep alive, and reconnect with backoff.
+//
+// States: "connecting" (first attempt), "connected", "reconnecting" (lost, retrying
+// soon), "disconnected" (lost for a while or the browser is offline; still retrying,
+// slowly). Frames are handed over as text; decoding happens in client.js.
+
+import { SUBPROTOCOL, ping } from "./protocol.js";
+
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
+const SLOW_RETRY_MS = 15000;
+const PING_EVERY_MS = 15000;
+const PONG_TIMEOUT_MS = 10000;
+
+export function defaultUrl() {
+  const override = new URLSearchParams(location.search).get("ws");
+  if (override) return override;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${location.host}/ws`;
+}
+
+export class Connection {
+  /**
+   * @param {string} url
+   * @param {{onFrame: (text: string) => void, onOpen: () => void, onDrop: () => void,
+   *          onState: (state: string, detail: object) => void}} handlers
+   */
+  constructor(url, handlers) {
+    this.url = url;
+    this.handlers = handlers;
+    this.socket = null;
+    this.state = "connecting";
+    this.attempt = 0;  // failed attempts since the last good connection
+    this.retryAt = 0;
+    this._retryTimer = 0;
+    this._pingTimer = 0;
+    this._lastHeard = 0;
+    this._everConnected = false;
+    window.addEventListener("online", () => { if (!this.socket) this.retryNow(); });
+    window.addEventListener("offline", () => { if (this.socket) this.abandon(); });
+  }
+
+  start() {
+    this._open();
+  }
+
+  /** Send one request; false when there is no open socket (the caller says so). */
+  send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN || this.state !== "connected") return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  get connected() {
+    return this.state === "connected";
+  }
+
+  retryNow() {
+    clearTimeout(this._retryTimer);
+    this._retryTimer = 0;
+    if (!this.socket) this._open();
+  }
+
+  _setState(state, detail = {}) {
+    this.state = state;
+    this.handlers.onState(state, { attempt: this.attempt, retryAt: this.retryAt, ...detail });
+  }
+
+  _open() {
+    let socket;
+    try {
+      socket = new WebSocket(this.url, SUBPROTOCOL);
+    } catch (err) {
+      console.error("spark-gateway: cannot open websocket", err);
+      this._scheduleRetry();
+      return;
+    }
+    this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      this.attempt = 0;
+      this._everConnected = true;
+      this._lastHeard = performance.now();
+      this._setState("connected");
+      this._startKeepalive();
+      this.handlers.onOpen();
+    };
+    socket.onmessage = (event) => {
+      this._lastHeard = performance.now();
+      if (typeof event.data === "string") this.handlers.onFrame(event.data);
+    };
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this._stopKeepalive();
+      if (opened) this.handlers.onDrop();
+      this._scheduleRetry();
+    };
+    socket.onerror = () => { /* onclose follows and handles it */ };
+  }
+
+  /** Give up on the current socket now, without waiting for a close handshake. */
+  abandon() {
+    const socket = this.socket;
+    if (!socket) return;
+    const onclose = socket.onclose;
+    socket.onmessage = null;
+    socket.onclose = null;
+    try { socket.close(); } catch { /* already closing */ }
+    onclose();
+  }
+
+  _scheduleRetry() {
+    const delay = this.attempt < BACKOFF_MS.length ? BACKOFF_MS[this.attempt] : SLOW_RETRY_MS;
+    this.attempt += 1;
+    const jitter = delay * (0.8 + Math.random() * 0.4);
+    this.retryAt = Date.now() + jitter;
+    const slow = this.attempt > BACKOFF_MS.length || !navigator.onLine;
+    this._setState(slow ? "disconnected" : (this._everConnected ? "reconnecting" : "connecting"));
+    clearTimeout(this._retryTimer);
+    this._retryTimer = setTimeout(() => { this._retryTimer = 0; this._open(); }, jitter);
+  }
+
+  _startKeepalive() {
+    this._stopKeepalive();
+    this._pingTimer = setInterval(() => {
+      const socket = this.socket;
+      if (!socket || socket.readyState !== WebSocket.OPEN) return;
+      const silent = performance.now() - this._lastHeard;
+      if (silent > PING_EVERY_MS + PONG_TIMEOUT_MS) {
+        // Nothing heard, not even our last pong: the path is dead even if TCP has not noticed.
+        this.abandon();
+        return;
+      }
+      if (silent > PING_EVERY_MS / 2) socket.send(JSON.stringify(ping(Date.now())));
+    }, PING_EVERY_MS / 3);
+  }
+
+  _stopKeepalive() {
+    clearInterval(this._pingTimer);
+    this._pingTimer = 0;
+  }
+}

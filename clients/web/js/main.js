@@ -1,0 +1,163 @@
+// Page bootstrap: the header (connection state, Spark UI link, theme), notices, and the
+// notebook wired to one gateway session.
+
+import { GatewayClient } from "./client.js";
+import { Notebook } from "./notebook.js";
+import { losslessParseSupported } from "./protocol.js";
+
+const THEME_KEY = "spark-gateway.theme";
+
+const $ = (selector) => document.querySelector(selector);
+
+// ------------------------------------------------------------------ theme
+
+function systemTheme() {
+  return matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+function applyTheme(theme) {
+  document.documentElement.dataset.theme = theme;
+  const button = $("#theme-toggle");
+  const next = theme === "dark" ? "light" : "dark";
+  button.setAttribute("aria-label", `Switch to ${next} mode`);
+  button.title = `Switch to ${next} mode`;
+  button.dataset.theme = theme;
+}
+
+function initTheme() {
+  const stored = localStorage.getItem(THEME_KEY);
+  applyTheme(stored === "light" || stored === "dark" ? stored : systemTheme());
+  matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    if (!localStorage.getItem(THEME_KEY)) applyTheme(systemTheme());
+  });
+  $("#theme-toggle").addEventListener("click", () => {
+    const theme = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+    localStorage.setItem(THEME_KEY, theme);
+    applyTheme(theme);
+  });
+}
+
+// ------------------------------------------------------------------ notices
+
+function notify(kind, text, { action = null, onAction = null, timeout = 6000 } = {}) {
+  const box = document.createElement("div");
+  box.className = `toast ${kind}`;
+  box.setAttribute("role", kind === "error" ? "alert" : "status");
+  const span = document.createElement("span");
+  span.textContent = text;
+  box.append(span);
+  if (action) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "btn small";
+    b.textContent = action;
+    b.addEventListener("click", () => { onAction(); box.remove(); });
+    box.append(b);
+  }
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "btn small ghost close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  close.addEventListener("click", () => box.remove());
+  box.append(close);
+  $("#toasts").append(box);
+  if (timeout) setTimeout(() => box.remove(), timeout);
+}
+
+function showBanner(kind, html) {
+  const banner = $("#banner");
+  banner.className = `banner ${kind}`;
+  $("#banner-text").innerHTML = html;
+  banner.hidden = false;
+}
+
+// ------------------------------------------------------------------ connection state
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  connected: "Connected",
+  reconnecting: "Reconnecting…",
+  disconnected: "Disconnected",
+};
+
+let countdown = 0;
+
+function showConnection(state, detail, client) {
+  const box = $("#connection");
+  box.dataset.state = state;
+  const text = $("#connection-text");
+  clearInterval(countdown);
+  const render = () => {
+    let label = STATE_TEXT[state] ?? state;
+    if (state === "connected" && client.session) {
+      label = client.session.spark_version ? `Connected · Spark ${client.session.spark_version}` : "Connected";
+    }
+    if ((state === "reconnecting" || state === "disconnected") && detail.retryAt) {
+      const s = Math.ceil((detail.retryAt - Date.now()) / 1000);
+      label += s > 0 ? ` retrying in ${s} s` : " retrying…";
+    }
+    text.textContent = label;
+  };
+  render();
+  if (state === "reconnecting" || state === "disconnected") countdown = setInterval(render, 500);
+  $("#retry-now").hidden = !(state === "reconnecting" || state === "disconnected");
+  document.body.dataset.connection = state;
+  if (state === "disconnected" || state === "reconnecting") {
+    showBanner("warning", state === "disconnected"
+      ? "<strong>Disconnected from the gateway.</strong> Still trying to reconnect; your cells are kept in this browser."
+      : "<strong>Connection lost.</strong> Reconnecting…");
+  }
+}
+
+function showSession(session, isNew, client) {
+  const box = $("#connection");
+  box.title = `Session ${session.session_id}\nGateway ${session.gateway_version} · protocol ${session.protocol}`
+    + (session.spark_version ? `\nSpark ${session.spark_version}` : "");
+  showConnection("connected", {}, client);
+  const ui = $("#spark-ui");
+  if (session.spark_ui) {
+    ui.href = session.spark_ui;
+    ui.hidden = false;
+  } else {
+    ui.hidden = true;
+  }
+  if (isNew) {
+    showBanner("info", "<strong>Reconnected — this is a new Spark session.</strong> "
+      + "Session state from before (temporary views, cached tables, Python variables) was reset; "
+      + "re-run the cells you need.");
+  } else {
+    $("#banner").hidden = true;
+  }
+}
+
+// ------------------------------------------------------------------ start
+
+function start() {
+  initTheme();
+  if (!losslessParseSupported) {
+    notify("warning", "This browser cannot read integers beyond 2^53 exactly; such values may lose digits.", { timeout: 0 });
+  }
+  let notebook;
+  const client = new GatewayClient({
+    onState: (state, detail) => showConnection(state, detail, client),
+    onSession: (session, isNew) => showSession(session, isNew, client),
+    onDrop: () => {},
+    onNotice: (kind, text) => notify(kind, text),
+  });
+  notebook = new Notebook($("#cells"), client, notify);
+  notebook.load();
+
+  $("#run-all").addEventListener("click", () => notebook.runAll());
+  $("#stop-all").addEventListener("click", () => notebook.stopAll());
+  $("#add-sql").addEventListener("click", () => notebook.add({ language: "sql" }, { focus: true }));
+  $("#add-python").addEventListener("click", () => notebook.add({ language: "python" }, { focus: true }));
+  $("#retry-now").addEventListener("click", () => client.connection.retryNow());
+  $("#banner-close").addEventListener("click", () => { $("#banner").hidden = true; });
+
+  // For people poking at the page from the console, and for the browser tests.
+  window.sparkGateway = { client, notebook };
+  client.start();
+}
+
+start();

@@ -1,0 +1,354 @@
+// The notebook: an ordered list of cells, each with an editor, a language, an optional
+// row limit, and the output of its latest run. Cells are kept in localStorage, so a
+// reload (or a dropped connection) loses no code.
+
+import { CodeEditor } from "./editor.js";
+import { DEFAULT_PAGE_SIZE } from "./protocol.js";
+import { RunView } from "./run.js";
+
+const STORAGE_KEY = "spark-gateway.notebook.v1";
+
+export const WELCOME_CELLS = [
+  {
+    language: "sql",
+    code: `-- Top cities by revenue: the sample tables \`sales\` and \`consumers\`, joined.
+SELECT c.city,
+       count(DISTINCT c.id) AS customers,
+       count(*)             AS orders,
+       sum(s.amount)        AS revenue
+FROM sales s
+JOIN consumers c ON s.consumer_id = c.id
+GROUP BY c.city
+ORDER BY revenue DESC`,
+  },
+  {
+    language: "python",
+    code: `# Python cells share the session: \`spark\` is ready, print() goes to the output,
+# and a trailing DataFrame becomes a result table (display(df) shows more than one).
+sales = spark.table("sales")
+print("sales rows:", sales.count())
+(sales.groupBy("product")
+      .sum("amount", "quantity")
+      .withColumnRenamed("sum(amount)", "revenue")
+      .withColumnRenamed("sum(quantity)", "units")
+      .orderBy("revenue", ascending=False))`,
+  },
+  {
+    language: "sql",
+    code: `-- Values arrive exactly: big integers, decimals with their scale, NULL vs the text 'null'.
+SELECT 9007199254740993                   AS big_int,
+       CAST(12.3 AS DECIMAL(10, 3))       AS price,
+       NULL                               AS nothing,
+       'null'                             AS text_null,
+       double('NaN')                      AS not_a_number,
+       TIMESTAMP'2024-01-02 03:04:05.123456' AS ts,
+       array(1, 2, 3)                     AS arr,
+       named_struct('x', 1, 'y', 'two')   AS pair`,
+  },
+  {
+    language: "sql",
+    code: `-- Page through a large result: scroll to the bottom of the table or press "Load more".
+SELECT id, id * id AS square, sha2(CAST(id AS STRING), 256) AS hash FROM range(100000)`,
+  },
+];
+
+let cellCounter = 0;
+
+export class Cell {
+  constructor(notebook, { language = "sql", code = "", limit = null } = {}) {
+    this.notebook = notebook;
+    this.id = `c${++cellCounter}`;
+    this.run = null;
+    this._build(language, code, limit);
+  }
+
+  get language() {
+    return this.langSelect.value;
+  }
+
+  get limit() {
+    const text = this.limitInput.value.trim();
+    if (!text) return null;
+    const n = Number(text);
+    return Number.isInteger(n) && n >= 0 ? n : null;
+  }
+
+  toJSON() {
+    return { language: this.language, code: this.editor.value, limit: this.limit };
+  }
+
+  _build(language, code, limit) {
+    const el = document.createElement("section");
+    el.className = "cell";
+    el.tabIndex = -1;
+    el.dataset.cellId = this.id;
+    el.setAttribute("aria-label", "Cell");
+    this.element = el;
+
+    const bar = document.createElement("div");
+    bar.className = "cell-toolbar";
+    this.runButton = iconButton("run", "Run", "Run (Ctrl+Enter)", () => this.execute());
+    this.runButton.classList.add("primary");
+    this.stopButton = iconButton("stop", "Stop", "Stop this execution on the cluster", () => this.stop());
+    this.stopButton.hidden = true;
+
+    this.langSelect = document.createElement("select");
+    this.langSelect.className = "lang";
+    this.langSelect.setAttribute("aria-label", "Language");
+    for (const [value, label] of [["sql", "SQL"], ["python", "Python"]]) {
+      const opt = document.createElement("option");
+      opt.value = value;
+      opt.textContent = label;
+      this.langSelect.append(opt);
+    }
+    this.langSelect.value = language;
+    this.langSelect.addEventListener("change", () => {
+      this.editor.language = this.language;
+      el.dataset.language = this.language;
+      this.notebook.save();
+    });
+
+    const limitLabel = document.createElement("label");
+    limitLabel.className = "limit";
+    limitLabel.title = "Stream at most this many rows of each result (empty: all)";
+    this.limitInput = document.createElement("input");
+    this.limitInput.type = "number";
+    this.limitInput.min = "0";
+    this.limitInput.step = "1";
+    this.limitInput.placeholder = "all";
+    this.limitInput.className = "limit-input";
+    if (limit !== null && limit !== undefined) this.limitInput.value = String(limit);
+    this.limitInput.addEventListener("input", () => this.notebook.save());
+    this.limitInput.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this.execute(); }
+    });
+    limitLabel.append("Limit", this.limitInput);
+
+    this.statusDot = document.createElement("span");
+    this.statusDot.className = "cell-state";
+    const spacer = document.createElement("span");
+    spacer.className = "spacer";
+    const up = iconButton("up", "", "Move cell up", () => this.notebook.move(this, -1));
+    const down = iconButton("down", "", "Move cell down", () => this.notebook.move(this, 1));
+    const del = iconButton("delete", "", "Delete cell", () => this.notebook.remove(this));
+    bar.append(this.runButton, this.stopButton, this.langSelect, limitLabel, this.statusDot, spacer, up, down, del);
+
+    this.editor = new CodeEditor({
+      value: code,
+      language,
+      label: "Cell code",
+      onChange: () => this.notebook.save(),
+      onRun: () => this.execute(),
+      onRunAdvance: () => { this.execute(); this.notebook.focusNext(this); },
+      onEscape: () => el.focus(),
+    });
+    this.output = document.createElement("div");
+    this.output.className = "cell-output";
+    el.dataset.language = language;
+    el.append(bar, this.editor.element, this.output);
+
+    el.addEventListener("keydown", (e) => {
+      if (e.target !== el) return;
+      if (e.key === "Enter") { e.preventDefault(); this.editor.focus(); }
+      else if (e.key === "ArrowDown" || e.key === "j") { e.preventDefault(); this.notebook.focusNext(this, false); }
+      else if (e.key === "ArrowUp" || e.key === "k") { e.preventDefault(); this.notebook.focusPrevious(this); }
+    });
+  }
+
+  focus() {
+    this.editor.focus();
+  }
+
+  selectRange(start, end) {
+    this.editor.focus();
+    this.editor.input.setSelectionRange(start, end);
+  }
+
+  execute() {
+    const code = this.editor.value;
+    if (!code.trim()) return;
+    if (!this.notebook.client.connected) {
+      this.notebook.notify("warning", "Not connected to the gateway — the cell will not run until the connection is back.");
+      return;
+    }
+    this.editor.clearMarks();
+    if (this.run) {
+      this.run.release();
+      this.run.destroy();
+    }
+    const run = new RunView(this, this.notebook.client, {
+      code, language: this.language, limit: this.limit, pageSize: DEFAULT_PAGE_SIZE,
+    });
+    this.run = run;
+    this.output.replaceChildren(run.element);
+    run.submit();
+    this.runStateChanged(run);
+  }
+
+  stop() {
+    this.run?.stop();
+  }
+
+  runStateChanged(run) {
+    if (run !== this.run) return;
+    this.stopButton.hidden = !run.active;
+    this.element.dataset.status = run.state;
+  }
+
+  destroy() {
+    if (this.run) {
+      this.run.release();
+      this.run.destroy();
+    }
+    this.editor.destroy();
+  }
+}
+
+export class Notebook {
+  constructor(container, client, notify) {
+    this.container = container;
+    this.client = client;
+    this.notify = notify;
+    this.cells = [];
+    this._saveTimer = 0;
+  }
+
+  load() {
+    let saved = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+    } catch {
+      saved = null;
+    }
+    const cells = Array.isArray(saved?.cells) && saved.cells.length ? saved.cells : WELCOME_CELLS;
+    for (const spec of cells) this.add(spec, { save: false });
+    this._renderAdders();
+  }
+
+  add(spec, { after = null, focus = false, save = true } = {}) {
+    const cell = new Cell(this, spec);
+    const at = after ? this.cells.indexOf(after) + 1 : this.cells.length;
+    this.cells.splice(at, 0, cell);
+    this._place();
+    if (focus) cell.focus();
+    if (save) this.save();
+    return cell;
+  }
+
+  remove(cell) {
+    const at = this.cells.indexOf(cell);
+    if (at < 0) return;
+    const spec = cell.toJSON();
+    cell.destroy();
+    cell.element.remove();
+    this.cells.splice(at, 1);
+    this._place();
+    this.save();
+    const next = this.cells[Math.min(at, this.cells.length - 1)];
+    if (next) next.element.focus();
+    this.notify("info", "Cell deleted.", {
+      action: "Undo",
+      onAction: () => {
+        const restored = new Cell(this, spec);
+        this.cells.splice(Math.min(at, this.cells.length), 0, restored);
+        this._place();
+        restored.focus();
+        this.save();
+      },
+    });
+  }
+
+  move(cell, delta) {
+    const at = this.cells.indexOf(cell);
+    const to = at + delta;
+    if (at < 0 || to < 0 || to >= this.cells.length) return;
+    this.cells.splice(at, 1);
+    this.cells.splice(to, 0, cell);
+    this._place();
+    cell.element.focus();
+    this.save();
+  }
+
+  focusNext(cell, createIfLast = true) {
+    const at = this.cells.indexOf(cell);
+    if (at + 1 < this.cells.length) this.cells[at + 1].focus();
+    else if (createIfLast) this.add({ language: cell.language, code: "" }, { after: cell, focus: true });
+  }
+
+  focusPrevious(cell) {
+    const at = this.cells.indexOf(cell);
+    if (at > 0) this.cells[at - 1].element.focus();
+  }
+
+  runAll() {
+    for (const cell of this.cells) cell.execute();
+  }
+
+  stopAll() {
+    this.client.interrupt(null);
+  }
+
+  save() {
+    clearTimeout(this._saveTimer);
+    this._saveTimer = setTimeout(() => {
+      try {
+        localStorage.setItem(STORAGE_KEY, JSON.stringify({ cells: this.cells.map((c) => c.toJSON()) }));
+      } catch (err) {
+        console.warn("spark-gateway: cannot save the notebook", err);
+      }
+    }, 250);
+  }
+
+  _place() {
+    const nodes = [];
+    this.cells.forEach((cell, i) => {
+      cell.element.dataset.index = String(i + 1);
+      nodes.push(cell.element, this._adder(cell));
+    });
+    this.container.replaceChildren(...nodes);
+    if (!this.cells.length) this.container.append(this._adder(null));
+  }
+
+  _adder(after) {
+    const bar = document.createElement("div");
+    bar.className = "adder";
+    const sql = document.createElement("button");
+    sql.type = "button";
+    sql.className = "btn small ghost";
+    sql.textContent = "+ SQL";
+    sql.title = "Add a SQL cell here";
+    sql.addEventListener("click", () => this.add({ language: "sql" }, { after, focus: true }));
+    const py = document.createElement("button");
+    py.type = "button";
+    py.className = "btn small ghost";
+    py.textContent = "+ Python";
+    py.title = "Add a Python cell here";
+    py.addEventListener("click", () => this.add({ language: "python" }, { after, focus: true }));
+    bar.append(sql, py);
+    return bar;
+  }
+
+  _renderAdders() {
+    this._place();
+  }
+}
+
+const ICONS = {
+  run: '<path d="M4 2.5v11l9-5.5z"/>',
+  stop: '<rect x="3.5" y="3.5" width="9" height="9" rx="1"/>',
+  up: '<path d="M8 3.5l-5 5h3.2V13h3.6V8.5H13z"/>',
+  down: '<path d="M8 12.5l5-5H9.8V3H6.2v4.5H3z"/>',
+  delete: '<path d="M5.5 2h5l.5 1.5H14V5H2V3.5h3zM3.5 6h9l-.7 8.5H4.2z"/>',
+};
+
+function iconButton(icon, label, title, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `btn small icon-${icon}`;
+  b.title = title;
+  b.setAttribute("aria-label", label || title);
+  b.innerHTML = `<svg viewBox="0 0 16 16" width="14" height="14" aria-hidden="true" fill="currentColor">${ICONS[icon]}</svg>`;
+  if (label) b.append(document.createTextNode(label));
+  b.addEventListener("click", onClick);
+  return b;
+}

@@ -1,0 +1,434 @@
+// One execution of a cell, as shown under the cell: status, progress, output, results
+// and errors. It is the execution's sink for the events client.js dispatches.
+
+import { CsvCancelled, exportCsv } from "./csv.js";
+import { escapeHtml } from "./highlight.js";
+import { Status } from "./protocol.js";
+import { ResultTable } from "./table.js";
+import { count, duration } from "./values.js";
+
+const MAX_STREAM_CHARS = 500_000;
+
+export class RunView {
+  /**
+   * @param {object} cell the notebook cell (editor, element, notify)
+   * @param {import("./client.js").GatewayClient} client
+   * @param {{code: string, language: string, limit: number|null, pageSize: number}} request
+   */
+  constructor(cell, client, request) {
+    this.cell = cell;
+    this.client = client;
+    this.request = request;
+    this.id = client.newId(cell.id);
+    this.state = "sending";
+    this.tables = new Map();
+    this.exports = new Set();
+    this.streamChars = 0;
+    this.startedAt = 0;
+    this.readyAfter = null;  // ms from start until every result's first page was in
+    this.elapsedMs = null;
+    this.gatewayElapsedMs = null;
+    this.position = 0;
+    this.codeReturned = false;
+    this._ticker = 0;
+    this._build();
+  }
+
+  /** Send the execute request; false when not connected. */
+  submit() {
+    const { code, language, limit, pageSize } = this.request;
+    if (!this.client.execute(this, this.id, code, language, { pageSize, limit })) {
+      this._setState("lost", "not connected");
+      return false;
+    }
+    this._render();
+    return true;
+  }
+
+  /** Queued or running: Stop makes sense. */
+  get active() {
+    return this.state === "sending" || this.state === "queued" || this.state === "running";
+  }
+
+  /** Not finished yet (maybe only because a result is still open for more rows). */
+  get open() {
+    return this.active || this.state === "ready";
+  }
+
+  stop() {
+    if (this.active) this.client.interrupt(this.id);
+  }
+
+  /** Release what this run still holds on the gateway (open result streams). */
+  release() {
+    if (this.active) {
+      this.client.interrupt(this.id);
+    } else if (this.state === "ready") {
+      for (const table of this.tables.values()) if (table.streaming) this.client.closeResult(this.id, table.number);
+    }
+    for (const job of this.exports) job.cancel();
+  }
+
+  destroy() {
+    clearInterval(this._ticker);
+    for (const table of this.tables.values()) table.destroy();
+  }
+
+  // ---------------------------------------------------------------- DOM
+
+  _build() {
+    const root = document.createElement("div");
+    root.className = "run";
+    root.dataset.executionId = this.id;
+    const head = document.createElement("div");
+    head.className = "run-status";
+    this.badge = document.createElement("span");
+    this.badge.className = "status-badge";
+    this.badge.setAttribute("role", "status");
+    this.elapsed = document.createElement("span");
+    this.elapsed.className = "elapsed";
+    this.progressEl = document.createElement("div");
+    this.progressEl.className = "progress";
+    this.progressEl.hidden = true;
+    this.progressEl.setAttribute("role", "progressbar");
+    this.progressEl.setAttribute("aria-label", "Spark tasks done");
+    this.progressEl.setAttribute("aria-valuemin", "0");
+    this.bar = document.createElement("div");
+    this.bar.className = "bar";
+    this.progressEl.append(this.bar);
+    this.progressText = document.createElement("span");
+    this.progressText.className = "progress-text";
+    head.append(this.badge, this.elapsed, this.progressEl, this.progressText);
+    this.outputs = document.createElement("div");
+    this.outputs.className = "outputs";
+    root.append(head, this.outputs);
+    this.element = root;
+  }
+
+  _setState(state, detail = "") {
+    this.state = state;
+    this.detail = detail;
+    if (state !== "running") clearInterval(this._ticker);
+    this._render();
+    this.cell.runStateChanged(this);
+  }
+
+  _render() {
+    const labels = {
+      sending: "sending…",
+      queued: this.position > 0 ? `queued (position ${this.position})` : "queued",
+      running: "running",
+      ready: "done · more rows on demand",
+      ok: "done",
+      error: "error",
+      interrupted: "interrupted",
+      lost: "connection lost",
+    };
+    this.element.dataset.status = this.state;
+    this.badge.textContent = this.detail ? `${labels[this.state]} — ${this.detail}` : labels[this.state];
+    this.badge.className = `status-badge s-${this.state}`;
+    const ms = this._elapsedNow();
+    this.elapsed.textContent = ms === null ? "" : duration(ms);
+    if (this.gatewayElapsedMs !== null) {
+      this.elapsed.title = `Gateway: ${this.gatewayElapsedMs.toFixed(1)} ms from start to finished`
+        + (this.readyAfter !== null ? " (includes time waiting for you to load the remaining rows)" : "");
+    }
+  }
+
+  _elapsedNow() {
+    if (this.elapsedMs !== null) return this.elapsedMs;
+    if (this.state === "running") return performance.now() - this.startedAt;
+    return null;
+  }
+
+  _appendBlock(el) {
+    this.outputs.append(el);
+  }
+
+  // ---------------------------------------------------------------- sink
+
+  accepted(position) {
+    this.position = position;
+    if (this.state === "sending") this._setState("queued");
+  }
+
+  queued(position) {
+    this.position = position;
+    if (this.state === "queued") this._render();
+  }
+
+  started() {
+    this.startedAt = performance.now();
+    this._setState("running");
+    this._ticker = setInterval(() => this._render(), 100);
+  }
+
+  codeDone() {
+    this.codeReturned = true;
+    this._checkReady();
+  }
+
+  progress(msg) {
+    if (!this.open) return;
+    const total = msg.tasks_total;
+    const done = msg.tasks_done;
+    this.progressEl.hidden = false;
+    const pct = total > 0 ? Math.min(100, (100 * done) / total) : 0;
+    this.bar.style.width = `${pct}%`;
+    this.progressEl.setAttribute("aria-valuemax", String(total));
+    this.progressEl.setAttribute("aria-valuenow", String(done));
+    const running = msg.stages.filter((s) => !s.done).length;
+    let text = `${count(done)} / ${count(total)} tasks`;
+    if (msg.inflight_tasks) text += ` · ${count(msg.inflight_tasks)} running`;
+    if (running) text += ` · ${running} stage${running === 1 ? "" : "s"} active`;
+    this.progressText.textContent = text;
+    this.progressEl.title = msg.stages.map((s) => `stage ${s.stage_id}: ${s.tasks_done}/${s.tasks_total}${s.done ? " done" : ""}`).join("\n");
+  }
+
+  output(stream, text) {
+    if (this.streamChars >= MAX_STREAM_CHARS) return;
+    let chunk = text;
+    this.streamChars += text.length;
+    if (this.streamChars > MAX_STREAM_CHARS) {
+      chunk = text.slice(0, text.length - (this.streamChars - MAX_STREAM_CHARS)) + "\n… output cut here (more than 500,000 characters)\n";
+    }
+    let pre = this.outputs.lastElementChild;
+    if (!pre || !pre.classList.contains("stream")) {
+      pre = document.createElement("pre");
+      pre.className = "stream";
+      this._appendBlock(pre);
+    }
+    const last = pre.lastElementChild;
+    if (last && last.dataset.stream === stream) {
+      last.append(chunk);
+    } else {
+      const span = document.createElement("span");
+      span.className = stream;
+      span.dataset.stream = stream;
+      span.textContent = chunk;
+      pre.append(span);
+    }
+  }
+
+  result(msg) {
+    const table = new ResultTable(msg, {
+      pageSize: this.request.pageSize,
+      requestMore: (t, n) => this.client.streamRows(this.id, t.number, n),
+      download: (t) => this._download(t),
+    });
+    this.tables.set(msg.result, table);
+    this._appendBlock(table.element);
+  }
+
+  rows(msg) {
+    const table = this.tables.get(msg.result);
+    if (!table) return;
+    table.addRows(msg);
+    this._checkReady();
+  }
+
+  resultClosed(msg) {
+    this.tables.get(msg.result)?.closed(msg.reason);
+  }
+
+  value(msg) {
+    const box = document.createElement("div");
+    box.className = "value-out";
+    const type = document.createElement("span");
+    type.className = "value-type";
+    type.textContent = msg.python_type;
+    const pre = document.createElement("pre");
+    pre.textContent = msg.text;
+    box.append(type, pre);
+    this._appendBlock(box);
+  }
+
+  error(msg) {
+    this._appendBlock(this._errorBox(msg));
+    this._markInEditor(msg);
+  }
+
+  refused(msg) {
+    if (msg.request === "execute") {
+      this.error(msg);
+      this._setState("error", "refused");
+      return;
+    }
+    const note = document.createElement("div");
+    note.className = "note warning";
+    note.textContent = `The gateway refused ${msg.request}: ${msg.message}`;
+    this._appendBlock(note);
+  }
+
+  finished(msg) {
+    this.gatewayElapsedMs = msg.elapsed_ms;
+    if (this.elapsedMs === null) this.elapsedMs = this.readyAfter ?? msg.elapsed_ms;
+    for (const table of this.tables.values()) if (table.streaming) table.closed("closed");
+    this.progressEl.hidden = true;
+    this.progressText.textContent = "";
+    const state = { [Status.OK]: "ok", [Status.ERROR]: "error", [Status.INTERRUPTED]: "interrupted" }[msg.status] ?? "error";
+    this._setState(state);
+  }
+
+  lost() {
+    if (this.state === "running") this.elapsedMs = performance.now() - this.startedAt;
+    for (const table of this.tables.values()) if (table.streaming) table.closed("lost");
+    this.progressEl.hidden = true;
+    this.progressText.textContent = "";
+    if (this.open) this._setState("lost", this.state === "ready" ? "results kept" : "did not finish");
+  }
+
+  /** Running, but nothing more is coming until the user asks for more rows. */
+  _checkReady() {
+    if (this.state !== "running" || this.tables.size === 0) return;
+    const codeDone = this.request.language === "sql" || this.codeReturned;
+    if (!codeDone) return;
+    for (const table of this.tables.values()) if (table.loading) return;
+    this.readyAfter = performance.now() - this.startedAt;
+    this.elapsedMs = this.readyAfter;
+    this.progressEl.hidden = true;
+    this.progressText.textContent = "";
+    this._setState("ready");
+  }
+
+  // ---------------------------------------------------------------- errors
+
+  _errorBox(msg) {
+    const box = document.createElement("div");
+    box.className = "error-box";
+    box.setAttribute("role", "alert");
+    const head = document.createElement("div");
+    head.className = "error-head";
+    const cls = document.createElement("span");
+    cls.className = "error-class";
+    cls.textContent = msg.error_class || msg.exception || msg.code;
+    head.append(cls);
+    if (msg.sql_state) {
+      const state = document.createElement("span");
+      state.className = "sql-state";
+      state.textContent = `SQLSTATE ${msg.sql_state}`;
+      head.append(state);
+    }
+    if (msg.exception && msg.error_class) {
+      const exc = document.createElement("span");
+      exc.className = "exception";
+      exc.textContent = msg.exception;
+      head.append(exc);
+    }
+    if (msg.result !== null && msg.result !== undefined) {
+      const r = document.createElement("span");
+      r.className = "exception";
+      r.textContent = `while streaming result ${msg.result + 1}`;
+      head.append(r);
+    }
+    box.append(head);
+
+    let text = msg.message || "";
+    const prefix = msg.error_class ? `[${msg.error_class}] ` : "";
+    if (prefix && text.startsWith(prefix)) text = text.slice(prefix.length);
+    const message = document.createElement("pre");
+    message.className = "error-message";
+    message.textContent = text;
+    box.append(message);
+
+    const code = this.request.code;
+    for (const range of this._fragmentRanges(msg)) {
+      const where = document.createElement("div");
+      where.className = "error-where";
+      const before = code.slice(0, range[0]);
+      const line = before.split("\n").length;
+      const column = range[0] - before.lastIndexOf("\n");
+      const lineStart = before.lastIndexOf("\n") + 1;
+      let lineEnd = code.indexOf("\n", range[1]);
+      if (lineEnd < 0) lineEnd = code.length;
+      const excerpt = `${escapeHtml(code.slice(lineStart, range[0]))}<mark>${escapeHtml(code.slice(range[0], range[1]))}</mark>${escapeHtml(code.slice(range[1], lineEnd))}`;
+      where.innerHTML = `<span class="where-label">line ${line}, column ${column}</span><code class="error-excerpt">${excerpt}</code>`;
+      const show = document.createElement("button");
+      show.type = "button";
+      show.className = "btn small link";
+      show.textContent = "Show in code";
+      show.addEventListener("click", () => this.cell.selectRange(range[0], range[1]));
+      where.append(show);
+      box.append(where);
+    }
+
+    if (msg.traceback) {
+      const details = document.createElement("details");
+      details.className = "traceback";
+      details.open = true;
+      const summary = document.createElement("summary");
+      summary.textContent = "Traceback";
+      const pre = document.createElement("pre");
+      pre.textContent = msg.traceback;
+      details.append(summary, pre);
+      box.append(details);
+    }
+    return box;
+  }
+
+  /**
+   * The error's fragments as [start, endExclusive] ranges in the code that ran. Context
+   * offsets are trusted when the code there is the fragment; otherwise (e.g. a SQL error
+   * raised from spark.sql("...") in a Python cell, whose offsets are into that string) the
+   * fragment is looked up in the code and used when it occurs exactly once.
+   */
+  _fragmentRanges(msg) {
+    const code = this.request.code;
+    const out = [];
+    for (const ctx of msg.context || []) {
+      if (!ctx.fragment) continue;
+      if (code.slice(ctx.start, ctx.stop + 1) === ctx.fragment) {
+        out.push([ctx.start, ctx.stop + 1]);
+        continue;
+      }
+      const at = code.indexOf(ctx.fragment);
+      if (at >= 0 && code.indexOf(ctx.fragment, at + 1) < 0) out.push([at, at + ctx.fragment.length]);
+    }
+    return out;
+  }
+
+  _markInEditor(msg) {
+    const ranges = this._fragmentRanges(msg);
+    const lines = [];
+    if (msg.traceback) {
+      const re = new RegExp(`File "<cell ${escapeRe(this.id)}>", line (\\d+)`, "g");
+      let m;
+      let last = null;
+      while ((m = re.exec(msg.traceback)) !== null) last = Number(m[1]);
+      if (last !== null) lines.push(last);
+    }
+    if ((ranges.length || lines.length) && this.cell.editor.value === this.request.code) {
+      this.cell.editor.markError(ranges, lines);
+    }
+  }
+
+  // ---------------------------------------------------------------- CSV
+
+  _download(table) {
+    if (table.exporting) {
+      table.exporting.cancel();
+      return;
+    }
+    const report = (text, state) => {
+      table.exportStatus.textContent = text;
+      table.exportStatus.dataset.state = state;
+    };
+    const job = exportCsv(this.client, { ...this.request, cellId: this.cell.id }, table, report);
+    table.exporting = job;
+    this.exports.add(job);
+    table.downloadButton.textContent = "Cancel download";
+    job.done.then(
+      (rows) => report(`Downloaded ${count(rows)} rows`, "done"),
+      (err) => report(err instanceof CsvCancelled ? "Download cancelled" : `Download failed: ${err.message}`,
+        err instanceof CsvCancelled ? "cancelled" : "error"),
+    ).finally(() => {
+      table.exporting = null;
+      this.exports.delete(job);
+      table.downloadButton.textContent = "Download CSV";
+    });
+  }
+}
+
+function escapeRe(text) {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

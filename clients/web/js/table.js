@@ -1,0 +1,315 @@
+// One result of an execution as a table that pages through any number of rows.
+//
+// The first page arrives unasked; more pages come only after `stream-rows` credit,
+// which the "Load more" button and scrolling to the bottom grant. Only the rows in view
+// are in the DOM (fixed row height, spacer rows above and below), so a table of a
+// million loaded rows scrolls as fast as one of ten.
+
+import { columnKind, count, displayValue } from "./values.js";
+
+const OVERSCAN = 12;
+const AUTOLOAD_MARGIN_ROWS = 8;
+// Rows held in the page per result; beyond it, "Download CSV" is the way to the rest.
+export const MAX_ROWS_IN_PAGE = 1_000_000;
+
+export class ResultTable {
+  /**
+   * @param {object} msg the `result` event
+   * @param {{pageSize: number, requestMore: (table: ResultTable, n: number) => boolean,
+   *          download: (table: ResultTable) => void}} host
+   */
+  constructor(msg, host) {
+    this.id = msg.id;
+    this.number = msg.result;
+    this.columns = msg.schema;
+    this.limit = msg.limit ?? null;
+    this.kinds = this.columns.map((c) => columnKind(c.type));
+    this.host = host;
+    this.rows = [];
+    this.requested = host.pageSize;  // the first page is granted by `execute` itself
+    this.end = null;  // null while streaming; "last", "closed", "interrupted", "error", "lost"
+    this.truncated = false;
+    this.rowHeight = 0;
+    this._window = [-1, -1];
+    this._frame = 0;
+    this._build();
+  }
+
+  get loading() {
+    return this.end === null && this.rows.length < this.requested;
+  }
+
+  /** Every row of the result is in the page. */
+  get complete() {
+    return this.end === "last";
+  }
+
+  get streaming() {
+    return this.end === null;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  addRows(msg) {
+    if (msg.offset !== this.rows.length) {
+      console.warn(`spark-gateway: rows at offset ${msg.offset}, expected ${this.rows.length}`);
+    }
+    for (const row of msg.rows) this.rows.push(row);
+    if (msg.last) {
+      this.end = "last";
+      this.truncated = Boolean(msg.truncated);
+    }
+    this._refresh();
+    if (!this.end) this._maybeAutoload();
+  }
+
+  closed(reason) {
+    if (this.end === null) this.end = reason;
+    this._refresh();
+  }
+
+  // ---------------------------------------------------------------- DOM
+
+  _build() {
+    const root = document.createElement("div");
+    root.className = "result";
+    root.dataset.result = String(this.number);
+    this.element = root;
+
+    const scroll = document.createElement("div");
+    scroll.className = "table-scroll";
+    scroll.tabIndex = 0;
+    scroll.setAttribute("role", "region");
+    scroll.setAttribute("aria-label", `Result ${this.number + 1}`);
+    this.scroll = scroll;
+
+    const table = document.createElement("table");
+    table.className = "grid";
+    const colgroup = document.createElement("colgroup");
+    const thead = document.createElement("thead");
+    const headRow = document.createElement("tr");
+    const corner = document.createElement("th");
+    corner.className = "rownum";
+    corner.textContent = "#";
+    headRow.append(corner);
+    colgroup.append(col("rownum"));
+    this.columns.forEach((c, i) => {
+      const th = document.createElement("th");
+      th.className = `k-${this.kinds[i]}`;
+      th.title = `${c.name}: ${c.type}${c.nullable ? "" : " not null"}`;
+      const name = document.createElement("span");
+      name.className = "col-name";
+      name.textContent = c.name;
+      const type = document.createElement("span");
+      type.className = "col-type";
+      type.textContent = c.type;
+      th.append(name, type);
+      headRow.append(th);
+      colgroup.append(col());
+    });
+    thead.append(headRow);
+    this.tbody = document.createElement("tbody");
+    this.colgroup = colgroup;
+    table.append(colgroup, thead, this.tbody);
+    this.table = table;
+    scroll.append(table);
+
+    const footer = document.createElement("div");
+    footer.className = "result-footer";
+    this.counter = document.createElement("span");
+    this.counter.className = "row-counter";
+    this.counter.setAttribute("aria-live", "polite");
+    this.truncMark = document.createElement("span");
+    this.truncMark.className = "truncated-mark";
+    this.truncMark.hidden = true;
+    this.moreButton = button("Load more", "load-more", () => this.loadMore());
+    this.downloadButton = button("Download CSV", "download-csv", () => this.host.download(this));
+    this.downloadButton.title = "Download the whole result as a CSV file";
+    this.exportStatus = document.createElement("span");
+    this.exportStatus.className = "export-status";
+    const spacer = document.createElement("span");
+    spacer.className = "spacer";
+    footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, this.downloadButton);
+    root.append(scroll, footer);
+    this.footer = footer;
+
+    scroll.addEventListener("scroll", () => this._schedule(), { passive: true });
+    this._resize = new ResizeObserver(() => this._schedule());
+    this._resize.observe(scroll);
+    this._sizeColumns();
+    this._refresh();
+  }
+
+  loadMore() {
+    if (this.end !== null || this.loading) return;
+    if (this.rows.length >= MAX_ROWS_IN_PAGE) return;
+    const n = this.host.pageSize;
+    if (this.host.requestMore(this, n)) this.requested += n;
+    this._refreshFooter();
+  }
+
+  _maybeAutoload() {
+    if (this.end !== null || this.loading || !this.rowHeight) return;
+    const { scrollTop, clientHeight, scrollHeight } = this.scroll;
+    if (scrollHeight > clientHeight && scrollTop + clientHeight >= scrollHeight - AUTOLOAD_MARGIN_ROWS * this.rowHeight) {
+      this.loadMore();
+    }
+  }
+
+  _schedule() {
+    if (this._frame) return;
+    this._frame = requestAnimationFrame(() => {
+      this._frame = 0;
+      this._renderWindow(false);
+      this._maybeAutoload();
+    });
+  }
+
+  _refresh() {
+    if (this.rows.length && this.colgroup.dataset.sized !== "rows") this._sizeColumns();
+    this._renderWindow(true);
+    this._refreshFooter();
+  }
+
+  /** Column widths from the header and the first rows (table-layout: fixed keeps them). */
+  _sizeColumns() {
+    const sample = this.rows.slice(0, 200);
+    const cols = this.colgroup.children;
+    const digits = String(Math.max(this.rows.length, 1000)).length;
+    cols[0].style.width = `${digits + 3}ch`;
+    this.columns.forEach((c, i) => {
+      let width = Math.max(c.name.length, c.type.length * 0.85);
+      for (const row of sample) {
+        const v = row[i];
+        const text = v === null ? "NULL" : displayValue(v, this.kinds[i]).text;
+        width = Math.max(width, Math.min(text.length, 60));
+      }
+      cols[i + 1].style.width = `${Math.min(Math.max(width + 3, 7), 48)}ch`;
+    });
+    if (sample.length) this.colgroup.dataset.sized = "rows";
+  }
+
+  _measureRowHeight() {
+    const probe = this.tbody.querySelector("tr.row");
+    if (probe) this.rowHeight = probe.getBoundingClientRect().height || this.rowHeight;
+  }
+
+  _renderWindow(force) {
+    const total = this.rows.length;
+    if (!this.rowHeight && total) {
+      this._fillRows(0, Math.min(total, 1), 0, 0);
+      this._measureRowHeight();
+      if (!this.rowHeight) this.rowHeight = 28;
+    }
+    const h = this.rowHeight || 28;
+    const viewport = this.scroll.clientHeight || 400;
+    const first = Math.max(0, Math.floor(this.scroll.scrollTop / h) - OVERSCAN);
+    const last = Math.min(total, Math.ceil((this.scroll.scrollTop + viewport) / h) + OVERSCAN);
+    if (!force && first === this._window[0] && last === this._window[1]) return;
+    this._window = [first, last];
+    this._fillRows(first, last, first * h, (total - last) * h);
+    this.cornerDigits = String(total).length;
+  }
+
+  _fillRows(first, last, topPad, bottomPad) {
+    const frag = document.createDocumentFragment();
+    const width = this.columns.length + 1;
+    if (topPad > 0) frag.append(spacer(topPad, width));
+    for (let r = first; r < last; r++) frag.append(this._row(r));
+    if (bottomPad > 0) frag.append(spacer(bottomPad, width));
+    if (!this.rows.length) {
+      const tr = document.createElement("tr");
+      tr.className = "empty";
+      const td = document.createElement("td");
+      td.colSpan = width;
+      td.textContent = this.end === null ? "Waiting for rows…" : "No rows";
+      tr.append(td);
+      frag.append(tr);
+    }
+    this.tbody.replaceChildren(frag);
+  }
+
+  _row(index) {
+    const tr = document.createElement("tr");
+    tr.className = "row";
+    const num = document.createElement("td");
+    num.className = "rownum";
+    num.textContent = String(index + 1);
+    tr.append(num);
+    const row = this.rows[index];
+    for (let i = 0; i < this.columns.length; i++) {
+      const td = document.createElement("td");
+      const v = row[i];
+      const kind = this.kinds[i];
+      if (v === null || v === undefined) {
+        td.className = `k-${kind} null`;
+        td.textContent = "NULL";
+        td.title = "SQL NULL";
+      } else {
+        const { text, cls } = displayValue(v, kind);
+        td.className = cls ? `k-${kind} ${cls}` : `k-${kind}`;
+        td.textContent = text;
+        if (text.length > 24) td.title = text;
+      }
+      tr.append(td);
+    }
+    return tr;
+  }
+
+  _refreshFooter() {
+    const n = this.rows.length;
+    let text;
+    switch (this.end) {
+      case "last": text = `${count(n)} ${n === 1 ? "row" : "rows"} (all)`; break;
+      case null: text = `${count(n)} ${n === 1 ? "row" : "rows"} loaded`; break;
+      case "lost": text = `${count(n)} rows loaded · connection lost, no more rows`; break;
+      default: text = `${count(n)} rows loaded · stream ${this.end}`;
+    }
+    this.counter.textContent = text;
+    this.element.dataset.end = this.end ?? "streaming";
+    this.truncMark.hidden = !this.truncated;
+    if (this.truncated) {
+      this.truncMark.textContent = this.limit !== null ? `truncated at limit ${count(this.limit)}` : "truncated";
+      this.truncMark.title = "The result has more rows than the cell's limit; they were left out.";
+    }
+    const capped = n >= MAX_ROWS_IN_PAGE;
+    this.moreButton.hidden = this.end !== null;
+    this.moreButton.disabled = this.loading || capped;
+    this.moreButton.textContent = capped ? `Page holds ${count(MAX_ROWS_IN_PAGE)} rows at most — use Download CSV`
+      : this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
+    if (this.rows.length && this.colgroup.children[0]) {
+      this.colgroup.children[0].style.width = `${String(Math.max(n, 1000)).length + 3}ch`;
+    }
+  }
+
+  destroy() {
+    this._resize.disconnect();
+    cancelAnimationFrame(this._frame);
+  }
+}
+
+function col(cls) {
+  const c = document.createElement("col");
+  if (cls) c.className = cls;
+  return c;
+}
+
+function spacer(height, width) {
+  const tr = document.createElement("tr");
+  tr.className = "spacer";
+  tr.setAttribute("aria-hidden", "true");
+  const td = document.createElement("td");
+  td.colSpan = width;
+  td.style.height = `${height}px`;
+  tr.append(td);
+  return tr;
+}
+
+function button(label, cls, onClick) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = `btn small ${cls}`;
+  b.textContent = label;
+  b.addEventListener("click", onClick);
+  return b;
+}

@@ -1,0 +1,103 @@
+// How result values look: in the table (faithful, typed) and in CSV (exact text).
+//
+// Wire mapping (protocol/arrow_json.py): SQL NULL is JSON null and nothing else is;
+// integers keep every digit (BigInt beyond 2^53, see protocol.js); decimals are strings
+// with their scale; NaN/Infinity are strings; dates and timestamps are ISO strings;
+// binary is base64; arrays, maps and structs are JSON arrays/objects.
+
+import { toJSONText } from "./protocol.js";
+
+const NUMERIC = /^(tinyint|smallint|int|bigint|float|double|decimal(\(.*\))?|byte|short|integer|long)$/;
+const FLOATING = /^(float|double)$/;
+const NESTED = /^(array|map|struct)</;
+
+/** How a column of Spark type `type` is rendered. */
+export function columnKind(type) {
+  const t = String(type).toLowerCase();
+  if (NUMERIC.test(t)) return FLOATING.test(t) ? "float" : "number";
+  if (t === "boolean") return "boolean";
+  if (t === "binary") return "binary";
+  if (NESTED.test(t) || t === "variant") return "nested";
+  if (t.startsWith("timestamp") || t === "date") return "temporal";
+  return "text";
+}
+
+/** A double as Spark prints it: integral values keep ".0" (3.0, not 3). */
+function formatFloat(value) {
+  if (typeof value === "string") return value;  // "NaN", "Infinity", "-Infinity"
+  const text = String(value);
+  return Number.isInteger(value) && !/e/i.test(text) ? text + ".0" : text;
+}
+
+function base64ToHex(text) {
+  try {
+    const bytes = atob(text);
+    let out = "";
+    for (let i = 0; i < bytes.length; i++) out += bytes.charCodeAt(i).toString(16).padStart(2, "0") + " ";
+    return "[" + out.trimEnd() + "]";
+  } catch {
+    return text;
+  }
+}
+
+/**
+ * Display text of a non-null value, and a CSS class for special values.
+ * @returns {{text: string, cls: string}}
+ */
+export function displayValue(value, kind) {
+  switch (kind) {
+    case "float":
+      if (typeof value === "string") return { text: value, cls: "special" };
+      return { text: formatFloat(value), cls: "" };
+    case "number":
+      return { text: typeof value === "string" ? value : String(value), cls: "" };
+    case "boolean":
+      return { text: String(value), cls: "bool" };
+    case "binary":
+      return { text: base64ToHex(value), cls: "" };
+    case "nested":
+      return { text: typeof value === "string" ? value : toJSONText(value), cls: "json" };
+    default:
+      return { text: typeof value === "string" ? value : toJSONText(value), cls: "" };
+  }
+}
+
+/** CSV text of one value (RFC 4180 quoting); NULL is an empty field. */
+export function csvField(value, kind) {
+  if (value === null || value === undefined) return "";
+  let text;
+  switch (kind) {
+    case "float": text = typeof value === "string" ? value : formatFloat(value); break;
+    case "nested": text = typeof value === "string" ? value : toJSONText(value); break;
+    default: text = typeof value === "string" ? value : toJSONText(value);
+  }
+  return /[",\r\n]/.test(text) || text === "" ? '"' + text.replace(/"/g, '""') + '"' : text;
+}
+
+export function csvLine(row, kinds) {
+  let line = "";
+  for (let i = 0; i < row.length; i++) {
+    if (i) line += ",";
+    line += csvField(row[i], kinds[i]);
+  }
+  return line + "\r\n";
+}
+
+export function csvHeader(columns) {
+  return csvLine(columns.map((c) => c.name), columns.map(() => "text"));
+}
+
+const INTEGER_FORMAT = new Intl.NumberFormat("en-US");
+
+/** 12345 → "12,345" (the page's fixed number style, whatever the browser locale). */
+export function count(n) {
+  return INTEGER_FORMAT.format(n);
+}
+
+/** Milliseconds → "850 ms", "3.2 s", "2 min 5 s". */
+export function duration(ms) {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
+}

@@ -1,0 +1,40 @@
+# The gateway: Python and the Spark Connect *client* only. It talks to a remote Spark Connect
+# server (SPARK_REMOTE / --remote), so the image has no JVM and no Spark jars.
+#
+# Build from the repository root:  docker build -f docker/gateway.Dockerfile -t spark-gateway/gateway .
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, in their own layer. The list is the project's own (pyproject.toml), with one
+# swap: pyspark[connect]==X is a ~320 MB sdist that carries every Spark jar; pyspark-client==X is
+# the same Connect client in pure Python (~20 MB, no jars) and cannot start a local JVM by mistake.
+# Same version on both sides, so nothing here can drift from pyproject.toml.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d.replace('pyspark[connect]', 'pyspark-client') for d in deps))" \
+        > /tmp/requirements.txt \
+    && cat /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The source is run in place rather than pip-installed: the web client (clients/web) is found next
+# to the gateway package, and it is not package data in pyproject.toml.
+COPY protocol ./protocol
+COPY gateway ./gateway
+COPY clients ./clients
+
+RUN useradd --system --uid 10001 --home-dir /app gateway
+USER gateway
+
+EXPOSE 8765
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8765/healthz', timeout=2)"]
+
+# Everything else comes from SPARK_GATEWAY_* variables or extra flags; SPARK_REMOTE is required
+# here (without it the gateway would try to start an embedded Spark, and this image has no Java).
+CMD ["python", "-m", "gateway", "serve", "--host", "0.0.0.0", "--port", "8765"]

@@ -1,0 +1,27 @@
+# Spark master, workers and the Spark Connect server: the official Apache Spark image, same
+# version as the gateway's pyspark client (pyproject.toml), plus the Python the gateway runs.
+#
+# Build:  docker build -f docker/spark.Dockerfile -t spark-gateway/spark docker
+ARG SPARK_IMAGE=apache/spark:4.0.1-scala2.13-java17-ubuntu
+FROM ${SPARK_IMAGE}
+
+# Python UDFs written in gateway sessions are pickled by the gateway's Python (3.11, see
+# gateway.Dockerfile) and run by the executors' Python, which must have the same minor version
+# (Spark refuses a mismatch). The image's Ubuntu 22.04 python3 is 3.10, so install 3.11.
+ARG PYTHON=python3.11
+USER root
+RUN set -ex; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends ${PYTHON}; \
+    rm -rf /var/lib/apt/lists/*; \
+    mkdir -p /data/warehouse; \
+    chown -R spark:spark /data
+ENV PYSPARK_PYTHON=${PYTHON}
+
+# /data is a volume shared by the Connect server and the workers (see docker-compose.yml), so
+# tables written by one executor are visible to all; created here so the volume is owned by spark.
+VOLUME /data
+USER spark
+# Master 7077 + UI 8080, worker UI 8081, Connect gRPC 15002 + Spark UI 4040.
+EXPOSE 7077 8080 8081 15002 4040
+# The base image's entrypoint runs any other command as given ("pass-through mode").
