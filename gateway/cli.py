@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
+import signal
 import logging
 import sys
 
@@ -27,6 +29,8 @@ def run_server(settings: config.Settings) -> int:
 
     from .app import create_app
 
+    # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see what a session waits on.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(settings)
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host

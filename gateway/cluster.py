@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,8 @@ class LocalCluster:
                          ui=self.master_ui_url)
             # Workers and the driver register with the master with back-offs of 10-20 s when
             # it is not there yet, so start them once it listens rather than all at once.
-            self._wait("the master to listen", deadline, lambda: _master_state(self.master_ui_url) is not None)
+            self._wait("the master to listen", deadline,
+                       lambda: _master_state(self.master_ui_url) is not None)
             for n in range(1, self.workers + 1):
                 self._launch(f"worker-{n}", WORKER_CLASS, self._worker_command(n))
             self._launch("connect", CONNECT_CLASS, self._connect_command(), url=self.connect_url,
@@ -180,17 +182,19 @@ class LocalCluster:
         with open(log, "wb") as out:
             # Own session: Ctrl-C in the terminal that ran `up` does not reach the cluster, and
             # the whole group (a worker and its executors) can be signalled together.
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=self._env(), cwd=self.state_dir, start_new_session=True)
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=self._env(), cwd=self.state_dir,
+                                       start_new_session=True)
         self._processes[name] = process  # spark-class execs java: this pid is the JVM's
         self.components.append(Component(name, main_class, process.pid, str(log), url, ui))
 
-    def _wait(self, what: str, deadline: float, ready: Any) -> None:
+    def _wait(self, what: str, deadline: float, ready: Callable[[], bool]) -> None:
         while not ready():
             for c in self.components:
                 # poll(), not is_running(): until exec the child's cmdline is still this Python's.
                 if self._processes[c.name].poll() is not None:
-                    raise ClusterError(f"{c.name} exited while waiting for {what}; log {c.log}:\n{_tail(c.log)}")
+                    raise ClusterError(f"{c.name} exited while waiting for {what}; "
+                                       f"log {c.log}:\n{_tail(c.log)}")
             if time.monotonic() > deadline:
                 raise ClusterError(f"timed out waiting for {what}; logs in {self.state_dir / 'logs'}")
             time.sleep(0.25)
@@ -300,27 +304,20 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
 
 def stop_components(components: list[Component], timeout: float = 20.0,
                     children: dict[str, subprocess.Popen[bytes]] | None = None) -> list[str]:
-    """SIGTERM each component's Spark JVMs (Connect, workers, master), SIGKILL after ``timeout``."""
-    order = sorted(components, key=lambda c: {CONNECT_CLASS: 0, WORKER_CLASS: 1}.get(c.main_class, 2))
+    """SIGTERM each component's Spark JVMs (Connect, workers, master), SIGKILL after ``timeout``.
+
+    Returns the names of the components that still had processes to stop.
+    """
     stopped = []
-    for step in ([c for c in order if c.main_class == CONNECT_CLASS],
-                 [c for c in order if c.main_class == WORKER_CLASS],
-                 [c for c in order if c.main_class == MASTER_CLASS]):
-        # Each component leads its own process group; only members that are Spark JVMs are signalled.
-        groups = {c.name: _group_members(c.pid) for c in step}
+    for main_class in (CONNECT_CLASS, WORKER_CLASS, MASTER_CLASS):
+        # Each component leads its own process group (a worker's includes its executors); only
+        # members that are Spark JVMs are signalled, so a reused pid is never hit.
+        groups = {c.name: _group_members(c.pid) for c in components if c.main_class == main_class}
         targets = [pid for pids in groups.values() for pid in pids]
         _signal(targets, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            _reap(children)
-            if not any(pid_alive(pid) for pid in targets):
-                break
-            time.sleep(0.1)
-        else:
+        if not _wait_gone(targets, timeout, children):
             _signal([pid for pid in targets if pid_alive(pid)], signal.SIGKILL)
-            while any(pid_alive(pid) for pid in targets):
-                _reap(children)
-                time.sleep(0.05)
+            _wait_gone(targets, 10.0, children)
         stopped += [name for name, pids in groups.items() if pids]
     return stopped
 
@@ -328,6 +325,16 @@ def stop_components(components: list[Component], timeout: float = 20.0,
 def pid_alive(pid: int) -> bool:
     """The process exists and is not a zombie."""
     return _state_letter(pid) not in ("Z", "")
+
+
+def _wait_gone(pids: list[int], timeout: float, children: dict[str, subprocess.Popen[bytes]] | None) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        _reap(children)  # our own children stay zombies (alive to /proc) until reaped
+        time.sleep(0.05)
+    return True
 
 
 def _reap(children: dict[str, subprocess.Popen[bytes]] | None) -> None:
@@ -365,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark-gateway cluster",
                                      description="A Spark standalone cluster on 127.0.0.1 from the pip wheel")
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start a master, workers and a Spark Connect server; print the sc:// URL")
+    up = commands.add_parser(
+        "up", help="start a master, workers and a Spark Connect server; print the sc:// URL")
     down = commands.add_parser("down", help="stop everything `up` started, by pid")
     status = commands.add_parser("status", help="show what is running")
     for sub in (up, down, status):

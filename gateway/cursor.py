@@ -9,6 +9,7 @@ one final event: a ``rows`` page with ``last: true`` or a ``result-closed``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -23,6 +24,8 @@ from . import spark
 from .outbox import Outbox
 
 EndReason = Literal["last", "closed", "interrupted", "error"]
+
+OPERATION_SETTLE_SECONDS = 1.0
 
 
 class ResultCursor:
@@ -56,7 +59,6 @@ class ResultCursor:
         self.end: EndReason | None = None
         self._credit_changed = anyio.Event()
         self._scope = anyio.CancelScope()
-        self._fetching = False
 
     def announce(self) -> None:
         """Send the ``result`` event that opens this stream."""
@@ -93,15 +95,15 @@ class ResultCursor:
         if self.end is not None or self._scope.cancel_called:
             return
         self.end = reason
-        if self._fetching:
-            # A fetch thread is inside Spark: interrupting makes it return at once.
-            with anyio.CancelScope(shield=True):
-                try:
-                    await anyio.to_thread.run_sync(
-                        spark.interrupt_operation, self._spark, self.stream.operation_id
-                    )
-                except Exception:  # noqa: BLE001, S110 - the operation may have ended already
-                    pass
+        # Ask Spark to stop first: a fetch thread inside Spark then returns at once, and an
+        # operation still being computed stops on the cluster, not just in the gateway.
+        with anyio.CancelScope(shield=True):
+            # Spark 4.0 loses an interrupt that lands while an operation is still submitting
+            # its job: the job then runs on with nobody to stop it. Let a young one settle.
+            await anyio.sleep(max(0.0, self.stream.opened_at + OPERATION_SETTLE_SECONDS - time.monotonic()))
+            await anyio.to_thread.run_sync(
+                _quietly, spark.interrupt_operation, self._spark, self.stream.operation_id
+            )
         self._scope.cancel()
 
     def _finish(self, reason: EndReason) -> None:
@@ -114,11 +116,7 @@ class ResultCursor:
         async with send:
             remaining = None if self.limit is None else self.limit + 1
             while remaining is None or remaining > 0:
-                self._fetching = True
-                try:
-                    rows = await anyio.to_thread.run_sync(self._next_rows, limiter=self._limiter)
-                finally:
-                    self._fetching = False
+                rows = await anyio.to_thread.run_sync(self._next_rows, limiter=self._limiter)
                 if rows is None:
                     return
                 if remaining is not None:
@@ -179,3 +177,11 @@ def _first_leaf(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def _quietly(fn: Callable[..., Any], *args: Any) -> None:
+    """Best-effort call to Spark during cleanup: the operation may have ended already."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - cleanup must not mask how the stream ended
+        pass

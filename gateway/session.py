@@ -97,6 +97,7 @@ class Session:
         self._token: Any = None
         self._last_progress: dict[str, tuple[float, Any]] = {}
         self._stopped = anyio.Event()
+        self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
 
     # ------------------------------------------------------------ lifetime
 
@@ -113,9 +114,14 @@ class Session:
     async def close(self) -> None:
         """The client is gone: stop its work on Spark and release its Spark session."""
         with anyio.CancelScope(shield=True):
+            interrupted = [e.tag for e in self._executions.values() if e.state is not State.QUEUED]
+            interrupted += self._unreaped  # reaps cut short by the close
             for execution in list(self._executions.values()):
                 await self._interrupt(execution)
             self.outbox.close()
+            if interrupted:
+                with anyio.move_on_after(5):
+                    await self._reap(interrupted, delays=(0.0, 0.5, 1.5))
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._stopped.wait()  # cursors have released their Spark operations
@@ -195,12 +201,36 @@ class Session:
             self._queue.remove(execution)
             self._finish(execution)
             return
-        if execution.state is State.RUNNING:
-            self._worker.interrupt()  # pure-Python code
-            if self._spark is not None:  # Spark jobs the code started, on the cluster
-                await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, execution.tag)
+        if execution.state is State.RUNNING and self._tg is not None:
+            self._tg.start_soon(self._stop_code, execution)
         for cursor in execution.open_cursors:
             await cursor.close("interrupted")
+
+    async def _reap(self, tags: list[str], delays: tuple[float, ...] = (0.3, 0.7, 1.5, 3.0)) -> None:
+        """Interrupt the tags again for a few seconds after the fact.
+
+        Spark loses an interrupt that arrives while an operation is still being set up: its
+        job then starts afterwards and would run with nobody listening. The job carries the
+        execution's tag, so asking again catches it.
+        """
+        for delay in delays:
+            await anyio.sleep(delay)
+            if self._spark is not None:
+                for tag in tags:
+                    await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, tag)
+        self._unreaped.difference_update(tags)
+
+    async def _stop_code(self, execution: Execution) -> None:
+        """Stop running code: Spark operations by tag, Python by an async exception.
+
+        Repeated until the code returns, because an operation whose request is still in
+        flight when the tag is interrupted would otherwise escape.
+        """
+        while execution.state is State.RUNNING:
+            self._worker.interrupt()  # only has an effect inside user Python code
+            if self._spark is not None:
+                await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, execution.tag)
+            await anyio.sleep(0.5)
 
     # ------------------------------------------------------------ executions
 
@@ -230,6 +260,9 @@ class Session:
             return  # the executor finishes it when the code returns
         execution.move(execution.final_status())
         self.outbox.put(execution.finished_event())
+        if execution.state is State.INTERRUPTED and execution.started_at is not None and self._tg is not None:
+            self._unreaped.add(execution.tag)
+            self._tg.start_soon(self._reap, [execution.tag])
         del self._executions[execution.id]
         self._finished_ids.add(execution.id)
         self._last_progress.pop(execution.id, None)
@@ -248,7 +281,7 @@ class Session:
             spark.bind_thread(session)
             spark.add_tag(session, execution.tag)
             try:
-                self._worker.interruptible(partial(self._run_body, execution, session))
+                self._run_body(execution, session)
             finally:
                 spark.remove_tag(session, execution.tag)
         except ExecutionInterrupted:
@@ -276,7 +309,9 @@ class Session:
         if request.language == "sql":
             self._show(execution, spark.run_sql(session, request.code))
             return
-        value = spark.run_python(self._namespace, request.code, f"<cell {request.id}>")
+        # Only user code gets async-exception interrupts; Spark calls are stopped by tag.
+        value = self._worker.interruptible(
+            partial(spark.run_python, self._namespace, request.code, f"<cell {request.id}>"))
         if spark.is_dataframe(value):
             self._show(execution, value)
         elif value is not None:
@@ -323,6 +358,8 @@ class Session:
         cursor.announce()
         assert self._tg is not None
         self._tg.start_soon(self._run_cursor, execution, cursor)
+        if execution.interrupt_requested:  # interrupted while Spark was opening it
+            await cursor.close("interrupted")
 
     async def _run_cursor(self, execution: Execution, cursor: ResultCursor) -> None:
         await cursor.run()

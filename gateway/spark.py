@@ -14,6 +14,7 @@ import linecache
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,6 +147,7 @@ class ResultStream:
     columns: list[Column]
     _batches: Iterator[Any]
     _first: list[pa.RecordBatch] = field(default_factory=list)
+    opened_at: float = field(default_factory=time.monotonic)
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next batch, or None at the end (blocking: call from a worker thread)."""

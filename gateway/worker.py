@@ -20,8 +20,12 @@ import anyio.lowlevel
 T = TypeVar("T")
 
 
-class ExecutionInterrupted(BaseException):
-    """Raised in the worker thread by an interrupt; BaseException so ``except Exception`` can't swallow it."""
+class ExecutionInterrupted(KeyboardInterrupt):
+    """Raised in the worker thread by an interrupt.
+
+    A KeyboardInterrupt, so ``except Exception`` in user code cannot swallow it and
+    pyspark, on seeing it during an operation, interrupts that operation on the server.
+    """
 
 
 class Worker:

@@ -101,10 +101,13 @@ def gateway(spark_remote: str) -> Iterator[GatewayProcess]:
 
 
 def running_jobs(server: EmbeddedSparkServer) -> list[dict]:
-    """Jobs Spark itself reports as running (from its UI's REST API)."""
+    """Jobs, and tasks still active, that Spark itself reports (from its UI's REST API)."""
     import json
 
     base = f"{server.ui_url}/api/v1/applications"
     apps = json.load(urllib.request.urlopen(base, timeout=30))
-    jobs = json.load(urllib.request.urlopen(f"{base}/{apps[0]['id']}/jobs?status=running", timeout=30))
-    return list(jobs)
+    app = f"{base}/{apps[0]['id']}"
+    jobs = list(json.load(urllib.request.urlopen(f"{app}/jobs?status=running", timeout=30)))
+    executors = json.load(urllib.request.urlopen(f"{app}/executors", timeout=30))
+    busy = [{"executor": e["id"], "activeTasks": e["activeTasks"]} for e in executors if e["activeTasks"]]
+    return jobs + busy

@@ -1,7 +1,7 @@
 """The real gateway against a real Spark standalone cluster (gateway.cluster): master, two workers
 and a Spark Connect server, each its own JVM on 127.0.0.1, started from the pip wheel.
 
-One cluster for the module (about 25 s to start on 2 cores, 10 s more for the first query).
+One cluster for the module: 25-40 s to start on 2 cores, 10-20 s more for the first (cold) query.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import psutil
 import pytest
 
 from gateway.cluster import LocalCluster, is_running, pid_alive
@@ -51,23 +52,39 @@ def cluster_gateway(cluster: LocalCluster) -> Iterator[GatewayProcess]:
 
 
 def active_tasks(cluster: LocalCluster) -> int:
+    """Tasks running on the executors now, as the driver reports them."""
     return sum(int(e.get("activeTasks", 0)) for e in cluster.executors())
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Poll a blocking ``predicate`` (an HTTP call) in a worker thread until it holds."""
+    while True:
+        if await anyio.to_thread.run_sync(predicate):
+            return
+        await anyio.sleep(0.2)
+
+
+def cluster_cli(command: str, cluster: LocalCluster) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway.cluster <command>`` on the fixture's state dir, as a user would run it."""
+    argv = [sys.executable, "-m", "gateway.cluster", command, "--state-dir", str(cluster.state_dir)]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
 
 def test_up_registers_two_executors_in_worker_processes(cluster: LocalCluster) -> None:
     """`up` returns once two executors run, each a child JVM of its own worker; `status` shows it all."""
     assert len(cluster.executor_ids()) == 2
     pids = cluster.executor_pids()
-    assert len(pids) == 2
+    workers = {cluster.pid_of("worker-1"), cluster.pid_of("worker-2")}
+    assert len(pids) == 2 and {psutil.Process(pid).ppid() for pid in pids} == workers
     assert all(is_running(c) for c in cluster.components)
-    status = subprocess.run([sys.executable, "-m", "gateway.cluster", "status", "--state-dir", str(cluster.state_dir)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    status = cluster_cli("status", cluster)
     assert status.returncode == 0, status.stdout + status.stderr
     assert status.stdout.count(" running ") == 4 and "alive workers: 2" in status.stdout
     assert cluster.connect_url in status.stdout
 
 
-async def test_queries_run_on_the_workers_executors(cluster: LocalCluster, cluster_gateway: GatewayProcess) -> None:
+async def test_queries_run_on_the_workers_executors(
+        cluster: LocalCluster, cluster_gateway: GatewayProcess) -> None:
     """Tasks of a query over 8 partitions ran in exactly the two executor JVMs, not in the driver."""
     async with open_client(cluster_gateway.ws_url) as client:
         events = await client.run(PIDS, id="pids")
@@ -84,15 +101,13 @@ async def test_interrupt_stops_the_tasks_on_the_executors(
         await client.execute(LONG_JOB, id="long")
         await client.recv_until(lambda e: e["type"] == "started" and e["id"] == "long")
         with anyio.fail_after(30):
-            while await anyio.to_thread.run_sync(active_tasks, cluster) < 2:
-                await anyio.sleep(0.2)
+            await until(lambda: active_tasks(cluster) >= 2)
         sent = time.monotonic()
         await client.send({"type": "interrupt", "id": "long"})
         done = await client.recv_until(lambda e: e["type"] == "finished" and e["id"] == "long")
         assert done[-1]["status"] == "interrupted" and time.monotonic() - sent < 10
         with anyio.fail_after(20):
-            while await anyio.to_thread.run_sync(active_tasks, cluster):
-                await anyio.sleep(0.2)
+            await until(lambda: active_tasks(cluster) == 0)
         after = await client.run("SELECT 'after' AS x", id="after")
         assert rows_of(after) == [["after"]] and after[-1]["status"] == "ok"
 
@@ -115,13 +130,11 @@ def test_down_stops_every_process_by_pid(cluster: LocalCluster) -> None:
     """`down` stops the Connect server, executors, workers and master by their recorded pids."""
     executors = cluster.executor_pids()
     components = list(cluster.components)
-    down = subprocess.run([sys.executable, "-m", "gateway.cluster", "down", "--state-dir", str(cluster.state_dir)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=90)
+    down = cluster_cli("down", cluster)
     assert down.returncode == 0, down.stderr
     assert "stopped connect, worker-1, worker-2, master" in down.stderr
     assert not [c.name for c in components if is_running(c)]
     assert not [pid for pid in executors if pid_alive(pid)]
     assert not cluster.state_path.exists()
-    status = subprocess.run([sys.executable, "-m", "gateway.cluster", "status", "--state-dir", str(cluster.state_dir)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=30)
+    status = cluster_cli("status", cluster)
     assert status.returncode == 1 and "no cluster" in status.stdout

@@ -191,7 +191,8 @@ async def test_interrupt_stops_the_spark_job_and_queue_continues(
         await wait_no_running_jobs(spark_server)
 
 
-async def test_interrupt_stops_python_loops_and_spark_jobs_from_python(gateway: GatewayProcess) -> None:
+async def test_interrupt_stops_python_loops_and_spark_jobs_from_python(
+        gateway: GatewayProcess, spark_server) -> None:
     """Pure-Python loops and Spark actions started from Python both stop on interrupt."""
     async with open_client(gateway.ws_url) as client:
         for code in ("while True:\n    pass", f"spark.sql('{LONG_JOB}').collect()"):
@@ -201,11 +202,12 @@ async def test_interrupt_stops_python_loops_and_spark_jobs_from_python(gateway: 
             await client.send({"type": "interrupt", "id": code[:5]})
             done = await client.recv_until(lambda e: e["type"] == "finished", timeout=20)
             assert done[-1]["status"] == "interrupted"
+            await wait_no_running_jobs(spark_server)
         again = await client.run("1 + 1", id="after", language="python")
         assert of_type(again, "value")[0]["text"] == "2"
 
 
-async def test_interrupt_everything(gateway: GatewayProcess) -> None:
+async def test_interrupt_everything(gateway: GatewayProcess, spark_server) -> None:
     """An interrupt without id stops the running execution and every queued one."""
     async with open_client(gateway.ws_url) as client:
         for n in range(3):
@@ -219,6 +221,7 @@ async def test_interrupt_everything(gateway: GatewayProcess) -> None:
                 statuses[event["id"]] = event["status"]
         assert statuses == {"j0": "interrupted", "j1": "interrupted", "j2": "interrupted"}
         assert [e["id"] for e in of_type(client.events, "started")] == ["j0"]
+        await wait_no_running_jobs(spark_server)
 
 
 async def test_close_result_releases_it(gateway: GatewayProcess, spark_server) -> None:

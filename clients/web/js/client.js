@@ -65,6 +65,16 @@ export class GatewayClient {
     return this.connection.send(P.interrupt(id));
   }
 
+  /**
+   * Stop everything in the session. The queued executions are cancelled one by one,
+   * newest first, before the catch-all interrupt: the gateway handles requests in order,
+   * and a queued execution must not start while the running one is being stopped.
+   */
+  interruptAll() {
+    for (const id of [...this.queue].reverse()) this.connection.send(P.interrupt(id));
+    return this.connection.send(P.interrupt(null));
+  }
+
   streamRows(id, result, maxRows) {
     return this.connection.send(P.streamRows(id, result, maxRows));
   }

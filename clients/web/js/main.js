@@ -84,6 +84,8 @@ const STATE_TEXT = {
 let countdown = 0;
 
 function showConnection(state, detail, client) {
+  // The socket is open, but the session is usable only once its `session` event is in.
+  if (state === "connected" && !client.session) state = "connecting";
   const box = $("#connection");
   box.dataset.state = state;
   const text = $("#connection-text");

@@ -285,7 +285,7 @@ export class Notebook {
   }
 
   stopAll() {
-    this.client.interrupt(null);
+    this.client.interruptAll();
   }
 
   save() {

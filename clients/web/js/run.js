@@ -169,7 +169,9 @@ export class RunView {
   }
 
   progress(msg) {
-    if (!this.open) return;
+    // Only while the code runs: once the first pages are in, Spark's remaining work waits
+    // for the user (no credit, no fetching), and a stalled bar would only mislead.
+    if (this.state !== "running") return;
     const total = msg.tasks_total;
     const done = msg.tasks_done;
     this.progressEl.hidden = false;

@@ -107,6 +107,12 @@ export class ResultTable {
       headRow.append(th);
       colgroup.append(col());
     });
+    // A last, empty column takes the width the data columns leave, so the grid fills the box.
+    const fill = document.createElement("th");
+    fill.className = "filler";
+    fill.setAttribute("aria-hidden", "true");
+    headRow.append(fill);
+    colgroup.append(col("filler"));
     thead.append(headRow);
     this.tbody = document.createElement("tbody");
     this.colgroup = colgroup;
@@ -213,7 +219,7 @@ export class ResultTable {
 
   _fillRows(first, last, topPad, bottomPad) {
     const frag = document.createDocumentFragment();
-    const width = this.columns.length + 1;
+    const width = this.columns.length + 2;
     if (topPad > 0) frag.append(spacer(topPad, width));
     for (let r = first; r < last; r++) frag.append(this._row(r));
     if (bottomPad > 0) frag.append(spacer(bottomPad, width));
@@ -222,7 +228,7 @@ export class ResultTable {
       tr.className = "empty";
       const td = document.createElement("td");
       td.colSpan = width;
-      td.textContent = this.end === null ? "Waiting for rows…" : "No rows";
+      td.textContent = this.end === null ? "…" : "No rows";
       tr.append(td);
       frag.append(tr);
     }
@@ -253,6 +259,9 @@ export class ResultTable {
       }
       tr.append(td);
     }
+    const fill = document.createElement("td");
+    fill.className = "filler";
+    tr.append(fill);
     return tr;
   }
 
@@ -261,7 +270,7 @@ export class ResultTable {
     let text;
     switch (this.end) {
       case "last": text = `${count(n)} ${n === 1 ? "row" : "rows"} (all)`; break;
-      case null: text = `${count(n)} ${n === 1 ? "row" : "rows"} loaded`; break;
+      case null: text = n ? `${count(n)} ${n === 1 ? "row" : "rows"} loaded` : "Waiting for the first rows…"; break;
       case "lost": text = `${count(n)} rows loaded · connection lost, no more rows`; break;
       default: text = `${count(n)} rows loaded · stream ${this.end}`;
     }
@@ -273,7 +282,8 @@ export class ResultTable {
       this.truncMark.title = "The result has more rows than the cell's limit; they were left out.";
     }
     const capped = n >= MAX_ROWS_IN_PAGE;
-    this.moreButton.hidden = this.end !== null;
+    this.moreButton.hidden = this.end !== null || n === 0;
+    this.downloadButton.hidden = this.end === null && n === 0 && !this.exporting;
     this.moreButton.disabled = this.loading || capped;
     this.moreButton.textContent = capped ? `Page holds ${count(MAX_ROWS_IN_PAGE)} rows at most — use Download CSV`
       : this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;

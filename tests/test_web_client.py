@@ -1,0 +1,434 @@
+"""The bundled web notebook in a real Chromium, against the real gateway and real Spark.
+
+Playwright drives Debian's ``chromium`` package (never ``playwright install``). Each test
+gets a fresh browser context, hence a fresh page, websocket, gateway session and Spark
+session (with the sample tables: the gateway runs with ``--sample-data``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from gateway import sample_data
+from tests.conftest import ARTIFACTS, GatewayProcess
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+VIEWPORT = {"width": 1280, "height": 800}
+# Long enough that only Stop ends it: 10^11 rows summed on local[2].
+LONG_QUERY = "SELECT sum(id) FROM range(0, 100000000000, 1, 4)"
+RUN_TIMEOUT = 60_000  # ms, for anything that waits on Spark
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
+    """The real gateway serving the web client, with the sample tables."""
+    process = GatewayProcess(spark_remote, "--sample-data")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+class Notebook:
+    """The page under test, with the few gestures the tests need."""
+
+    def __init__(self, page: object, errors: list[str]) -> None:
+        self.page = page
+        self.errors = errors
+
+    def cell(self, index: int):  # type: ignore[no-untyped-def]
+        return self.page.locator(".cell").nth(index)
+
+    def add_cell(self, language: str, code: str):  # type: ignore[no-untyped-def]
+        """Append a cell through the toolbar, type-in its code, return its locator."""
+        count = self.page.locator(".cell").count()
+        self.page.click(f"#add-{language}")
+        cell = self.cell(count)
+        expect(cell.locator("select.lang")).to_have_value(language)
+        cell.locator("textarea").fill(code)
+        return cell
+
+    def run(self, cell):  # type: ignore[no-untyped-def]
+        cell.locator("textarea").press("Control+Enter")
+
+    def wait_status(self, cell, status: str, timeout: float = RUN_TIMEOUT) -> None:  # type: ignore[no-untyped-def]
+        try:
+            expect(cell.locator(".run")).to_have_attribute("data-status", status, timeout=timeout)
+        except AssertionError as exc:
+            shown = cell.locator(".cell-output").inner_text() if cell.locator(".run").count() else "(no run)"
+            state = self.page.locator("#connection").inner_text()
+            toasts = self.page.locator(".toast").all_inner_texts()
+            raise AssertionError(f"cell never reached {status!r} (connection: {state}; notices: {toasts}); "
+                                 f"its output shows:\n{shown[:2000]}") from exc
+
+    def column(self, cell, index: int) -> list[str]:  # type: ignore[no-untyped-def]
+        """Texts of column ``index`` (0-based, row numbers excluded) of the rows in the DOM."""
+        return cell.locator(f"table.grid tr.row td:nth-child({index + 2})").all_inner_texts()
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        path = ARTIFACTS / name
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def open_notebook(browser: object, gateway: GatewayProcess, **context_args: object) -> tuple[object, Notebook]:
+    context = browser.new_context(viewport=context_args.pop("viewport", VIEWPORT), accept_downloads=True,
+                                  **context_args)
+    # The File System Access picker is a native dialog headless Chromium cannot answer;
+    # without it the client streams CSV into Blob parts and downloads through a link.
+    context.add_init_script("delete window.showSaveFilePicker;")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(gateway.http_url + "/")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+    return context, Notebook(page, errors)
+
+
+@pytest.fixture
+def notebook(browser: object, web_gateway: GatewayProcess) -> Iterator[Notebook]:
+    context, nb = open_notebook(browser, web_gateway)
+    yield nb
+    context.close()
+    assert nb.errors == [], f"uncaught errors in the page: {nb.errors}"
+
+
+def expected_city_revenue() -> list[tuple[str, str]]:
+    """Top cities by revenue, computed here from the sample rows themselves."""
+    consumers, sales = sample_data.rows()
+    city = {c[0]: c[3] for c in consumers}
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    for sale in sales:
+        revenue[city[sale[1]]] += sale[3]
+    return [(c, str(r)) for c, r in sorted(revenue.items(), key=lambda kv: kv[1], reverse=True)]
+
+
+# ------------------------------------------------------------------ tests
+
+
+def test_first_cell_joins_the_sample_tables(notebook: Notebook) -> None:
+    """The first cell joins sales and consumers and shows each city's exact revenue."""
+    cell = notebook.cell(0)
+    code = cell.locator("textarea").input_value()
+    assert "FROM sales" in code and "JOIN consumers" in code
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    headers = cell.locator("table.grid th .col-name").all_inner_texts()
+    assert headers == ["city", "customers", "orders", "revenue"]
+    assert cell.locator("table.grid th .col-type").all_inner_texts()[-1] == "decimal(20,2)"
+    expect(cell.locator(".row-counter")).to_have_text("12 rows (all)")
+    expected = expected_city_revenue()
+    assert list(zip(notebook.column(cell, 0), notebook.column(cell, 3), strict=True)) == expected
+    notebook.page.evaluate("window.scrollTo(0, 0)")
+    notebook.screenshot("web-notebook.png")
+
+
+def test_pages_through_5000_rows(notebook: Notebook) -> None:
+    """Load more and scrolling fetch pages with stream-rows until all 5,000 rows, the last being 4999."""
+    cell = notebook.add_cell("sql", "SELECT id FROM range(5000)")
+    notebook.run(cell)
+    counter = cell.locator(".row-counter")
+    expect(counter).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
+    notebook.wait_status(cell, "ready")  # the query is done; the rest comes on demand
+    cell.locator("button.load-more").click()
+    expect(counter).to_have_text("2,000 rows loaded")
+    notebook.screenshot("web-paging.png")
+    scroller = cell.locator(".table-scroll")
+    for expected in ("3,000 rows loaded", "4,000 rows loaded", "5,000 rows (all)"):
+        scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+        expect(counter).to_have_text(expected)
+    notebook.wait_status(cell, "ok")
+    expect(cell.locator("button.load-more")).to_be_hidden()
+    scroller.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    last = cell.locator("table.grid tr.row").last
+    expect(last.locator("td.rownum")).to_have_text("5000")
+    expect(last.locator("td").nth(1)).to_have_text("4999")
+
+
+def test_python_prints_and_returns_a_dataframe(notebook: Notebook) -> None:
+    """A Python cell's print() output and its trailing DataFrame both show, in order."""
+    cell = notebook.add_cell("python", 'print("hello from python")\nspark.range(3).selectExpr("id", "id * 2 AS twice")')
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    expect(cell.locator("pre.stream")).to_have_text("hello from python\n")
+    assert cell.locator("table.grid th .col-name").all_inner_texts() == ["id", "twice"]
+    assert notebook.column(cell, 1) == ["0", "2", "4"]
+    value = notebook.add_cell("python", "x = 20\nx * 2 + 2")
+    notebook.run(value)
+    notebook.wait_status(value, "ok")
+    expect(value.locator(".value-out pre")).to_have_text("42")
+    expect(value.locator(".value-type")).to_have_text("int")
+    cell.scroll_into_view_if_needed()
+    notebook.screenshot("web-python.png")
+
+
+def test_stop_interrupts_a_long_query(notebook: Notebook) -> None:
+    """Stop sends interrupt: a long Spark job ends as interrupted and the session runs on."""
+    cell = notebook.add_cell("sql", LONG_QUERY)
+    notebook.run(cell)
+    notebook.wait_status(cell, "running")
+    expect(cell.locator(".progress")).to_be_visible(timeout=RUN_TIMEOUT)  # live task progress
+    expect(cell.locator(".progress-text")).to_contain_text("tasks")
+    notebook.screenshot("web-running.png")
+    stop = cell.locator("button.icon-stop")
+    expect(stop).to_be_visible()
+    stop.click()
+    notebook.wait_status(cell, "interrupted", timeout=30_000)
+    expect(stop).to_be_hidden()
+    after = notebook.add_cell("sql", "SELECT 'still here' AS msg")
+    notebook.run(after)
+    notebook.wait_status(after, "ok")
+    assert notebook.column(after, 0) == ["still here"]
+
+
+def test_queue_positions_and_stop_all(notebook: Notebook) -> None:
+    """Cells run FIFO: later cells show their queue position; Stop all ends them all."""
+    long = notebook.add_cell("sql", LONG_QUERY)
+    second = notebook.add_cell("sql", "SELECT 2")
+    third = notebook.add_cell("python", "3")
+    notebook.run(long)
+    notebook.wait_status(long, "running")
+    notebook.run(second)
+    notebook.run(third)
+    expect(second.locator(".status-badge")).to_have_text("queued (position 1)")
+    expect(third.locator(".status-badge")).to_have_text("queued (position 2)")
+    notebook.page.click("#stop-all")
+    for cell in (long, second, third):
+        notebook.wait_status(cell, "interrupted", timeout=30_000)
+
+
+def test_error_highlights_the_failing_fragment(notebook: Notebook) -> None:
+    """A SQL error shows class, SQL state and message, and marks the fragment in the code."""
+    cell = notebook.add_cell("sql", "SELECT *\nFROM no_such_table")
+    notebook.run(cell)
+    notebook.wait_status(cell, "error")
+    box = cell.locator(".error-box")
+    expect(box.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
+    expect(box.locator(".sql-state")).to_have_text("SQLSTATE 42P01")
+    expect(box.locator(".error-message")).to_contain_text("no_such_table")
+    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")
+    expect(cell.locator(".gutter .error")).to_have_text("2")
+    expect(box.locator(".where-label")).to_have_text("line 2, column 6")
+    cell.scroll_into_view_if_needed()
+    notebook.screenshot("web-error.png")
+    # Editing the code removes the stale mark.
+    cell.locator("textarea").press("End")
+    cell.locator("textarea").type(" t")
+    expect(cell.locator(".code-layer mark.error-fragment")).to_have_count(0)
+
+
+def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
+    """A Python exception shows its type, message and traceback, and marks the failing line."""
+    cell = notebook.add_cell("python", "a = 1\nb = 0\na / b")
+    notebook.run(cell)
+    notebook.wait_status(cell, "error")
+    box = cell.locator(".error-box")
+    expect(box.locator(".error-class")).to_have_text("ZeroDivisionError")
+    expect(box.locator("details.traceback pre")).to_contain_text("ZeroDivisionError: division by zero")
+    expect(cell.locator(".gutter .error")).to_have_text("3")
+
+
+def test_values_are_exact_and_null_is_distinct(notebook: Notebook) -> None:
+    """Integers beyond 2^53, decimals, NaN, timestamps, nested values and NULL render exactly."""
+    cell = notebook.add_cell("sql", (
+        "SELECT 9007199254740993 AS big, CAST('-9223372036854775808' AS BIGINT) AS min_long, "
+        "CAST(12.3 AS DECIMAL(10,3)) AS dec, NULL AS n, 'null' AS s, CAST(NULL AS STRING) AS ns, "
+        "double('NaN') AS nan, 2.0D AS two, TIMESTAMP'2024-01-02 03:04:05.123456' AS ts, DATE'2024-01-02' AS d, "
+        "array(1, 2) AS arr, map('k', 9007199254740993) AS m, named_struct('x', 1, 'y', 'two') AS st, "
+        "X'0102FF' AS bin"))
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    cells = cell.locator("table.grid tr.row td:not(.rownum):not(.filler)")
+    texts = cells.all_inner_texts()
+    assert texts == ["9007199254740993", "-9223372036854775808", "12.300", "NULL", "null", "NULL", "NaN", "2.0",
+                     "2024-01-02T03:04:05.123456Z", "2024-01-02", "[1,2]", '{"k":9007199254740993}',
+                     '{"x":1,"y":"two"}', "[01 02 ff]"]
+    classes = [c.split() for c in cells.evaluate_all("tds => tds.map(td => td.className)")]
+    assert "null" in classes[3] and "null" in classes[5]
+    assert "null" not in classes[4]  # the text 'null' is just text
+
+
+def test_limit_marks_truncated_results(notebook: Notebook) -> None:
+    """With a row limit, a longer result stops at the limit and says it was truncated."""
+    cell = notebook.add_cell("sql", "SELECT id FROM range(100)")
+    cell.locator("input.limit-input").fill("10")
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    expect(cell.locator(".row-counter")).to_have_text("10 rows (all)")
+    expect(cell.locator(".truncated-mark")).to_have_text("truncated at limit 10")
+
+
+def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Path) -> None:
+    """Download CSV writes every row of the result, also the rows not loaded in the page."""
+    cell = notebook.add_cell("sql", "SELECT id, CASE WHEN id % 2 = 0 THEN 'a,\"b\"' END AS txt FROM range(2500)")
+    notebook.run(cell)
+    expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
+    with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
+        cell.locator("button.download-csv").click()
+    target = tmp_path / "result.csv"
+    info.value.save_as(target)
+    rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
+    assert rows[0] == ["id", "txt"]
+    assert len(rows) == 2501
+    assert rows[1] == ["0", 'a,"b"'] and rows[2] == ["1", ""] and rows[-1] == ["2499", ""]
+    expect(cell.locator(".export-status")).to_have_text("Downloaded 2,500 rows")
+    expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded")  # the table pages on its own
+
+    # A result the page holds whole is written from memory, without running the query again.
+    first = notebook.cell(0)
+    notebook.run(first)
+    notebook.wait_status(first, "ok")
+    with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
+        first.locator("button.download-csv").click()
+    info.value.save_as(target)
+    rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
+    assert rows[0] == ["city", "customers", "orders", "revenue"]
+    assert [(r[0], r[3]) for r in rows[1:]] == expected_city_revenue()
+
+
+def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
+    """When the socket drops the page says so, reconnects by itself, warns of the new session, and runs again."""
+    page = notebook.page
+    cell = notebook.add_cell("sql", "SELECT 1 AS one")
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    first_session = page.evaluate("sparkGateway.client.session.session_id")
+
+    page.context.set_offline(True)  # the network goes away
+    expect(page.locator("#connection")).to_have_attribute("data-state", re.compile("reconnecting|disconnected"))
+    expect(page.locator("#banner")).to_contain_text("Disconnected")
+    notebook.run(cell)  # refused while offline, with a notice
+    expect(page.locator(".toast")).to_contain_text("Not connected")
+    page.context.set_offline(False)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(page.locator("#banner")).to_contain_text("new Spark session")
+    assert page.evaluate("sparkGateway.client.session.session_id") != first_session
+    page.evaluate("window.scrollTo(0, 0)")
+    notebook.screenshot("web-reconnected.png")
+
+    # The gateway side going away (the socket closes under the page) recovers the same way.
+    page.evaluate("sparkGateway.client.connection.socket.close()")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    assert notebook.column(cell, 0) == ["1"]
+
+
+def test_results_left_open_are_marked_lost_on_disconnect(notebook: Notebook) -> None:
+    """Rows already loaded stay visible when the connection drops; the table says no more will come."""
+    cell = notebook.add_cell("sql", "SELECT id FROM range(3000)")
+    notebook.run(cell)
+    notebook.wait_status(cell, "ready")
+    notebook.page.evaluate("sparkGateway.client.connection.socket.close()")
+    expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded · connection lost, no more rows")
+    notebook.wait_status(cell, "lost")
+    expect(cell.locator("button.load-more")).to_be_hidden()
+    expect(notebook.page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+
+
+def test_dark_mode_follows_the_system_and_toggles(browser: object, web_gateway: GatewayProcess) -> None:
+    """The page starts in the system's colour scheme and the toggle switches it."""
+    context, nb = open_notebook(browser, web_gateway, color_scheme="dark")
+    try:
+        html = nb.page.locator("html")
+        expect(html).to_have_attribute("data-theme", "dark")
+        cell = nb.cell(0)
+        nb.run(cell)
+        nb.wait_status(cell, "ok")
+        error = nb.add_cell("sql", "SELECT amount FROM sales WHERE nope > 1")
+        nb.run(error)
+        nb.wait_status(error, "error")
+        nb.page.evaluate("window.scrollTo(0, 0)")
+        nb.screenshot("web-dark.png")
+        nb.page.click("#theme-toggle")
+        expect(html).to_have_attribute("data-theme", "light")
+        nb.page.reload()  # the choice is remembered
+        expect(html).to_have_attribute("data-theme", "light")
+        assert nb.errors == []
+    finally:
+        context.close()
+
+
+def test_narrow_window_stays_usable(browser: object, web_gateway: GatewayProcess) -> None:
+    """At phone width nothing overflows the page sideways and cells still run."""
+    context, nb = open_notebook(browser, web_gateway, viewport={"width": 420, "height": 860})
+    try:
+        cell = nb.cell(0)
+        nb.run(cell)
+        nb.wait_status(cell, "ok")
+        width = nb.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 420
+        expect(cell.locator("button.icon-run")).to_be_in_viewport()
+        nb.screenshot("web-narrow.png")
+        assert nb.errors == []
+    finally:
+        context.close()
+
+
+def test_cells_survive_a_reload(notebook: Notebook) -> None:
+    """Cells (code, language, limit) are kept in the browser across a reload."""
+    cell = notebook.add_cell("python", "print('kept')")
+    cell.locator("input.limit-input").fill("7")
+    count = notebook.page.locator(".cell").count()
+    notebook.page.wait_for_function(
+        "(localStorage.getItem('spark-gateway.notebook.v1') || '').includes('\"limit\":7')")
+    notebook.page.reload()
+    expect(notebook.page.locator(".cell")).to_have_count(count)
+    last = notebook.cell(count - 1)
+    expect(last.locator("textarea")).to_have_value("print('kept')")
+    expect(last.locator("select.lang")).to_have_value("python")
+    expect(last.locator("input.limit-input")).to_have_value("7")
+
+
+def test_keyboard_runs_and_moves_between_cells(notebook: Notebook) -> None:
+    """Tab indents, Shift+Enter runs and moves to a new cell, Esc and arrows move between cells."""
+    page = notebook.page
+    cell = notebook.add_cell("sql", "")
+    editor = cell.locator("textarea")
+    editor.press("Tab")
+    expect(editor).to_have_value("  ")
+    editor.press("Shift+Tab")
+    expect(editor).to_have_value("")
+    editor.type("SELECT 41 + 1 AS answer")
+    count = page.locator(".cell").count()
+    editor.press("Shift+Enter")
+    expect(page.locator(".cell")).to_have_count(count + 1)
+    new_editor = notebook.cell(count).locator("textarea")
+    expect(new_editor).to_be_focused()
+    notebook.wait_status(cell, "ok")
+    assert notebook.column(cell, 0) == ["42"]
+    new_editor.press("Escape")
+    expect(notebook.cell(count)).to_be_focused()
+    page.keyboard.press("ArrowUp")
+    expect(cell).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(editor).to_be_focused()
