@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
@@ -24,6 +25,7 @@ from protocol.messages import FORMATS, MAX_PAGE_SIZE, SessionInfo
 
 from . import __version__, capture, connection, spark
 from .config import Settings
+from .metrics import Metrics
 from .outbox import Outbox
 from .session import Session, SessionLimits
 from .spark_server import EmbeddedSparkServer
@@ -42,8 +44,39 @@ class Gateway:
     spark_version: str | None = None
     spark_ui: str | None = None
     server: EmbeddedSparkServer | None = None
-    sessions: dict[str, Session] = field(default_factory=dict)
+    sessions: dict[str, tuple[Session, WebSocket]] = field(default_factory=dict)
     fetch_limiter: anyio.CapacityLimiter | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    draining: bool = False
+    _probe: Any = None  # a Spark session kept for /readyz
+
+    def ready(self) -> bool:
+        """Blocking: can Spark answer right now? (``GET /readyz``)"""
+        try:
+            if self._probe is None:
+                self._probe = spark.connect(self.spark_url)
+            self.spark_version = spark.server_version(self._probe)
+            return True
+        except Exception:  # noqa: BLE001 - not ready, whatever the reason; a new probe next time
+            self._probe = None
+            return False
+
+    async def drain(self, timeout: float) -> None:
+        """Graceful shutdown: tell every client, interrupt its work, close with 1001."""
+        self.draining = True
+        log.info("draining %d sessions", len(self.sessions))
+        with anyio.move_on_after(timeout):
+            async with anyio.create_task_group() as tg:
+                for session, websocket in list(self.sessions.values()):
+                    tg.start_soon(_drain_session, session, websocket)
+
+    def render_metrics(self) -> str:
+        m = self.metrics
+        m.sessions = len(self.sessions)
+        counts = [s.counts() for s, _ in self.sessions.values()]
+        m.queued = sum(q for q, _ in counts)
+        m.running = sum(r for _, r in counts)
+        return m.render()
 
     def prepare_spark(self, session: Any) -> None:
         """Worker thread, once per new Spark session: the optional sample tables."""
@@ -61,7 +94,7 @@ class Gateway:
     def session_info(self, session: Session) -> SessionInfo:
         limits = self.limits
         return SessionInfo(
-            session_id=session.id, protocol=PROTOCOL_VERSION, gateway_version=__version__,
+            session_id=session.id, spark_session_id=session.spark_session_id, protocol=PROTOCOL_VERSION, gateway_version=__version__,
             spark_version=self.spark_version, languages=list(limits.languages), formats=["json"],
             limits={"max_message_bytes": limits.max_message_bytes, "max_queued": limits.max_queued,
                     "max_page_size": limits.max_page_size},
@@ -122,6 +155,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
     routes: list[Any] = [
         WebSocketRoute("/ws", websocket_endpoint),
         Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
     ]
     if WEB_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
@@ -130,12 +165,22 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
+    attach = websocket.query_params.get("spark_session")
+    if gateway.draining:
+        await websocket.close(code=1013, reason="gateway shutting down")  # try again later
+        return
+    if attach is not None and not _is_uuid(attach):
+        await websocket.close(code=1008, reason="spark_session must be a session UUID")
+        return
     await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
     assert gateway.fetch_limiter is not None
-    outbox = Outbox()
+    outbox = Outbox(gateway.metrics)
     session = Session(spark_url=gateway.spark_url, outbox=outbox, limits=gateway.limits,
-                      fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark)
-    gateway.sessions[session.id] = session
+                      fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
+                      spark_session_id=attach)
+    gateway.sessions[session.id] = (session, websocket)
+    gateway.metrics.sessions_total += 1
+    log.info("session opened%s", f" on Spark session {attach}" if attach else "", extra={"session": session.id})
     outbox.put(gateway.session_info(session))
     try:
         await connection.serve(websocket, session)
@@ -143,5 +188,36 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         gateway.sessions.pop(session.id, None)
 
 
+async def _drain_session(session: Session, websocket: WebSocket) -> None:
+    await session.shutdown("the gateway is shutting down; running executions are interrupted")
+    try:
+        await websocket.close(code=1001, reason="gateway shutting down")
+    except (RuntimeError, OSError):
+        pass  # already closed by the client
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 async def healthz(request: Request) -> Response:
+    """The process is up and serving."""
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Spark answers: 200 when ready, 503 otherwise (also while shutting down)."""
+    gateway: Gateway = request.app.state.gateway
+    ready = not gateway.draining and await anyio.to_thread.run_sync(gateway.ready)
+    body = {"ready": ready, "spark": gateway.spark_url, "spark_version": gateway.spark_version,
+            "draining": gateway.draining}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return PlainTextResponse(gateway.render_metrics(), media_type="text/plain; version=0.0.4")

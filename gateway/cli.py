@@ -11,11 +11,24 @@ import sys
 from . import config
 
 
+def uvicorn_server_base() -> type:
+    import uvicorn
+
+    return uvicorn.Server
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="spark-gateway", description="WebSocket execution gateway for Spark Connect")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the gateway")
     config.add_arguments(serve)
+    commands.add_parser("cluster", help="a local Spark standalone cluster: up | down | status",
+                        add_help=False)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["cluster"]:
+        from . import cluster
+
+        return cluster.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         settings = config.from_arguments(args)
@@ -25,17 +38,42 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_server(settings: config.Settings) -> int:
+    import shutil
+
     import uvicorn
 
+    from . import logs
     from .app import create_app
 
+    if settings.remote is None and shutil.which("java") is None:
+        print("spark-gateway: Java 17 is needed to run the embedded Spark Connect server "
+              "(Debian: apt-get install -y openjdk-17-jre-headless), or pass --remote sc://host:port",
+              file=sys.stderr)
+        return 2
     # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see what a session waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_config = logs.configure(settings.log_level, settings.log_format)
     app = create_app(settings)
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
     print(f"spark-gateway: open http://{shown}:{settings.port}/  (websocket ws://{shown}:{settings.port}/ws)",
           file=sys.stderr, flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                ws_max_size=16 * 1024 * 1024, ws="websockets-sansio")
+    server = GatewayServer(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config,
+        ws_max_size=16 * 1024 * 1024, ws="websockets-sansio", timeout_graceful_shutdown=5))
+    server.drain_timeout = settings.shutdown_timeout
+    server.run()
     return 0
+
+
+class GatewayServer(uvicorn_server_base()):  # type: ignore[misc]
+    """uvicorn, plus a drain step on SIGTERM: clients are told and their work interrupted first."""
+
+    drain_timeout: float = 15.0
+
+    async def shutdown(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+        for listener in self.servers:
+            listener.close()  # stop accepting before draining
+        gateway = getattr(self.config.app.state, "gateway", None)
+        if gateway is not None:
+            await gateway.drain(self.drain_timeout)
+        await super().shutdown(sockets)

@@ -25,8 +25,14 @@ class Settings:
     max_result_size: str = "1g"
     spark_master: str = "local[*]"
     log_level: str = "info"
+    log_format: str = "text"
+    shutdown_timeout: int = 15
 
     def __post_init__(self) -> None:
+        if self.log_format not in ("text", "json"):
+            raise ValueError(f"log_format must be text or json, got {self.log_format!r}")
+        if self.shutdown_timeout < 0:
+            raise ValueError("shutdown_timeout must be >= 0 seconds")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.remote is not None and not self.remote.startswith("sc://"):
@@ -48,7 +54,9 @@ HELP = {
     "driver_memory": "embedded Spark driver heap",
     "max_result_size": "embedded Spark spark.driver.maxResultSize",
     "spark_master": "embedded Spark master",
-    "log_level": "log level",
+    "log_level": "log level (debug, info, warning, error)",
+    "log_format": "log lines as text or json (one JSON object per line, with session and execution ids)",
+    "shutdown_timeout": "seconds to let sessions wind down on SIGTERM before closing them",
 }
 
 

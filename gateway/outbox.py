@@ -13,13 +13,16 @@ from collections import deque
 import anyio
 
 from protocol import encode_event
-from protocol.messages import Event
+from protocol.messages import Error, Event, Finished, Rows
+
+from .metrics import Metrics
 
 
 class Outbox:
     """Encoded frames waiting for the socket, in ``seq`` order."""
 
-    def __init__(self, high_water_bytes: int = 4 << 20) -> None:
+    def __init__(self, metrics: Metrics | None = None, high_water_bytes: int = 4 << 20) -> None:
+        self.metrics = metrics or Metrics()
         self.high_water_bytes = high_water_bytes
         self.seq = 0
         self.pending_bytes = 0
@@ -35,7 +38,19 @@ class Outbox:
         self._frames.append(frame)
         self.pending_bytes += len(frame)
         self._readable.set()
+        self._count(event, len(frame))
         return self.seq
+
+    def _count(self, event: Event, size: int) -> None:
+        """Every event passes here once: the natural place to count what the gateway sends."""
+        metrics = self.metrics
+        metrics.bytes_sent += size
+        if type(event) is Rows:
+            metrics.rows_streamed += len(event.rows)
+        elif type(event) is Finished:
+            metrics.execution_finished(event.status, event.elapsed_ms / 1000)
+        elif type(event) is Error:
+            metrics.error(event.code)
 
     async def wait_room(self) -> None:
         """Wait until the buffered frames are below the high-water mark."""

@@ -9,6 +9,7 @@ Spark call ever runs on the loop and every event goes through the one outbox.
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import time
 import traceback
@@ -48,6 +49,8 @@ from protocol.messages import (
 )
 
 from . import capture, spark
+
+log = logging.getLogger("spark_gateway.session")
 from .cursor import ResultCursor
 from .execution import Execution
 from .outbox import Outbox
@@ -77,8 +80,12 @@ class Session:
         limits: SessionLimits,
         fetch_limiter: anyio.CapacityLimiter,
         prepare_namespace: Callable[[Any], None] | None = None,
+        spark_session_id: str | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
+        # Attached to another gateway session's Spark session: that one owns (releases) it.
+        self.owns_spark = spark_session_id is None
+        self.spark_session_id = spark_session_id or str(uuid.uuid4())
         self.outbox = outbox
         self.limits = limits
         self._spark_url = spark_url
@@ -125,10 +132,24 @@ class Session:
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._stopped.wait()  # cursors have released their Spark operations
-            if self._spark is not None:
+            if self._spark is not None and self.owns_spark:
                 with anyio.move_on_after(10):
                     await anyio.to_thread.run_sync(_quietly, spark.release, self._spark)
             self._worker.stop()
+            log.info("session closed", extra={"session": self.id})
+
+    async def shutdown(self, reason: str) -> None:
+        """The gateway is stopping: say so, interrupt everything, let the events reach the client."""
+        self.outbox.put(Error(ErrorCode.SHUTTING_DOWN, reason))
+        for execution in list(self._executions.values()):
+            await self._interrupt(execution)
+        while self._executions or self.outbox.pending_bytes:
+            await anyio.sleep(0.05)
+
+    def counts(self) -> tuple[int, int]:
+        """(queued, running or streaming) executions, for the metrics."""
+        queued = len(self._queue)
+        return queued, len(self._executions) - queued
 
     # ------------------------------------------------------------ requests
 
@@ -259,7 +280,10 @@ class Session:
         if execution.state is State.RUNNING and execution is self._running:
             return  # the executor finishes it when the code returns
         execution.move(execution.final_status())
-        self.outbox.put(execution.finished_event())
+        finished = execution.finished_event()
+        self.outbox.put(finished)
+        log.info("execution %s %s in %.1f ms", execution.id, finished.status, finished.elapsed_ms,
+                 extra={"session": self.id, "execution": execution.id})
         if execution.state is State.INTERRUPTED and execution.started_at is not None and self._tg is not None:
             self._unreaped.add(execution.tag)
             self._tg.start_soon(self._reap, [execution.tag])
@@ -295,7 +319,7 @@ class Session:
 
     def _ensure_spark(self) -> Any:
         if self._spark is None:
-            session = spark.connect(self._spark_url)
+            session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)
             spark.register_progress(session, self._python_progress)
             self._namespace = {"spark": session, "display": self._display, "__name__": "__main__"}

@@ -47,9 +47,15 @@ def quiet_client_logs() -> None:
         logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.CRITICAL)
 
 
-def connect(url: str) -> SparkSession:
-    """A new, isolated Spark Connect session (no RPC until first use)."""
+def connect(url: str, session_id: str | None = None) -> SparkSession:
+    """A Spark Connect session (no RPC until first use): new, or the one with ``session_id``.
+
+    Sessions are isolated from each other; two gateways that connect with the same
+    ``session_id`` share one (its temp views, conf and cached plans).
+    """
     os.environ.setdefault("SPARK_REMOTE", url)  # user code's builder.getOrCreate() must never start a JVM
+    if session_id is not None:
+        url = f"{url.rstrip('/')}/;session_id={session_id}"
     spark = SparkSession.builder.remote(url).create()
     # The default policy retries for ~10 minutes against a dead server; fail in seconds.
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])

@@ -149,6 +149,7 @@ class SessionInfo:
 
     type: ClassVar[str] = "session"
     session_id: str
+    spark_session_id: str  # connect with /ws?spark_session=<this> to share this Spark session
     protocol: str
     gateway_version: str
     spark_version: str | None

@@ -78,7 +78,6 @@ export class Connection {
     let opened = false;
     socket.onopen = () => {
       opened = true;
-      this.attempt = 0;
       this._everConnected = true;
       this._lastHeard = performance.now();
       this._setState("connected");
@@ -87,6 +86,9 @@ export class Connection {
     };
     socket.onmessage = (event) => {
       this._lastHeard = performance.now();
+      // A gateway that accepts and at once drops the socket must not defeat the backoff:
+      // the attempts count as failed until the gateway has said something.
+      this.attempt = 0;
       if (typeof event.data === "string") this.handlers.onFrame(event.data);
     };
     socket.onclose = () => {

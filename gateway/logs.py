@@ -1,0 +1,60 @@
+"""Log output as text or JSON lines; session and execution ids ride along as record extras."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+_EXTRAS = ("session", "execution")
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and session/execution when known."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in _EXTRAS:
+            if hasattr(record, key):
+                out[key] = getattr(record, key)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(out).decode()
+
+
+class Text(logging.Formatter):
+    """Plain lines, with ``[session/execution]`` when the record carries them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ids = "/".join(str(getattr(record, k))[:8] for k in _EXTRAS if hasattr(record, k))
+        record.ids = f" [{ids}]" if ids else ""
+        return super().format(record)
+
+
+def configure(level: str, fmt: str) -> dict:
+    """Set up the root logger; returns a uvicorn ``log_config`` using the same format."""
+    formatter = "spark_gateway.logs.JsonLines" if fmt == "json" else "spark_gateway.logs.Text"
+    formatter = formatter.replace("spark_gateway", "gateway")
+    config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"default": {"()": formatter,
+                                   "fmt": "%(asctime)s %(levelname)s %(name)s%(ids)s: %(message)s"}},
+        "handlers": {"default": {"class": "logging.StreamHandler", "formatter": "default",
+                                 "stream": "ext://sys.stderr"}},
+        "root": {"handlers": ["default"], "level": level.upper()},
+        "loggers": {"uvicorn": {"handlers": [], "propagate": True},
+                    "uvicorn.access": {"handlers": [], "propagate": True},
+                    "uvicorn.error": {"handlers": [], "propagate": True}},
+    }
+    logging.config.dictConfig(config)
+    return config
+
+
+import logging.config  # noqa: E402 - after the classes dictConfig refers to by name
