@@ -432,3 +432,12 @@ def test_keyboard_runs_and_moves_between_cells(notebook: Notebook) -> None:
     expect(cell).to_be_focused()
     page.keyboard.press("Enter")
     expect(editor).to_be_focused()
+
+
+def test_sql_error_inside_python_is_marked_in_the_python_code(notebook: Notebook) -> None:
+    """A SQL error raised by spark.sql() in a Python cell marks the fragment inside the SQL string."""
+    cell = notebook.add_cell("python", 'rows = 1\ndf = spark.sql("SELECT * FROM no_such_table")')
+    notebook.run(cell)
+    notebook.wait_status(cell, "error")
+    expect(cell.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
+    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")

@@ -61,7 +61,9 @@ function notify(kind, text, { action = null, onAction = null, timeout = 6000 } =
   close.textContent = "×";
   close.addEventListener("click", () => box.remove());
   box.append(close);
-  $("#toasts").append(box);
+  const toasts = $("#toasts");
+  toasts.append(box);
+  while (toasts.children.length > 3) toasts.firstElementChild.remove();
   if (timeout) setTimeout(() => box.remove(), timeout);
 }
 

@@ -379,6 +379,9 @@ export class RunView {
     const out = [];
     for (const ctx of msg.context || []) {
       if (!ctx.fragment) continue;
+      // In a Python cell the SQL ran from a string inside the code, and positions may be
+      // relative to that string: only a fragment the error's message quotes is trusted.
+      if (this.request.language === "python" && !(msg.message || "").includes(ctx.fragment)) continue;
       if (code.slice(ctx.start, ctx.stop + 1) === ctx.fragment) {
         out.push([ctx.start, ctx.stop + 1]);
         continue;
