@@ -59,6 +59,10 @@ async def _write(websocket: WebSocket, outbox: Outbox, scope: anyio.CancelScope)
     """The only task that writes to the socket."""
     try:
         while True:
-            await websocket.send_text(await outbox.get())
+            frame = await outbox.get()
+            if isinstance(frame, str):
+                await websocket.send_text(frame)
+            else:
+                await websocket.send_bytes(frame)  # an arrow-rows page
     except (WebSocketDisconnect, OSError, RuntimeError):
         scope.cancel()  # the client is gone: stop reading too

@@ -1,24 +1,28 @@
 """ResultCursor: pages one result to the client as its credit allows.
 
-A fetcher task pulls Arrow batches from Spark in a worker thread and converts them to
-JSON-ready rows there; a bounded stream of one chunk between it and the pager is the
-read-ahead bound. The pager sends ``rows`` pages of at most ``page_size`` rows, only
-while the client has credit and the outbox has room. Every cursor ends with exactly
-one final event: a ``rows`` page with ``last: true`` or a ``result-closed``.
+A fetcher task pulls Arrow batches from Spark in a worker thread (converting them to
+JSON-ready rows there, in JSON format); a bounded stream of one chunk between it and
+the pager is the read-ahead bound. The pager sends pages of at most ``page_size`` rows
+(``rows`` events, or binary ``arrow-rows`` frames), only while the client has credit and
+the outbox has room. Every cursor ends with exactly one final event: a last page, or a
+``result-closed``.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
+import pyarrow as pa
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from protocol.arrow_json import batch_to_rows
-from protocol.messages import Result, ResultClosed, Rows
+from protocol.messages import ArrowRows, Result, ResultClosed, Rows
 
 from . import spark
 from .outbox import Outbox
@@ -26,6 +30,59 @@ from .outbox import Outbox
 EndReason = Literal["last", "closed", "interrupted", "error"]
 
 OPERATION_SETTLE_SECONDS = 1.0
+ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+# A chunk is what one Spark batch becomes: a list of JSON-ready rows, or an Arrow batch.
+Chunk = list[Any] | pa.RecordBatch
+
+
+def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
+    """Rows start..stop of a chunk (zero-copy for Arrow)."""
+    if isinstance(chunk, list):
+        return chunk[start:stop]
+    return chunk.slice(start, stop - start)
+
+
+class RowQueue:
+    """Rows received from Spark and not sent yet, as whole chunks plus a head offset."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[Chunk] = deque()
+        self._head = 0  # rows of the first chunk already taken (an index: no copying)
+        self.size = 0
+
+    def append(self, chunk: Chunk) -> None:
+        if len(chunk):
+            self._chunks.append(chunk)
+            self.size += len(chunk)
+
+    def take(self, count: int) -> list[Chunk]:
+        """The next ``count`` rows, as pieces of chunks."""
+        pieces: list[Chunk] = []
+        self.size -= count
+        while count:
+            chunk = self._chunks[0]
+            end = min(len(chunk), self._head + count)
+            pieces.append(chunk if self._head == 0 and end == len(chunk) else _cut(chunk, self._head, end))
+            count -= end - self._head
+            if end == len(chunk):
+                self._chunks.popleft()
+                self._head = 0
+            else:
+                self._head = end
+        return pieces
+
+    def keep(self, count: int) -> None:
+        """Drop every row after the first ``count`` (a limit was reached)."""
+        kept: deque[Chunk] = deque()
+        left = count
+        for i, chunk in enumerate(self._chunks):
+            start = self._head if i == 0 else 0
+            n = min(len(chunk) - start, left)
+            if n:
+                kept.append(chunk if start == 0 and n == len(chunk) else _cut(chunk, start, start + n))
+            left -= n
+        self._chunks, self._head, self.size = kept, 0, count
 
 
 class ResultCursor:
@@ -41,6 +98,7 @@ class ResultCursor:
         outbox: Outbox,
         page_size: int,
         limit: int | None,
+        format: str,
         limiter: anyio.CapacityLimiter,
         on_error: Callable[[ResultCursor, BaseException], None],
     ) -> None:
@@ -51,6 +109,8 @@ class ResultCursor:
         self._outbox = outbox
         self.page_size = page_size
         self.limit = limit
+        self.format = format
+        self._arrow_schema_sent = False
         self._limiter = limiter
         self._on_error = on_error
         self.credit = page_size  # the first page goes out at once
@@ -63,7 +123,7 @@ class ResultCursor:
     def announce(self) -> None:
         """Send the ``result`` event that opens this stream."""
         self._outbox.put(
-            Result(self.execution_id, self.number, self.stream.columns, "json", self.limit)
+            Result(self.execution_id, self.number, self.stream.columns, self.format, self.limit)
         )
 
     def grant(self, rows: int) -> None:
@@ -76,7 +136,7 @@ class ResultCursor:
         reason: EndReason = "closed"
         try:
             with self._scope:
-                send, receive = anyio.create_memory_object_stream[list[Any]](1)
+                send, receive = anyio.create_memory_object_stream[Chunk](1)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._fetch, send)
                     await self._page(receive)
@@ -111,65 +171,80 @@ class ResultCursor:
         if reason != "last":
             self._outbox.put(ResultClosed(self.execution_id, self.number, self.sent, reason))
 
-    async def _fetch(self, send: ObjectSendStream[list[Any]]) -> None:
-        """Pull converted row chunks from Spark, one chunk ahead of the pager."""
+    async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
+        """Pull chunks from Spark, one chunk ahead of the pager."""
         async with send:
             remaining = None if self.limit is None else self.limit + 1
             while remaining is None or remaining > 0:
-                rows = await anyio.to_thread.run_sync(self._next_rows, limiter=self._limiter)
-                if rows is None:
+                chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
+                if chunk is None:
                     return
                 if remaining is not None:
-                    rows = rows[:remaining]
-                    remaining -= len(rows)
-                await send.send(rows)
+                    chunk = _cut(chunk, 0, min(remaining, len(chunk)))
+                    remaining -= len(chunk)
+                await send.send(chunk)
 
-    def _next_rows(self) -> list[Any] | None:
-        """Worker thread: one Arrow batch from Spark, as JSON-ready rows."""
+    def _next_chunk(self) -> Chunk | None:
+        """Worker thread: one Arrow batch from Spark (as JSON-ready rows in JSON format)."""
         batch = self.stream.next_batch()
-        return None if batch is None else batch_to_rows(batch)
+        if batch is None or self.format == "arrow":
+            return batch
+        return batch_to_rows(batch)
 
-    async def _page(self, receive: ObjectReceiveStream[list[Any]]) -> None:
+    async def _page(self, receive: ObjectReceiveStream[Chunk]) -> None:
         """Send full pages as credit allows; the final page says ``last``."""
-        rows: list[Any] = []
-        pos = 0  # rows[pos:] are not sent yet (an index: slicing per page would copy)
+        pending = RowQueue()
         ended = False
         while True:
             want = self.page_size
             if self.limit is not None:  # near the limit, one row more tells whether rows were left out
                 want = min(want, self.limit - self.sent + 1)
             # Fill a whole page across chunk boundaries; only the last page may be short.
-            while len(rows) - pos < want and not ended:
+            while pending.size < want and not ended:
                 try:
-                    chunk = await receive.receive()
+                    pending.append(await receive.receive())
                 except anyio.EndOfStream:
                     ended = True
-                    break
-                rows, pos = rows[pos:] + chunk if pos < len(rows) else chunk, 0
-            if self.limit is not None and self.sent + len(rows) - pos > self.limit:
+            if self.limit is not None and self.sent + pending.size > self.limit:
                 # Spark sent the one extra row: more rows exist than the limit allows.
                 self.truncated, ended = True, True
-                del rows[pos + self.limit - self.sent :]
-            if ended and pos >= len(rows):
-                await self._send_page([], last=True)  # the end marker needs no credit
+                pending.keep(self.limit - self.sent)
+            if ended and not pending.size:
+                await self._send_page([], 0, last=True)  # the end marker needs no credit
                 return
             while self.credit <= 0:
                 self._credit_changed = anyio.Event()
                 await self._credit_changed.wait()
-            take = min(len(rows) - pos, self.credit, self.page_size)
-            page = rows[pos : pos + take]
-            pos += take
-            last = ended and pos >= len(rows)
-            await self._send_page(page, last=last)
+            count = min(pending.size, self.credit, self.page_size)
+            last = ended and pending.size == count
+            await self._send_page(pending.take(count), count, last=last)
             if last:
                 return
 
-    async def _send_page(self, page: list[Any], *, last: bool) -> None:
+    async def _send_page(self, pieces: list[Chunk], count: int, *, last: bool) -> None:
         await self._outbox.wait_room()
         truncated = last and self.truncated
-        self._outbox.put(Rows(self.execution_id, self.number, self.sent, page, last, truncated))
-        self.sent += len(page)
-        self.credit -= len(page)
+        if self.format == "arrow":
+            event: Rows | ArrowRows = ArrowRows(self.execution_id, self.number, self.sent, count, last,
+                                                truncated, self._arrow_payload(pieces, last))
+        else:
+            rows = pieces[0] if len(pieces) == 1 else list(itertools.chain.from_iterable(pieces))
+            event = Rows(self.execution_id, self.number, self.sent, rows, last, truncated)
+        self._outbox.put(event)
+        self.sent += count
+        self.credit -= count
+
+    def _arrow_payload(self, pieces: list[Chunk], last: bool) -> bytes:
+        """IPC messages of one page; the result's frames concatenated form one IPC stream."""
+        parts = []
+        if not self._arrow_schema_sent:
+            schema = pieces[0].schema if pieces else self.stream.arrow_schema()
+            parts.append(schema.serialize().to_pybytes())
+            self._arrow_schema_sent = True
+        parts.extend(piece.serialize().to_pybytes() for piece in pieces)
+        if last:
+            parts.append(ARROW_EOS)
+        return b"".join(parts)
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

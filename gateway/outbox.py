@@ -13,7 +13,7 @@ from collections import deque
 import anyio
 
 from protocol import encode_event
-from protocol.messages import Error, Event, Finished, Rows
+from protocol.messages import ArrowRows, Error, Event, Finished, Rows
 
 from .metrics import Metrics
 
@@ -26,7 +26,7 @@ class Outbox:
         self.high_water_bytes = high_water_bytes
         self.seq = 0
         self.pending_bytes = 0
-        self._frames: deque[str] = deque()
+        self._frames: deque[str | bytes] = deque()
         self._readable = anyio.Event()
         self._drained = anyio.Event()
         self.closed = False
@@ -47,6 +47,8 @@ class Outbox:
         metrics.bytes_sent += size
         if type(event) is Rows:
             metrics.rows_streamed += len(event.rows)
+        elif type(event) is ArrowRows:
+            metrics.rows_streamed += event.count
         elif type(event) is Finished:
             metrics.execution_finished(event.status, event.elapsed_ms / 1000)
         elif type(event) is Error:
@@ -58,7 +60,7 @@ class Outbox:
             self._drained = anyio.Event() if self._drained.is_set() else self._drained
             await self._drained.wait()
 
-    async def get(self) -> str:
+    async def get(self) -> str | bytes:
         """Next frame to write (the writer task's only input)."""
         while not self._frames:
             if self._readable.is_set():

@@ -180,8 +180,6 @@ class Session:
             raise refuse(ErrorCode.DUPLICATE_ID, f"execution id {request.id!r} was already used in this session")
         if request.language not in self.limits.languages:
             raise refuse(ErrorCode.UNSUPPORTED, f"language {request.language!r} is disabled on this gateway")
-        if request.format != "json":
-            raise refuse(ErrorCode.UNSUPPORTED, f"format {request.format!r} is not supported yet")
         if request.page_size > self.limits.max_page_size:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"page_size {request.page_size} exceeds max_page_size {self.limits.max_page_size}")
         if len(self._queue) >= self.limits.max_queued:
@@ -376,7 +374,8 @@ class Session:
         cursor = ResultCursor(
             execution_id=execution.id, number=len(execution.cursors), stream=stream,
             session=self._spark, outbox=self.outbox, page_size=request.page_size,
-            limit=request.limit, limiter=self._fetch_limiter, on_error=self._cursor_failed)
+            limit=request.limit, format=request.format, limiter=self._fetch_limiter,
+            on_error=self._cursor_failed)
         execution.cursors.append(cursor)
         await self._drain(execution)
         cursor.announce()

@@ -154,6 +154,7 @@ class ResultStream:
     _batches: Iterator[Any]
     _first: list[pa.RecordBatch] = field(default_factory=list)
     opened_at: float = field(default_factory=time.monotonic)
+    spark_schema: StructType = field(default_factory=StructType)
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next batch, or None at the end (blocking: call from a worker thread)."""
@@ -163,6 +164,12 @@ class ResultStream:
             if isinstance(item, pa.RecordBatch):
                 return item
         return None
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Arrow schema of a result that sent no batch at all (Spark's own mapping)."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        return to_arrow_schema(self.spark_schema)
 
     def close(self) -> None:
         """Release the operation on the server (ReleaseExecute); idempotent."""
@@ -192,6 +199,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     if schema is None or not schema.fields:
         stream.close()
         return None
+    stream.spark_schema = schema
     stream.columns = [Column(f.name, f.dataType.simpleString(), f.nullable) for f in schema.fields]
     return stream
 

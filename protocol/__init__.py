@@ -2,6 +2,8 @@
 
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    decode_arrow_frame,
+    encode_arrow_frame,
     decode_event,
     decode_request,
     encode_event,
@@ -18,7 +20,9 @@ __all__ = [
     "ErrorCode",
     "LifecycleError",
     "ProtocolError",
+    "decode_arrow_frame",
     "decode_event",
+    "encode_arrow_frame",
     "decode_request",
     "encode_event",
     "encode_request",

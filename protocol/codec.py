@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from .errors import ErrorCode, ProtocolError
-from .messages import REQUEST_TYPES, Event, Request, Rows, field_names
+from .messages import REQUEST_TYPES, ArrowRows, Event, Request, Rows, field_names
 
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -89,8 +89,10 @@ def event_to_dict(event: Event, seq: int) -> dict[str, Any]:
     return out
 
 
-def encode_event(event: Event, seq: int) -> str:
-    """Serialise one event as the text of a websocket frame."""
+def encode_event(event: Event, seq: int) -> str | bytes:
+    """Serialise one event as a websocket frame: text, or bytes for ``arrow-rows``."""
+    if type(event) is ArrowRows:
+        return encode_arrow_frame(event, seq)
     if type(event) is Rows:
         # The hot path: one page of rows; skip the generic field walk.
         return orjson.dumps(
@@ -106,6 +108,36 @@ def encode_event(event: Event, seq: int) -> str:
             }
         ).decode()
     return orjson.dumps(event_to_dict(event, seq)).decode()
+
+
+def encode_arrow_frame(event: ArrowRows, seq: int) -> bytes:
+    """[4-byte big-endian header length][JSON header][Arrow IPC bytes] (docs/protocol.md)."""
+    header = orjson.dumps(
+        {
+            "type": "arrow-rows",
+            "seq": seq,
+            "id": event.id,
+            "result": event.result,
+            "offset": event.offset,
+            "count": event.count,
+            "last": event.last,
+            "truncated": event.truncated,
+        }
+    )
+    return len(header).to_bytes(4, "big") + header + event.payload
+
+
+def decode_arrow_frame(frame: bytes) -> tuple[dict[str, Any], memoryview]:
+    """Split a binary frame into its ``arrow-rows`` header and its Arrow IPC payload."""
+    if len(frame) < 4:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frame shorter than its header length")
+    size = int.from_bytes(frame[:4], "big")
+    if 4 + size > len(frame):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frame shorter than its header")
+    header = orjson.loads(frame[4 : 4 + size])
+    if not isinstance(header, dict) or header.get("type") != "arrow-rows":
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frame header is not an arrow-rows object")
+    return header, memoryview(frame)[4 + size :]
 
 
 def encode_request(request: Request) -> str:

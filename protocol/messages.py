@@ -240,6 +240,20 @@ class Rows:
 
 
 @dataclass(frozen=True, slots=True)
+class ArrowRows:
+    """One page of a result in Arrow format: a binary frame, header plus IPC ``payload``."""
+
+    type: ClassVar[str] = "arrow-rows"
+    id: str
+    result: int
+    offset: int
+    count: int
+    last: bool
+    truncated: bool
+    payload: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ResultClosed:
     """A result stream ended before its last page (client close, interrupt, error)."""
 
@@ -317,6 +331,7 @@ Event = (
     | Stderr
     | Result
     | Rows
+    | ArrowRows
     | ResultClosed
     | Value
     | Error
@@ -335,6 +350,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Stderr,
         Result,
         Rows,
+        ArrowRows,
         ResultClosed,
         Value,
         Error,

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from tests.conftest import GatewayProcess, running_jobs
-from tests.wsclient import of_type, open_client, rows_of
+from tests.wsclient import arrow_table, of_type, open_client, rows_of
 
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
@@ -250,7 +250,7 @@ async def test_bad_input_is_answered_and_harmless(gateway: GatewayProcess) -> No
             ('{"type": "stream-rows", "id": "ghost", "result": 0, "max_rows": 5}', "unknown_execution"),
             ('{"type": "interrupt", "id": "ghost"}', "unknown_execution"),
             ('{"type": "execute", "id": "x", "code": "' + "x" * (1 << 20) + '"}', "message_too_large"),
-            ('{"type": "execute", "id": "x", "code": "SELECT 1", "format": "arrow"}', "unsupported"),
+            ('{"type": "execute", "id": "x", "code": "SELECT 1", "format": "csv"}', "bad_message"),
         ]
         for frame, code in cases:
             await client.send(frame)
@@ -317,3 +317,57 @@ async def test_unreachable_spark_fails_fast_with_a_typed_error() -> None:
             assert events[-1]["status"] == "error"
     finally:
         dead.stop()
+
+
+ARROW_QUERY = """
+SELECT id, CAST(id AS INT) AS i, id * 1.5 AS d, CAST(id AS DOUBLE) / 3 AS x,
+       concat('row-', CAST(id AS STRING)) AS s, IF(id % 3 = 0, NULL, id) AS maybe,
+       TIMESTAMP '2024-01-02 03:04:05' + make_interval(0, 0, 0, 0, 0, 0, id) AS ts,
+       DATE '2024-01-01' + CAST(id AS INT) AS dt, array(id, id + 1) AS arr,
+       named_struct('k', CAST(id AS STRING)) AS st, map('k', id) AS m, CAST(CAST(id AS STRING) AS BINARY) AS b
+FROM range(0, 25000, 1, 3)
+"""
+
+
+async def test_arrow_mode_matches_pyspark(gateway: GatewayProcess, spark) -> None:
+    """Binary Arrow frames carry exactly the table pyspark's own toArrow() returns, on credit."""
+    expected = spark.sql(ARROW_QUERY).toArrow()
+    async with open_client(gateway.ws_url) as client:
+        await client.execute(ARROW_QUERY, id="a", format="arrow", page_size=4000)
+        first = await client.recv_until(lambda e: e["type"] == "arrow-rows")
+        assert of_type(first, "result")[0]["format"] == "arrow"
+        assert (first[-1]["offset"], first[-1]["count"], first[-1]["last"]) == (0, 4000, False)
+        with anyio.move_on_after(1.0):
+            await client.recv_until(lambda e: e["type"] == "arrow-rows")
+            pytest.fail("arrow pages were sent without credit")
+        await client.send({"type": "stream-rows", "id": "a", "result": 0, "max_rows": 30000})
+        done = await client.recv_until(lambda e: e["type"] == "finished")
+        pages = of_type(client.events, "arrow-rows")
+        assert [p["offset"] for p in pages] == list(range(0, 25000, 4000)) + ([25000] if pages[-1]["count"] == 0 else [])
+        assert pages[-1]["last"] and done[-1]["results"] == [{"result": 0, "rows": 25000, "truncated": False}]
+        got = arrow_table(client.events)
+        # Spark labels timestamps with the session zone (Etc/UTC here); pyspark relabels them
+        # "UTC". Same instants: only the label may differ.
+        assert got.schema.field("ts").type.tz in ("Etc/UTC", "UTC")
+        assert got.schema.names == expected.schema.names and got.cast(expected.schema).equals(expected)
+
+
+async def test_json_and_arrow_interleave(gateway: GatewayProcess) -> None:
+    """JSON and Arrow executions run on one connection, each result in its own format."""
+    async with open_client(gateway.ws_url) as client:
+        await client.execute("SELECT id FROM range(3000)", id="j", page_size=1000)
+        await client.execute("SELECT id FROM range(3000)", id="a", page_size=1000, format="arrow", limit=2500)
+        await client.execute("SELECT id FROM range(0)", id="e", format="arrow")
+        finished = {}
+        while len(finished) < 3:
+            event = await client.recv()
+            if event["type"] in ("rows", "arrow-rows") and not event["last"]:
+                await client.send({"type": "stream-rows", "id": event["id"], "result": 0, "max_rows": 1000})
+            if event["type"] == "finished":
+                finished[event["id"]] = event
+        assert [r[0] for r in rows_of(client.events)] == list(range(3000))
+        table = arrow_table([e for e in client.events if e.get("id") == "a"])
+        assert table.column("id").to_pylist() == list(range(2500))
+        assert finished["a"]["results"] == [{"result": 0, "rows": 2500, "truncated": True}]
+        empty = arrow_table([e for e in client.events if e.get("id") == "e"])
+        assert empty.num_rows == 0 and empty.schema.names == ["id"]

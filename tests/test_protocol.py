@@ -162,7 +162,8 @@ def test_every_message_has_a_schema_with_its_fields() -> None:
     """Each message class has a schema whose properties are exactly its fields."""
     for kind, cls in {**REQUEST_TYPES, **EVENT_TYPES}.items():
         schema = VALIDATORS[kind].schema
-        expected = set(field_names(cls)) | {"type"} | ({"seq"} if kind in EVENT_TYPES else set())
+        expected = set(field_names(cls)) - {"payload"}  # arrow-rows: the payload follows the header
+        expected |= {"type"} | ({"seq"} if kind in EVENT_TYPES else set())
         assert set(schema["properties"]) == expected, kind
     assert set(VALIDATORS) == set(REQUEST_TYPES) | set(EVENT_TYPES)
 
@@ -180,6 +181,19 @@ def test_encoded_events_match_their_schema() -> None:
         wire = orjson.loads(encode_event(event, seq))
         validate(wire)
         assert wire["seq"] == seq
+
+
+def test_arrow_frame_round_trip() -> None:
+    """A binary arrow-rows frame splits back into its schema-valid header and its payload."""
+    from protocol import decode_arrow_frame
+    from protocol.messages import ArrowRows
+
+    frame = encode_event(ArrowRows("a", 0, 10, 3, True, False, b"IPC-BYTES"), 7)
+    header, payload = decode_arrow_frame(frame)
+    validate(header)
+    assert header["seq"] == 7 and header["count"] == 3 and bytes(payload) == b"IPC-BYTES"
+    with pytest.raises(ProtocolError):
+        decode_arrow_frame(b"\x00\x00")
 
 
 def test_rows_keep_big_integers_exact() -> None:

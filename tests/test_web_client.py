@@ -21,7 +21,7 @@ from gateway import sample_data
 from tests.conftest import ARTIFACTS, GatewayProcess
 
 playwright_api = pytest.importorskip("playwright.sync_api")
-expect = playwright_api.expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -46,7 +46,7 @@ def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
     with playwright_api.sync_playwright() as p:
@@ -58,14 +58,14 @@ def browser() -> Iterator[object]:
 class Notebook:
     """The page under test, with the few gestures the tests need."""
 
-    def __init__(self, page: object, errors: list[str]) -> None:
+    def __init__(self, page: Page, errors: list[str]) -> None:
         self.page = page
         self.errors = errors
 
-    def cell(self, index: int):  # type: ignore[no-untyped-def]
+    def cell(self, index: int) -> Locator:
         return self.page.locator(".cell").nth(index)
 
-    def add_cell(self, language: str, code: str):  # type: ignore[no-untyped-def]
+    def add_cell(self, language: str, code: str) -> Locator:
         """Append a cell through the toolbar, type-in its code, return its locator."""
         count = self.page.locator(".cell").count()
         self.page.click(f"#add-{language}")
@@ -74,10 +74,10 @@ class Notebook:
         cell.locator("textarea").fill(code)
         return cell
 
-    def run(self, cell):  # type: ignore[no-untyped-def]
+    def run(self, cell: Locator) -> None:
         cell.locator("textarea").press("Control+Enter")
 
-    def wait_status(self, cell, status: str, timeout: float = RUN_TIMEOUT) -> None:  # type: ignore[no-untyped-def]
+    def wait_status(self, cell: Locator, status: str, timeout: float = RUN_TIMEOUT) -> None:
         try:
             expect(cell.locator(".run")).to_have_attribute("data-status", status, timeout=timeout)
         except AssertionError as exc:
@@ -87,7 +87,7 @@ class Notebook:
             raise AssertionError(f"cell never reached {status!r} (connection: {state}; notices: {toasts}); "
                                  f"its output shows:\n{shown[:2000]}") from exc
 
-    def column(self, cell, index: int) -> list[str]:  # type: ignore[no-untyped-def]
+    def column(self, cell: Locator, index: int) -> list[str]:
         """Texts of column ``index`` (0-based, row numbers excluded) of the rows in the DOM."""
         return cell.locator(f"table.grid tr.row td:nth-child({index + 2})").all_inner_texts()
 
@@ -98,9 +98,11 @@ class Notebook:
         return path
 
 
-def open_notebook(browser: object, gateway: GatewayProcess, **context_args: object) -> tuple[object, Notebook]:
-    context = browser.new_context(viewport=context_args.pop("viewport", VIEWPORT), accept_downloads=True,
-                                  **context_args)
+def open_notebook(browser: Browser, gateway: GatewayProcess, *, viewport: dict[str, int] = VIEWPORT,
+                  color_scheme: str = "light") -> tuple[BrowserContext, Notebook]:
+    """A fresh context (own storage, own session) with the notebook loaded and connected."""
+    context = browser.new_context(viewport=viewport, color_scheme=color_scheme,  # type: ignore[arg-type]
+                                  accept_downloads=True)
     # The File System Access picker is a native dialog headless Chromium cannot answer;
     # without it the client streams CSV into Blob parts and downloads through a link.
     context.add_init_script("delete window.showSaveFilePicker;")
@@ -114,7 +116,7 @@ def open_notebook(browser: object, gateway: GatewayProcess, **context_args: obje
 
 
 @pytest.fixture
-def notebook(browser: object, web_gateway: GatewayProcess) -> Iterator[Notebook]:
+def notebook(browser: Browser, web_gateway: GatewayProcess) -> Iterator[Notebook]:
     context, nb = open_notebook(browser, web_gateway)
     yield nb
     context.close()
@@ -175,7 +177,8 @@ def test_pages_through_5000_rows(notebook: Notebook) -> None:
 
 def test_python_prints_and_returns_a_dataframe(notebook: Notebook) -> None:
     """A Python cell's print() output and its trailing DataFrame both show, in order."""
-    cell = notebook.add_cell("python", 'print("hello from python")\nspark.range(3).selectExpr("id", "id * 2 AS twice")')
+    code = 'print("hello from python")\nspark.range(3).selectExpr("id", "id * 2 AS twice")'
+    cell = notebook.add_cell("python", code)
     notebook.run(cell)
     notebook.wait_status(cell, "ok")
     expect(cell.locator("pre.stream")).to_have_text("hello from python\n")
@@ -261,16 +264,18 @@ def test_values_are_exact_and_null_is_distinct(notebook: Notebook) -> None:
     cell = notebook.add_cell("sql", (
         "SELECT 9007199254740993 AS big, CAST('-9223372036854775808' AS BIGINT) AS min_long, "
         "CAST(12.3 AS DECIMAL(10,3)) AS dec, NULL AS n, 'null' AS s, CAST(NULL AS STRING) AS ns, "
-        "double('NaN') AS nan, 2.0D AS two, TIMESTAMP'2024-01-02 03:04:05.123456' AS ts, DATE'2024-01-02' AS d, "
+        "double('NaN') AS nan, 2.0D AS two, TIMESTAMP'2024-01-02 03:04:05.123456' AS ts, "
+        "DATE'2024-01-02' AS d, "
         "array(1, 2) AS arr, map('k', 9007199254740993) AS m, named_struct('x', 1, 'y', 'two') AS st, "
         "X'0102FF' AS bin"))
     notebook.run(cell)
     notebook.wait_status(cell, "ok")
     cells = cell.locator("table.grid tr.row td:not(.rownum):not(.filler)")
     texts = cells.all_inner_texts()
-    assert texts == ["9007199254740993", "-9223372036854775808", "12.300", "NULL", "null", "NULL", "NaN", "2.0",
-                     "2024-01-02T03:04:05.123456Z", "2024-01-02", "[1,2]", '{"k":9007199254740993}',
-                     '{"x":1,"y":"two"}', "[01 02 ff]"]
+    assert texts == [
+        "9007199254740993", "-9223372036854775808", "12.300", "NULL", "null", "NULL", "NaN", "2.0",
+        "2024-01-02T03:04:05.123456Z", "2024-01-02", "[1,2]", '{"k":9007199254740993}', '{"x":1,"y":"two"}',
+        "[01 02 ff]"]
     classes = [c.split() for c in cells.evaluate_all("tds => tds.map(td => td.className)")]
     assert "null" in classes[3] and "null" in classes[5]
     assert "null" not in classes[4]  # the text 'null' is just text
@@ -288,7 +293,8 @@ def test_limit_marks_truncated_results(notebook: Notebook) -> None:
 
 def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Path) -> None:
     """Download CSV writes every row of the result, also the rows not loaded in the page."""
-    cell = notebook.add_cell("sql", "SELECT id, CASE WHEN id % 2 = 0 THEN 'a,\"b\"' END AS txt FROM range(2500)")
+    cell = notebook.add_cell("sql", "SELECT id, CASE WHEN id % 2 = 0 THEN 'a,\"b\"' END AS txt "
+                                    "FROM range(2500)")
     notebook.run(cell)
     expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
     with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
@@ -315,7 +321,7 @@ def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Pat
 
 
 def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
-    """When the socket drops the page says so, reconnects by itself, warns of the new session, and runs again."""
+    """When the socket drops the page says so, reconnects, warns of the new session, and runs again."""
     page = notebook.page
     cell = notebook.add_cell("sql", "SELECT 1 AS one")
     notebook.run(cell)
@@ -323,7 +329,8 @@ def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
     first_session = page.evaluate("sparkGateway.client.session.session_id")
 
     page.context.set_offline(True)  # the network goes away
-    expect(page.locator("#connection")).to_have_attribute("data-state", re.compile("reconnecting|disconnected"))
+    connection = page.locator("#connection")
+    expect(connection).to_have_attribute("data-state", re.compile("reconnecting|disconnected"))
     expect(page.locator("#banner")).to_contain_text("Disconnected")
     notebook.run(cell)  # refused while offline, with a notice
     expect(page.locator(".toast")).to_contain_text("Not connected")
@@ -355,7 +362,7 @@ def test_results_left_open_are_marked_lost_on_disconnect(notebook: Notebook) -> 
     expect(notebook.page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
 
 
-def test_dark_mode_follows_the_system_and_toggles(browser: object, web_gateway: GatewayProcess) -> None:
+def test_dark_mode_follows_the_system_and_toggles(browser: Browser, web_gateway: GatewayProcess) -> None:
     """The page starts in the system's colour scheme and the toggle switches it."""
     context, nb = open_notebook(browser, web_gateway, color_scheme="dark")
     try:
@@ -378,7 +385,7 @@ def test_dark_mode_follows_the_system_and_toggles(browser: object, web_gateway: 
         context.close()
 
 
-def test_narrow_window_stays_usable(browser: object, web_gateway: GatewayProcess) -> None:
+def test_narrow_window_stays_usable(browser: Browser, web_gateway: GatewayProcess) -> None:
     """At phone width nothing overflows the page sideways and cells still run."""
     context, nb = open_notebook(browser, web_gateway, viewport={"width": 420, "height": 860})
     try:

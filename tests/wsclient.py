@@ -11,7 +11,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from websockets.asyncio.client import ClientConnection, connect
 
-from protocol import PROTOCOL_VERSION
+from protocol import PROTOCOL_VERSION, decode_arrow_frame
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "protocol" / "schema"
 VALIDATORS = {
@@ -42,8 +42,13 @@ class Client:
     async def recv(self, timeout: float = 60) -> dict[str, Any]:
         with anyio.fail_after(timeout):
             frame = await self.ws.recv()
-        event = orjson.loads(frame)
-        validate(event)
+        if isinstance(frame, bytes):  # an arrow-rows page: validate its header, keep its payload
+            header, payload = decode_arrow_frame(frame)
+            validate(header)
+            event = {**header, "payload": bytes(payload)}
+        else:
+            event = orjson.loads(frame)
+            validate(event)
         assert event["seq"] == self._next_seq, f"seq {event['seq']} != expected {self._next_seq}"
         self._next_seq += 1
         self.events.append(event)
@@ -80,9 +85,10 @@ class Client:
                 if event.get("id") != id:
                     continue
                 got.append(event)
-                if all_rows and event["type"] == "rows" and not event["last"]:
+                if all_rows and event["type"] in ("rows", "arrow-rows") and not event["last"]:
+                    count = event["count"] if event["type"] == "arrow-rows" else len(event["rows"])
                     await self.send({"type": "stream-rows", "id": id, "result": event["result"],
-                                     "max_rows": len(event["rows"]) or 1})
+                                     "max_rows": count or 1})
                 if event["type"] == "finished":
                     return got
 
@@ -92,6 +98,14 @@ class Client:
 
 def rows_of(events: list[dict[str, Any]], result: int = 0) -> list[list[Any]]:
     return [row for e in events if e["type"] == "rows" and e["result"] == result for row in e["rows"]]
+
+
+def arrow_table(events: list[dict[str, Any]], result: int = 0) -> Any:
+    """The Arrow table that a result's binary frames carry, read as one IPC stream."""
+    import pyarrow as pa
+
+    payload = b"".join(e["payload"] for e in events if e["type"] == "arrow-rows" and e["result"] == result)
+    return pa.ipc.open_stream(payload).read_all()
 
 
 def of_type(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -184,7 +184,9 @@ export class ResultTable {
     const digits = String(Math.max(this.rows.length, 1000)).length;
     cols[0].style.width = `${digits + 3}ch`;
     this.columns.forEach((c, i) => {
-      let width = Math.max(c.name.length, c.type.length * 0.85);
+      // Widths in `ch` of the 12.5px monospace body font; the header's bold sans name and
+      // 11px type need a little more and a little less per character.
+      let width = Math.max(c.name.length * 1.15, c.type.length * 0.9);
       for (const row of sample) {
         const v = row[i];
         const text = v === null ? "NULL" : displayValue(v, this.kinds[i]).text;

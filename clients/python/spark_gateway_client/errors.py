@@ -1,0 +1,94 @@
+"""Exceptions raised by the client, built from the protocol's ``error`` events.
+
+::
+
+    SparkGatewayError              base of everything this package raises
+    ├── QueryError                 Spark raised (code ``spark_error``): error_class, sql_state, context
+    ├── PythonError                the cell's Python code raised (``python_error``): exception, traceback
+    ├── RequestRefused             the gateway refused a request (unsupported, limit_exceeded, ...)
+    ├── Interrupted                the execution was interrupted (by ``interrupt()`` or the gateway)
+    └── GatewayConnectionError     no connection, or it was lost (also a builtin ``ConnectionError``)
+        └── SparkUnavailable       the gateway is up but its Spark Connect server is not
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from protocol.messages import QueryContext
+
+
+class SparkGatewayError(Exception):
+    """Base class: ``code`` is the protocol error code when the gateway sent one."""
+
+    def __init__(self, message: str, *, code: str | None = None, execution_id: str | None = None,
+                 result: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.execution_id = execution_id
+        self.result = result
+
+
+class QueryError(SparkGatewayError):
+    """Spark rejected or failed the query (parse, analysis, runtime)."""
+
+    def __init__(self, message: str, *, error_class: str | None = None, sql_state: str | None = None,
+                 context: list[QueryContext] | None = None, exception: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.error_class = error_class
+        self.sql_state = sql_state
+        self.context = context or []
+        self.exception = exception
+
+
+class PythonError(SparkGatewayError):
+    """The execution's Python code raised; ``traceback`` starts at the cell's own frames."""
+
+    def __init__(self, message: str, *, exception: str | None = None, traceback: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.exception = exception
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return self.traceback.rstrip() if self.traceback else self.message
+
+
+class RequestRefused(SparkGatewayError):
+    """The gateway refused a request: ``code`` says why (``unsupported``, ``limit_exceeded``, ...)."""
+
+
+class Interrupted(SparkGatewayError):
+    """The execution was interrupted before it completed."""
+
+
+class GatewayConnectionError(SparkGatewayError, ConnectionError):
+    """The gateway cannot be reached, refused the connection, or the connection was lost."""
+
+
+class SparkUnavailable(GatewayConnectionError):
+    """The gateway answered, but its Spark Connect server cannot be reached."""
+
+
+def error_from_event(event: dict[str, Any]) -> SparkGatewayError:
+    """The exception an ``error`` event stands for."""
+    code = str(event.get("code") or "internal")
+    message = str(event.get("message") or code)
+    common: dict[str, Any] = {"code": code, "execution_id": event.get("id"), "result": event.get("result")}
+    if code == "spark_error":
+        context = [QueryContext(str(c.get("fragment", "")), int(c.get("start", 0)), int(c.get("stop", 0)))
+                   for c in event.get("context") or [] if isinstance(c, dict)]
+        return QueryError(message, error_class=event.get("error_class"), sql_state=event.get("sql_state"),
+                          context=context, exception=event.get("exception"), **common)
+    if code == "python_error":
+        return PythonError(message, exception=event.get("exception"), traceback=event.get("traceback"),
+                           **common)
+    if code == "spark_unavailable":
+        return SparkUnavailable(message, **common)
+    if code == "shutting_down":
+        return GatewayConnectionError(message, **common)
+    if event.get("request") is not None:
+        return RequestRefused(message, **common)
+    return SparkGatewayError(message, **common)
