@@ -173,16 +173,17 @@ class ResultCursor:
 
     async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
         """Pull chunks from Spark, one chunk ahead of the pager."""
-        async with send:
-            remaining = None if self.limit is None else self.limit + 1
-            while remaining is None or remaining > 0:
-                chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
-                if chunk is None:
-                    return
-                if remaining is not None:
-                    chunk = _cut(chunk, 0, min(remaining, len(chunk)))
-                    remaining -= len(chunk)
-                await send.send(chunk)
+        remaining = None if self.limit is None else self.limit + 1
+        while remaining is None or remaining > 0:
+            chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
+            if chunk is None:
+                break
+            if remaining is not None:
+                chunk = _cut(chunk, 0, min(remaining, len(chunk)))
+                remaining -= len(chunk)
+            await send.send(chunk)
+        # Closed only on a clean end: after a failure the pager must not see "end of result".
+        await send.aclose()
 
     def _next_chunk(self) -> Chunk | None:
         """Worker thread: one Arrow batch from Spark (as JSON-ready rows in JSON format)."""

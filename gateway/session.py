@@ -123,8 +123,7 @@ class Session:
         with anyio.CancelScope(shield=True):
             interrupted = [e.tag for e in self._executions.values() if e.state is not State.QUEUED]
             interrupted += self._unreaped  # reaps cut short by the close
-            for execution in list(self._executions.values()):
-                await self._interrupt(execution)
+            await self._interrupt_all()
             self.outbox.close()
             if interrupted:
                 with anyio.move_on_after(5):
@@ -141,8 +140,7 @@ class Session:
     async def shutdown(self, reason: str) -> None:
         """The gateway is stopping: say so, interrupt everything, let the events reach the client."""
         self.outbox.put(Error(ErrorCode.SHUTTING_DOWN, reason))
-        for execution in list(self._executions.values()):
-            await self._interrupt(execution)
+        await self._interrupt_all()
         while self._executions or self.outbox.pending_bytes:
             await anyio.sleep(0.05)
 
@@ -159,8 +157,7 @@ class Session:
             case Execute():
                 self._accept(request)
             case Interrupt(id=None):
-                for execution in list(self._executions.values()):
-                    await self._interrupt(execution)
+                await self._interrupt_all()
             case Interrupt(id=str(rid)):
                 await self._interrupt(self._execution(rid, request.type))
             case StreamRows():
@@ -211,6 +208,12 @@ class Session:
             raise ProtocolError(ErrorCode.INVALID_STATE, f"result {number} of {rid!r} has ended ({cursor.end})",
                                 request_id=rid, request_type=request_type)
         return cursor
+
+    async def _interrupt_all(self) -> None:
+        # Queued ones first: none of them may start while the running one is being stopped.
+        everything = sorted(self._executions.values(), key=lambda e: e.state is not State.QUEUED)
+        for execution in everything:
+            await self._interrupt(execution)
 
     async def _interrupt(self, execution: Execution) -> None:
         if execution.finished:
@@ -421,7 +424,8 @@ class Session:
         if execution.interrupt_requested and (spark.is_cancellation(failure) or isinstance(failure, ExecutionInterrupted)):
             return
         execution.failed = True
-        self.outbox.put(_error_event(execution.id, failure, code=execution.request.code))
+        sql = execution.request.code if execution.request.language == "sql" else None
+        self.outbox.put(_error_event(execution.id, failure, sql=sql))
 
     # ------------------------------------------------------------ progress
 
@@ -464,12 +468,12 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
 
 
 def _error_event(execution_id: str, exc: BaseException, result: int | None = None,
-                 code: str | None = None) -> Error:
+                 sql: str | None = None) -> Error:
     """Translate an execution failure into the protocol's error event (once, here)."""
     fields = spark.spark_error_fields(exc)
     if fields is not None:
-        if code is not None and not fields.get("context"):
-            fields["context"] = _parse_position(fields["message"], code)
+        if sql is not None and not fields.get("context"):  # Spark's (line, pos) is in the SQL text
+            fields["context"] = _parse_position(fields["message"], sql)
         return Error(id=execution_id, result=result, **fields)
     if isinstance(exc, SyntaxError):
         return Error(ErrorCode.PYTHON_ERROR, f"{type(exc).__name__}: {exc}", id=execution_id,

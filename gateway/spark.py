@@ -44,7 +44,8 @@ _UNAVAILABLE_MARKERS = ("StatusCode.UNAVAILABLE", "SESSION_CHANGED", "NO_ACTIVE_
 def quiet_client_logs() -> None:
     """pyspark logs every gRPC error at ERROR; the gateway reports errors itself."""
     if "SPARK_CONNECT_LOG_LEVEL" not in os.environ:
-        logging.getLogger("pyspark.sql.connect.logging").setLevel(logging.CRITICAL)
+        for name in ("pyspark.sql.connect.logging", "SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def connect(url: str, session_id: str | None = None) -> SparkSession:
@@ -54,6 +55,8 @@ def connect(url: str, session_id: str | None = None) -> SparkSession:
     ``session_id`` share one (its temp views, conf and cached plans).
     """
     os.environ.setdefault("SPARK_REMOTE", url)  # user code's builder.getOrCreate() must never start a JVM
+    # Makes `from pyspark.sql import functions as F` in user code resolve to Spark Connect.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     if session_id is not None:
         url = f"{url.rstrip('/')}/;session_id={session_id}"
     spark = SparkSession.builder.remote(url).create()

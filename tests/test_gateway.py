@@ -371,3 +371,28 @@ async def test_json_and_arrow_interleave(gateway: GatewayProcess) -> None:
         assert finished["a"]["results"] == [{"result": 0, "rows": 2500, "truncated": True}]
         empty = arrow_table([e for e in client.events if e.get("id") == "e"])
         assert empty.num_rows == 0 and empty.schema.names == ["id"]
+
+
+async def test_a_failing_result_ends_once_with_its_error(gateway: GatewayProcess) -> None:
+    """A result whose job fails mid-stream ends with error then result-closed, never with a last page."""
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run("SELECT id, 1 DIV (id - 15000) AS boom FROM range(0, 20000, 1, 2)", id="f")
+        mine = [e for e in events if e.get("result") == 0 and e["type"] in ("rows", "error", "result-closed")]
+        assert not [e for e in mine if e["type"] == "rows" and e["last"]]
+        assert [e["type"] for e in mine if e["type"] != "rows"] == ["error", "result-closed"]
+        error = of_type(events, "error")[0]
+        assert error["error_class"] == "DIVIDE_BY_ZERO" and error["result"] == 0
+        assert of_type(events, "result-closed")[0]["reason"] == "error"
+        assert events[-1]["status"] == "error"
+
+
+async def test_python_cells_use_connect_functions_and_stay_quiet(gateway: GatewayProcess) -> None:
+    """pyspark.sql.functions works in cells, and a Spark error prints no log noise to the cell."""
+    async with open_client(gateway.ws_url) as client:
+        code = "from pyspark.sql import functions as F\nspark.range(3).select((F.col('id') * 2).alias('twice'))"
+        events = await client.run(code, id="f", language="python")
+        assert rows_of(events) == [[0], [2], [4]]
+        failed = await client.run("spark.sql('SELECT * FROM nowhere').collect()", id="g", language="python")
+        assert of_type(failed, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
+        assert of_type(failed, "error")[0]["context"][0]["fragment"] == "nowhere"
+        assert not of_type(failed, "stderr")
