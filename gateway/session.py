@@ -105,6 +105,7 @@ class Session:
         self._last_progress: dict[str, tuple[float, Any]] = {}
         self._stopped = anyio.Event()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
+        self._spark_suspect = False  # Spark was unreachable: check the session before reuse
 
     # ------------------------------------------------------------ lifetime
 
@@ -302,7 +303,7 @@ class Session:
         capture.route_to(sink)
         failure: BaseException | None = None
         try:
-            session = self._ensure_spark()
+            session = self._ensure_spark(execution)
             spark.bind_thread(session)
             spark.add_tag(session, execution.tag)
             try:
@@ -318,7 +319,20 @@ class Session:
             capture.route_to(None)
         self._call_loop(self._after_code, execution, failure)
 
-    def _ensure_spark(self) -> Any:
+    def _ensure_spark(self, execution: Execution) -> Any:
+        """Worker thread: this session's Spark session, created at first use or after a loss."""
+        if self._spark is not None and self._spark_suspect:
+            self._spark_suspect = False
+            try:
+                spark.server_version(self._spark)
+            except Exception:  # noqa: BLE001 - gone (server restarted): start over, and say so
+                self._spark = None
+                self.spark_session_id = str(uuid.uuid4())
+                self._call_loop(self._emit, execution, Error(
+                    ErrorCode.SPARK_SESSION_RESET,
+                    "the Spark Connect server lost this session (it restarted or was unreachable); a new "
+                    "Spark session was created: temp views, cached tables, SQL settings and Python "
+                    "variables of the old one are gone", id=execution.id))
         if self._spark is None:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)
@@ -396,6 +410,7 @@ class Session:
         if execution is None or (execution.interrupt_requested and spark.is_cancellation(exc)):
             return
         execution.failed = True
+        self._spark_suspect = self._spark_suspect or spark.is_unavailable(exc)
         self.outbox.put(_error_event(execution.id, exc, result=cursor.number))
 
     def _drain_later(self, execution: Execution) -> None:
@@ -424,6 +439,7 @@ class Session:
         if execution.interrupt_requested and (spark.is_cancellation(failure) or isinstance(failure, ExecutionInterrupted)):
             return
         execution.failed = True
+        self._spark_suspect = self._spark_suspect or spark.is_unavailable(failure)
         sql = execution.request.code if execution.request.language == "sql" else None
         self.outbox.put(_error_event(execution.id, failure, sql=sql))
 

@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     SPARK_ERROR = "spark_error"  # Spark raised (analysis, parse, runtime, ...)
     PYTHON_ERROR = "python_error"  # the user's Python code raised
     SPARK_UNAVAILABLE = "spark_unavailable"  # the Spark Connect server cannot be reached
+    SPARK_SESSION_RESET = "spark_session_reset"  # a new Spark session replaced a lost one (a notice)
     SHUTTING_DOWN = "shutting_down"  # the gateway is stopping; running work is interrupted
     INTERNAL = "internal"  # a gateway bug; the message says what happened
 

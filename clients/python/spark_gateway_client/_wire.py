@@ -1,4 +1,4 @@
-"""Gateway events as the ``protocol`` package's dataclasses, and the binary ``arrow-rows`` frame.
+"""Gateway events as the ``protocol`` package's dataclasses, and Arrow payload decoding.
 
 Unknown fields are dropped (a newer gateway may add some), missing optional ones take
 their defaults, so an older client keeps working against a newer gateway.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import orjson
 
 from protocol.messages import (
     Column,
@@ -62,19 +60,6 @@ def value(event: dict[str, Any]) -> Value:
 
 def query_context(items: list[dict[str, Any]]) -> list[QueryContext]:
     return [build(QueryContext, c) for c in items]
-
-
-def split_binary(frame: bytes) -> tuple[dict[str, Any], memoryview]:
-    """``[4-byte big-endian header length][JSON header][Arrow IPC bytes]`` → (header, payload)."""
-    if len(frame) < 4:
-        raise ValueError("binary frame shorter than its 4-byte header length")
-    size = int.from_bytes(frame[:4], "big")
-    if 4 + size > len(frame):
-        raise ValueError(f"binary frame header length {size} exceeds the frame ({len(frame)} bytes)")
-    header = orjson.loads(frame[4 : 4 + size])
-    if not isinstance(header, dict) or header.get("type") != "arrow-rows":
-        raise ValueError("binary frame header is not an arrow-rows object")
-    return header, memoryview(frame)[4 + size :]
 
 
 class ArrowDecoder:

@@ -17,6 +17,8 @@ from typing import Any
 
 from protocol.messages import QueryContext
 
+from ._wire import query_context
+
 
 class SparkGatewayError(Exception):
     """Base class: ``code`` is the protocol error code when the gateway sent one."""
@@ -78,8 +80,7 @@ def error_from_event(event: dict[str, Any]) -> SparkGatewayError:
     message = str(event.get("message") or code)
     common: dict[str, Any] = {"code": code, "execution_id": event.get("id"), "result": event.get("result")}
     if code == "spark_error":
-        context = [QueryContext(str(c.get("fragment", "")), int(c.get("start", 0)), int(c.get("stop", 0)))
-                   for c in event.get("context") or [] if isinstance(c, dict)]
+        context = query_context([c for c in event.get("context") or [] if isinstance(c, dict)])
         return QueryError(message, error_class=event.get("error_class"), sql_state=event.get("sql_state"),
                           context=context, exception=event.get("exception"), **common)
     if code == "python_error":

@@ -12,7 +12,7 @@ import logging
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -112,7 +112,7 @@ class ResultStream:
 
     # ------------------------------------------------------------ consumer side
 
-    async def _take(self) -> AsyncIterator[tuple[int, Any]]:
+    async def _take(self) -> AsyncGenerator[tuple[int, Any], None]:
         """Pages in order, granting credit for each as it is taken; raises how the result failed."""
         self._reading = True
         try:
@@ -140,7 +140,7 @@ class ResultStream:
             raise Interrupted(f"execution {self.execution.id!r} was interrupted",
                               execution_id=self.execution.id, result=self.number)
 
-    async def batches(self) -> AsyncIterator[Any]:
+    async def batches(self) -> AsyncGenerator[Any, None]:
         """Row batches: ``list`` of rows (JSON) or ``pyarrow.RecordBatch`` (Arrow); empty ones skipped."""
         async with aclosing(self._take()) as pages:
             async for _count, data in pages:
@@ -155,7 +155,7 @@ class ResultStream:
     def __aiter__(self) -> AsyncIterator[Any]:
         return self.batches()
 
-    async def ipc_chunks(self) -> AsyncIterator[bytes]:
+    async def ipc_chunks(self) -> AsyncGenerator[bytes, None]:
         """Arrow format only: the raw IPC bytes of each frame; concatenated they are one IPC stream.
 
         Append them to a file as they come to get a ``.arrows`` stream file (readable with
@@ -359,7 +359,7 @@ class Execution:
             await self._changed.wait()
         return self._results[number]
 
-    async def results(self) -> AsyncIterator[ResultStream]:
+    async def results(self) -> AsyncGenerator[ResultStream, None]:
         """Each result in order as it opens; raises at the end if the execution failed."""
         self.start()
         n = 0
@@ -374,7 +374,7 @@ class Execution:
             await self._changed.wait()
         self._raise_for_status()
 
-    async def batches(self) -> AsyncIterator[Any]:
+    async def batches(self) -> AsyncGenerator[Any, None]:
         """The batches of every result in turn (see ``ResultStream.batches``)."""
         self._iterating_all = True
         async with aclosing(self.results()) as results:
@@ -475,7 +475,7 @@ class Execution:
                                       bool(header.get("truncated")))
 
     def _stream(self, event: dict[str, Any]) -> ResultStream:
-        return self._results[event["result"]]
+        return self._results[int(event["result"])]
 
     def _open_result(self, event: dict[str, Any]) -> None:
         assert self.request is not None

@@ -16,7 +16,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from protocol.codec import decode_event, encode_request
+from protocol.codec import decode_arrow_frame, decode_event, encode_request
+from protocol.errors import ProtocolError
 from protocol.messages import PROTOCOL_VERSION, Interrupt, Ping, Progress, Request, SessionInfo
 
 from . import _wire
@@ -81,8 +82,9 @@ class Session:
         event loop, in the session's reader task: keep them quick.
         """
         if id is None:
-            while (id := f"c{next(self._ids)}") in self._used_ids:
-                pass
+            id = f"c{next(self._ids)}"
+            while id in self._used_ids:
+                id = f"c{next(self._ids)}"
         elif id in self._used_ids:
             raise ValueError(f"execution id {id!r} was already used in this session")
         self._used_ids.add(id)
@@ -117,12 +119,12 @@ class Session:
         self._outgoing.put_nowait(None)
         try:
             await asyncio.wait_for(asyncio.shield(self._writer), 5)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+        except (TimeoutError, Exception):  # noqa: BLE001 - closing anyway
             self._writer.cancel()
         await self._ws.close()
         try:
             await asyncio.wait_for(self._reader, 10)
-        except (asyncio.TimeoutError, Exception):  # noqa: BLE001
+        except (TimeoutError, Exception):  # noqa: BLE001
             self._reader.cancel()
 
     async def __aenter__(self) -> Session:
@@ -174,6 +176,9 @@ class Session:
         except GatewayConnectionError as exc:
             failure = exc
             await self._ws.close(code=1002, reason="protocol violation")
+        except ProtocolError as exc:
+            failure = GatewayConnectionError(f"protocol violation: {exc.message}")
+            await self._ws.close(code=1002, reason="protocol violation")
         except Exception as exc:  # noqa: BLE001 - a bad frame ends the session, never silently
             log.exception("cannot read the gateway's frames")
             failure = GatewayConnectionError(f"protocol violation: {type(exc).__name__}: {exc}")
@@ -219,7 +224,7 @@ class Session:
                 log.warning("gateway error: %s: %s", event.get("code"), event.get("message"))
 
     def _on_binary(self, frame: bytes) -> None:
-        header, payload = _wire.split_binary(frame)
+        header, payload = decode_arrow_frame(frame)
         self._check_seq(header.get("seq"))
         execution = self._executions.get(header["id"])
         if execution is not None:

@@ -231,7 +231,10 @@ def _iterate(runner: _LoopThread, agen: AsyncIterator[T], execution: Execution) 
     finally:
         aclose = getattr(agen, "aclose", None)
         if aclose is not None:
-            runner.run(aclose())
+            try:
+                runner.run(aclose())
+            except RuntimeError:  # still running after a Ctrl+C cancelled it: it ends by itself
+                pass
 
 
 async def _anext(agen: AsyncIterator[T]) -> T:
