@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ if str(ROOT) not in sys.path:
 
 SUBPROTOCOL = "spark-gateway.v1"
 CREDIT_WINDOW = 100_000  # rows of outstanding credit the fast client keeps granted
+RECV_TIMEOUT = 60.0  # a client that hears nothing this long reports a stall instead of hanging
+ROLE_TIMEOUT = 300.0
 
 
 def query(n: int) -> str:
@@ -69,9 +71,19 @@ def _maxrss() -> int:
 
 
 async def _ws_connect(url: str, compression: str | None):  # type: ignore[no-untyped-def]
+    """A websockets asyncio client; ``ws.wire_bytes`` counts the bytes read from the socket."""
     from websockets.asyncio.client import connect
 
-    return await connect(url, subprotocols=[SUBPROTOCOL], max_size=None, compression=compression)
+    ws = await connect(url, subprotocols=[SUBPROTOCOL], max_size=None, compression=compression)
+    ws.wire_bytes = 0
+    received = ws.data_received
+
+    def counting(data: bytes) -> None:  # the transport calls the protocol's data_received
+        ws.wire_bytes += len(data)
+        received(data)
+
+    ws.data_received = counting
+    return ws
 
 
 async def _ws_run_small(ws: Any, eid: str, code: str) -> float:
@@ -103,9 +115,10 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
         orjson.loads(await ws.recv(decode=False))  # session
         await _ws_run_small(ws, "warm", "SELECT 1")  # creates the session's Spark session
         page_size, window = p["page_size"], p["window"]
+        wire0 = ws.wire_bytes
         cpu0, t0 = time.process_time(), time.perf_counter()
         await ws.send(orjson.dumps({"type": "execute", "id": "q", "code": p["query"],
-                                    "page_size": page_size}).decode())
+                                    "page_size": page_size, "format": p.get("format", "json")}).decode())
         rows = nbytes = frames = 0
         first = None
         outstanding = page_size  # the first page needs no credit
@@ -116,14 +129,23 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
                                         "max_rows": window - outstanding}).decode())
             outstanding = window
 
+        arrow = ArrowCounter() if p.get("format") == "arrow" else None
+        ev: dict[str, Any] = {}
         while True:
-            frame = await ws.recv(decode=False)
+            try:
+                frame = await asyncio.wait_for(ws.recv(decode=False), RECV_TIMEOUT)
+            except TimeoutError:
+                raise RuntimeError(f"no frame for {RECV_TIMEOUT}s: rows={rows} frames={frames} "
+                                   f"outstanding={outstanding} last event={ev}") from None
             nbytes += len(frame)
             frames += 1
-            ev = orjson.loads(frame)
+            if arrow is not None and frame[:1] != b"{":
+                ev = arrow.feed(frame)  # binary arrow-rows frame: header + IPC messages
+            else:
+                ev = orjson.loads(frame)
             kind = ev["type"]
-            if kind == "rows":
-                n = len(ev["rows"])
+            if kind in ("rows", "arrow-rows"):
+                n = ev["count"] if kind == "arrow-rows" else len(ev["rows"])
                 if first is None:
                     first = time.perf_counter() - t0
                 rows += n
@@ -142,8 +164,39 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
         cpu = time.process_time() - cpu0
     finally:
         await ws.close()
+    if arrow is not None and arrow.rows != rows:
+        raise RuntimeError(f"arrow frames decoded {arrow.rows} rows, headers said {rows}")
     return {"rows": rows, "bytes": nbytes, "frames": frames, "seconds": elapsed, "first": first,
-            "client_cpu": cpu, "client_maxrss": _maxrss(), "extensions": ws_ext}
+            "client_cpu": cpu, "client_maxrss": _maxrss(), "extensions": ws_ext, "wire_bytes": ws.wire_bytes - wire0}
+
+
+class ArrowCounter:
+    """Decodes binary ``arrow-rows`` frames (docs/protocol.md, Arrow frames) into RecordBatches."""
+
+    def __init__(self) -> None:
+        import pyarrow as pa
+
+        self.pa = pa
+        self.schema = None
+        self.rows = 0
+
+    def feed(self, frame: bytes) -> dict[str, Any]:
+        import orjson
+
+        pa = self.pa
+        n = int.from_bytes(frame[:4], "big")
+        header = orjson.loads(frame[4 : 4 + n])
+        reader = pa.BufferReader(pa.py_buffer(frame)[4 + n :])
+        while True:
+            try:
+                message = pa.ipc.read_message(reader)
+            except EOFError:
+                break
+            if message.type == "schema":
+                self.schema = pa.ipc.read_schema(message)
+            else:
+                self.rows += pa.ipc.read_record_batch(message, self.schema).num_rows
+        return header
 
 
 async def role_ws_slow(p: dict[str, Any]) -> dict[str, Any]:
@@ -158,20 +211,23 @@ async def role_ws_slow(p: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         await ws.send(orjson.dumps({"type": "execute", "id": "slow", "code": p["query"],
                                     "page_size": p["grant"]}).decode())
-        done = asyncio.Event()
+        done, opened = asyncio.Event(), asyncio.Event()
 
         async def reader() -> None:
             while True:
                 ev = orjson.loads(await ws.recv(decode=False))
-                if ev["type"] == "rows":
+                if ev["type"] == "result":
+                    opened.set()  # credit before the result exists would be refused (unknown_result)
+                elif ev["type"] == "rows":
                     got["rows"] += len(ev["rows"])
                 elif ev["type"] in ("result-closed", "error", "finished"):
-                    got["events"].append({k: ev.get(k) for k in ("type", "reason", "status", "code", "rows")})
+                    got["events"].append({k: ev.get(k) for k in ("type", "reason", "status", "code", "message", "rows")})
                     if ev["type"] == "finished":
                         done.set()
                         return
 
         task = asyncio.create_task(reader())
+        await asyncio.wait_for(opened.wait(), 60)
         while time.perf_counter() - t0 < p["seconds"] and not done.is_set():
             await asyncio.sleep(p["interval"])
             await ws.send(orjson.dumps({"type": "stream-rows", "id": "slow", "result": 0,
@@ -188,15 +244,48 @@ async def role_ws_slow(p: dict[str, Any]) -> dict[str, Any]:
     return {"rows": got["rows"], "seconds": elapsed, "close_seconds": close_s, "events": got["events"]}
 
 
-async def role_ws_select1(p: dict[str, Any]) -> dict[str, Any]:
+async def role_select1(p: dict[str, Any]) -> dict[str, Any]:
+    """``SELECT 1`` round trips, gateway and direct interleaved in one process (same load).
+
+    Each round: the gateway (execute → finished, with the arrival time of every event),
+    then direct ``collect()``, then direct ``toArrow()`` on one warm pyspark session.
+    """
+    import orjson
+
+    spark = _direct_session(p["sc_url"])
     ws = await _ws_connect(p["url"], p["compression"])
+    out: dict[str, Any] = {"gateway": [], "collect": [], "toArrow": [], "phases": {}}
     try:
         await ws.recv(decode=False)
-        cold = await _ws_run_small(ws, "c0", "SELECT 1")  # includes creating the Spark session
-        times = [await _ws_run_small(ws, f"e{i}", "SELECT 1") for i in range(p["warmup"] + p["n"])]
+        out["cold"] = await _ws_run_small(ws, "c0", "SELECT 1")  # creates the Spark session
+        for i in range(p["warmup"] + p["n"]):
+            t0 = time.perf_counter()
+            await ws.send(orjson.dumps({"type": "execute", "id": f"e{i}", "code": "SELECT 1"}).decode())
+            seen: dict[str, float] = {}
+            while True:
+                ev = orjson.loads(await ws.recv(decode=False))
+                seen.setdefault(ev["type"], time.perf_counter() - t0)
+                if ev["type"] == "error":
+                    raise RuntimeError(f"gateway error: {ev}")
+                if ev["type"] == "finished":
+                    break
+            t_gw = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            spark.sql("SELECT 1").collect()
+            t_collect = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            spark.sql("SELECT 1").toArrow()
+            t_arrow = time.perf_counter() - t0
+            if i >= p["warmup"]:
+                out["gateway"].append(t_gw)
+                out["collect"].append(t_collect)
+                out["toArrow"].append(t_arrow)
+                for kind, t in seen.items():
+                    out["phases"].setdefault(kind, []).append(t)
     finally:
         await ws.close()
-    return {"cold": cold, "times": times[p["warmup"]:]}
+        spark.stop()
+    return out
 
 
 def _direct_session(url: str):  # type: ignore[no-untyped-def]
@@ -248,24 +337,9 @@ def role_direct_arrow(p: dict[str, Any]) -> dict[str, Any]:
             "client_base_rss": base, "client_maxrss": _maxrss()}
 
 
-def role_direct_select1(p: dict[str, Any]) -> dict[str, Any]:
-    spark = _direct_session(p["url"])
-    out: dict[str, list[float]] = {"collect": [], "toArrow": []}
-    for i in range(p["warmup"] + p["n"]):
-        for kind in ("collect", "toArrow"):  # interleaved: same conditions for both
-            t0 = time.perf_counter()
-            df = spark.sql("SELECT 1")
-            df.collect() if kind == "collect" else df.toArrow()
-            if i >= p["warmup"]:
-                out[kind].append(time.perf_counter() - t0)
-    spark.stop()
-    return out
-
-
 ROLES = {
-    "ws-stream": role_ws_stream, "ws-slow": role_ws_slow, "ws-select1": role_ws_select1,
+    "ws-stream": role_ws_stream, "ws-slow": role_ws_slow, "ws-select1": role_select1,
     "direct-iter": role_direct_iter, "direct-arrow": role_direct_arrow,
-    "direct-select1": role_direct_select1,
 }
 
 
@@ -277,6 +351,22 @@ def run_role(name: str, params: dict[str, Any]) -> None:
 
 
 # ====================================================================== orchestrator
+
+# key: (label, role, parameters, largest N, repetitions when N > 1M)
+CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
+    "gw": ("gateway JSON, page 10000, deflate", "ws-stream",
+           {"page_size": 10_000, "compression": "deflate"}, 10**12, 99),
+    "gw-nodeflate": ("gateway JSON, page 10000, no deflate", "ws-stream",
+                     {"page_size": 10_000, "compression": None}, 10**12, 99),
+    "gw-p1000": ("gateway JSON, page 1000, deflate", "ws-stream",
+                 {"page_size": 1_000, "compression": "deflate"}, 10**12, 1),
+    "gw-arrow": ("gateway Arrow frames, page 10000, no deflate", "ws-stream",
+                 {"page_size": 10_000, "compression": None, "format": "arrow"}, 10**12, 99),
+    "gw-arrow-deflate": ("gateway Arrow frames, page 10000, deflate", "ws-stream",
+                         {"page_size": 10_000, "compression": "deflate", "format": "arrow"}, 1_000_000, 99),
+    "direct-iter": ("direct `_execute_and_fetch_as_iterator` (Arrow)", "direct-iter", {}, 10**12, 99),
+    "direct-arrow": ("direct `toArrow()`", "direct-arrow", {}, 10**12, 99),
+}
 
 
 class Sampler:
@@ -327,6 +417,7 @@ class Bench:
         self.server: Any = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self.results: list[dict[str, Any]] = []
+        self.failures: list[str] = []
         self.loads: list[tuple[float, float, float]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
 
@@ -383,27 +474,35 @@ class Bench:
 
     # ---------------------------------------------------------------- one measurement
 
-    def role(self, name: str, params: dict[str, Any], *, sample_gateway: bool = False,
-             profile: Path | None = None) -> dict[str, Any]:
+    def role(self, name: str, params: dict[str, Any], *, sample_gateway: bool | str = False,
+             profile: Path | None = None, profile_gil: bool = False) -> dict[str, Any]:
         params = {"url": self.ws_url if name.startswith("ws") else self.url, **params}
         cmd = [sys.executable, __file__, "--role", name, "--params", json.dumps(params)]
         spy = None
         if profile is not None:
             spy = subprocess.Popen(
                 [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.gateway.pid),
-                 "--rate", "200", "--format", "raw", "--threads", "--output", str(profile)],
+                 "--rate", "200", "--format", "raw", "--threads", "--output", str(profile),
+                 *(["--gil"] if profile_gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(1.0)
         self.note_load()
         gw_cpu0, jvm_cpu0 = cpu_seconds([self.gw_proc]), cpu_seconds(self.jvm_procs)
         sampler = Sampler(self.gateway.pid) if sample_gateway else None
-        if sampler:
-            sampler.__enter__()
+        jvm_sampler = Sampler(self.jvm_procs[-1].pid, 0.2) if sample_gateway == "with-jvm" else None
+        for smp in (sampler, jvm_sampler):
+            if smp:
+                smp.__enter__()
         try:
-            proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+            try:
+                proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=ROLE_TIMEOUT)
+            except subprocess.TimeoutExpired as exc:
+                raise RuntimeError(f"role {name} timed out after {ROLE_TIMEOUT:.0f}s; gateway stacks: "
+                                   f"{self.dump_gateway(name)}\n{exc.stderr!r}") from None
         finally:
-            if sampler:
-                sampler.__exit__(None)
+            for smp in (sampler, jvm_sampler):
+                if smp:
+                    smp.__exit__(None)
             if spy is not None:
                 spy.send_signal(2)  # SIGINT: py-spy writes its output and exits
                 try:
@@ -411,7 +510,8 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     spy.kill()
         if proc.returncode != 0:
-            raise RuntimeError(f"role {name} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+            raise RuntimeError(f"role {name} failed ({proc.returncode}); gateway stacks: "
+                               f"{self.dump_gateway(name)}\n{proc.stderr[-3000:]}")
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         out["gateway_cpu"] = cpu_seconds([self.gw_proc]) - gw_cpu0
         out["jvm_cpu"] = cpu_seconds(self.jvm_procs) - jvm_cpu0
@@ -419,7 +519,17 @@ class Bench:
             out["gw_base"], out["gw_peak"], out["gw_after"] = sampler.base, sampler.peak, sampler.after
             out["gw_samples"] = len(sampler.samples)
             out["gw_series"] = sampler.samples[:: max(1, len(sampler.samples) // 400)]
+        if jvm_sampler:
+            out["jvm_base"], out["jvm_peak"] = jvm_sampler.base, jvm_sampler.peak
         return out
+
+    def dump_gateway(self, tag: str) -> Path:
+        """py-spy dump of every gateway thread (for a stalled or failed run)."""
+        path = self.workdir / f"gateway-stacks-{tag}-{time.strftime('%H%M%S')}.txt"
+        spy = subprocess.run([str(Path(sys.executable).parent / "py-spy"), "dump", "--pid", str(self.gateway.pid)],
+                             capture_output=True, text=True, timeout=60)
+        path.write_text(spy.stdout + spy.stderr)
+        return path
 
     # ---------------------------------------------------------------- the run
 
@@ -439,41 +549,38 @@ class Bench:
         slow_n = max(rows)
         slow = self.role("ws-slow", {"query": query(slow_n), "grant": 10_000, "interval": 0.1,
                                      "seconds": a.slow_seconds, "compression": "deflate"},
-                         sample_gateway=True)
+                         sample_gateway="with-jvm")
         slow["n"] = slow_n
         self.slow = slow
         log(f"slow reader: {slow['rows']} rows in {slow['seconds']:.1f}s, gateway RSS "
             f"{mib(slow['gw_base'])} -> peak {mib(slow['gw_peak'])} MiB")
 
         # 1-4. Throughput, interleaved round-robin.
-        configs: list[tuple[str, str, dict[str, Any]]] = [
-            ("gw", "ws-stream", {"page_size": 10_000, "compression": "deflate"}),
-            ("gw-nodeflate", "ws-stream", {"page_size": 10_000, "compression": None}),
-            ("gw-p1000", "ws-stream", {"page_size": 1_000, "compression": "deflate"}),
-            ("direct-iter", "direct-iter", {}),
-            ("direct-arrow", "direct-arrow", {}),
-        ]
         for rep in range(a.reps):
             for n in rows:
-                for key, role, extra in configs:
-                    if key == "gw-p1000" and a.quick and n > 1_000_000:
-                        continue
+                for key, (_label, role, extra, max_n, big_reps) in CONFIGS.items():
+                    if n > max_n or (n > 1_000_000 and rep >= big_reps):
+                        continue  # slow variants: fewer runs at large N keep the bench under ~10 min
                     params = {"query": query(n), **extra}
                     if role == "ws-stream":
                         params["window"] = CREDIT_WINDOW
-                    r = self.role(role, params, sample_gateway=role.startswith("ws"))
-                    r.update(key=key, n=n, rep=rep)
-                    if r["rows"] != n:
-                        raise RuntimeError(f"{key} N={n}: got {r['rows']} rows")
+                    try:
+                        r = self.role(role, params, sample_gateway=role.startswith("ws"))
+                        if r["rows"] != n:
+                            raise RuntimeError(f"got {r['rows']} rows")
+                    except RuntimeError as exc:  # a stall is a finding: report it, keep measuring
+                        log(f"rep {rep} N={n} {key} FAILED: {exc}")
+                        self.failures.append(f"{key} N={n} rep {rep}: {str(exc).splitlines()[0]}")
+                        continue
+                    r.update(key=key, n=n, rep=rep, load=self.loads[-1][0])
                     self.results.append(r)
-                    log(f"rep {rep} N={n:>9} {key:<13} {r['seconds']:6.2f}s {n / r['seconds'] / 1e6:5.2f} Mrows/s"
+                    log(f"rep {rep} N={n:>9} {key:<16} {r['seconds']:6.2f}s {n / r['seconds'] / 1e6:5.2f} Mrows/s"
                         f" first {r['first']:.3f}s client cpu {r['client_cpu']:.1f}s gw cpu {r['gateway_cpu']:.1f}s"
                         f" jvm cpu {r['jvm_cpu']:.1f}s load {self.loads[-1][0]:.1f}")
 
         # 6. SELECT 1 round trips.
         n1 = 50 if a.quick else a.select1
-        self.sel_gw = self.role("ws-select1", {"n": n1, "warmup": 20, "compression": "deflate"})
-        self.sel_direct = self.role("direct-select1", {"n": n1, "warmup": 20})
+        self.sel = self.role("ws-select1", {"n": n1, "warmup": 20, "compression": "deflate", "sc_url": self.url})
         log("SELECT 1 done")
 
         if a.profile:
@@ -483,15 +590,23 @@ class Bench:
         return self.report()
 
     def profile(self, outdir: Path, n: int) -> None:
-        """One extra fast stream per gateway config under py-spy; summaries next to the raw stacks."""
+        """Extra fast streams under py-spy; raw collapsed stacks and a summary per run.
+
+        ``gil``: only samples of the thread holding the GIL (what serialises the gateway);
+        ``cpu``: every thread that is not idle (shows work done outside the GIL, e.g. zlib).
+        """
         outdir.mkdir(parents=True, exist_ok=True)
-        for key, extra in (("gw", {"page_size": 10_000, "compression": "deflate"}),
-                           ("gw-nodeflate", {"page_size": 10_000, "compression": None})):
-            raw = outdir / f"profile-{key}-{n}.txt"
-            r = self.role("ws-stream", {"query": query(n), "window": CREDIT_WINDOW, **extra}, profile=raw)
-            log(f"profiled {key} N={n}: {r['seconds']:.2f}s (under py-spy) -> {raw}")
+        for key, mode in (("gw", "cpu"), ("gw", "gil"), ("gw-nodeflate", "gil")):
+            raw = outdir / f"profile-{key}-{mode}-{n}.txt"
+            extra = CONFIGS[key][2]
+            r = self.role("ws-stream", {"query": query(n), "window": CREDIT_WINDOW, **extra},
+                          profile=raw, profile_gil=mode == "gil")
+            log(f"profiled {key} ({mode}) N={n}: {r['seconds']:.2f}s under py-spy, gateway cpu "
+                f"{r['gateway_cpu']:.1f}s -> {raw}")
             if raw.exists():
-                (outdir / f"profile-{key}-{n}-summary.md").write_text(summarize_profile(raw))
+                head = (f"{CONFIGS[key][0]}, N={n}, py-spy {mode} mode at 200 Hz; run took {r['seconds']:.2f}s "
+                        f"(slowed by sampling), gateway CPU {r['gateway_cpu']:.1f}s\n\n")
+                (outdir / f"profile-{key}-{mode}-{n}-summary.md").write_text(head + summarize_profile(raw))
 
     # ---------------------------------------------------------------- report
 
@@ -499,9 +614,9 @@ class Bench:
         rows = sorted({r["n"] for r in self.results})
         lines: list[str] = []
         load = [f"{x:.2f}" for x in self.loads[0]]
-        loads1 = [l[0] for l in self.loads]
+        loads1 = [x[0] for x in self.loads]
         lines += [
-            f"Run {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')} on {platform.node()}: "
+            f"Run {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {platform.node()}: "
             f"{os.cpu_count()} cores, load average at start {' / '.join(load)} (1/5/15 min), 1-min load during "
             f"runs min {min(loads1):.1f} median {statistics.median(loads1):.1f} max {max(loads1):.1f}; "
             f"{versions()}; {self.args.reps} repetition(s), interleaved; total {self.total_seconds:.0f}s.",
@@ -512,17 +627,12 @@ class Bench:
             "`deflate` = the websockets client's default (permessage-deflate negotiated with uvicorn), "
             "`no deflate` = `compression=None`.",
             "",
-            "| measurement | N | time s | rows/s | MB/s | first page/batch s | client CPU s | gateway CPU s | Spark JVM CPU s | client peak RSS MiB | gateway RSS growth MiB |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| measurement | N | runs | time s | rows/s | MB/s | wire MB | first page s | client CPU s | gateway CPU s | JVM CPU s | client peak RSS MiB | gateway RSS growth MiB | load |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
-        names = {
-            "gw": "gateway JSON, page 10000, deflate",
-            "gw-nodeflate": "gateway JSON, page 10000, no deflate",
-            "gw-p1000": "gateway JSON, page 1000, deflate",
-            "direct-iter": "direct `_execute_and_fetch_as_iterator` (Arrow)",
-            "direct-arrow": "direct `toArrow()`",
-        }
+        names = {key: cfg[0] for key, cfg in CONFIGS.items()}
         stats: dict[tuple[str, int], dict[str, Any]] = {}
+        med = statistics.median
         for n in rows:
             for key, label in names.items():
                 rs = [r for r in self.results if r["key"] == key and r["n"] == n]
@@ -530,44 +640,58 @@ class Bench:
                     continue
                 secs = [r["seconds"] for r in rs]
                 st = stats[(key, n)] = {
-                    "med": statistics.median(secs), "min": min(secs),
-                    "first_med": statistics.median(r["first"] for r in rs), "first_min": min(r["first"] for r in rs),
+                    "med": med(secs), "min": min(secs),
+                    "first_med": med(r["first"] for r in rs), "first_min": min(r["first"] for r in rs),
                 }
-                mb = statistics.median(r["bytes"] for r in rs) / 1e6
-                rss = (f"{mib(statistics.median(r['client_maxrss'] for r in rs))}"
-                       + (f" (base {mib(statistics.median(r['client_base_rss'] for r in rs))})" if "client_base_rss" in rs[0] else ""))
-                growth = (f"{mib(statistics.median(r['gw_peak'] - r['gw_base'] for r in rs))} "
+                mb = med(r["bytes"] for r in rs) / 1e6
+                wire = f"{med(r['wire_bytes'] for r in rs) / 1e6:.0f}" if "wire_bytes" in rs[0] else "–"
+                rss = (f"{mib(med(r['client_maxrss'] for r in rs))}"
+                       + (f" (base {mib(med(r['client_base_rss'] for r in rs))})" if "client_base_rss" in rs[0] else ""))
+                growth = (f"{mib(med(r['gw_peak'] - r['gw_base'] for r in rs))} "
                           f"(max {mib(max(r['gw_peak'] - r['gw_base'] for r in rs))})" if "gw_peak" in rs[0] else "–")
                 lines.append(
-                    f"| {label} | {n / 1e6:g}M | {st['med']:.2f} ({st['min']:.2f}) | {fmt_rate(n / st['med'])} ({fmt_rate(n / st['min'])})"
-                    f" | {mb / st['med']:.0f} ({mb / st['min']:.0f}) | {st['first_med']:.3f} ({st['first_min']:.3f})"
-                    f" | {statistics.median(r['client_cpu'] for r in rs):.2f} | "
-                    + (f"{statistics.median(r['gateway_cpu'] for r in rs):.2f}" if key.startswith("gw") else "–")
-                    + f" | {statistics.median(r['jvm_cpu'] for r in rs):.2f} | {rss} | {growth} |")
-        lines += ["", "MB/s: JSON frame bytes as received (after inflate) for the gateway, Arrow buffer bytes for direct.", ""]
+                    f"| {label} | {n / 1e6:g}M | {len(rs)} | {st['med']:.2f} ({st['min']:.2f}) | {fmt_rate(n / st['med'])} ({fmt_rate(n / st['min'])})"
+                    f" | {mb / st['med']:.0f} | {wire} | {st['first_med']:.3f} ({st['first_min']:.3f})"
+                    f" | {med(r['client_cpu'] for r in rs):.2f} | "
+                    + (f"{med(r['gateway_cpu'] for r in rs):.2f}" if key.startswith("gw") else "–")
+                    + f" | {med(r['jvm_cpu'] for r in rs):.2f} | {rss} | {growth} | {med(r['load'] for r in rs):.1f} |")
+        lines += ["", "time, rows/s, first page: median (best). MB/s: payload bytes per second, i.e. frame bytes after inflate "
+                  "for the gateway (JSON text or Arrow IPC), Arrow buffer bytes for direct. wire MB: bytes the client read "
+                  "from its socket (compressed when deflate). CPU: seconds used during the run by each process "
+                  "(gateway and JVM read by psutil). load: 1-min load average when the runs started.", ""]
+        if self.failures:
+            lines += ["**Failed / stalled runs (not in the medians):** " + "; ".join(self.failures), ""]
 
         # Ratios vs targets.
-        lines += ["| ratio (rows/s) | N | median | best/best | target | met |", "|---|---|---|---|---|---|"]
+        lines += ["| rows/s ratio: gateway path ÷ direct | N | ÷ incremental, median (best÷best) | ÷ `toArrow()`, median (best÷best) | target ≥ 0.7× |",
+                  "|---|---|---|---|---|"]
         for n in rows:
-            for gw in ("gw", "gw-nodeflate", "gw-p1000"):
+            for gw in [k for k in CONFIGS if k.startswith("gw")]:
+                if (gw, n) not in stats:
+                    continue
+                cells, ok = [], []
                 for direct in ("direct-iter", "direct-arrow"):
-                    if (gw, n) not in stats or (direct, n) not in stats:
+                    if (direct, n) not in stats:
+                        cells.append("–")
                         continue
-                    med = stats[(direct, n)]["med"] / stats[(gw, n)]["med"]
+                    ratio = stats[(direct, n)]["med"] / stats[(gw, n)]["med"]
                     best = stats[(direct, n)]["min"] / stats[(gw, n)]["min"]
-                    lines.append(f"| {names[gw]} / {names[direct]} | {n / 1e6:g}M | {med:.2f}× | {best:.2f}× | ≥ 0.7× | "
-                                 f"{'yes' if med >= 0.7 else 'no'} |")
+                    cells.append(f"{ratio:.2f}× ({best:.2f}×)")
+                    ok.append(ratio >= 0.7)
+                verdict = "met" if ok and all(ok) else ("**not met**" if ok and not any(ok) else "partly")
+                lines.append(f"| {names[gw]} | {n / 1e6:g}M | {cells[0]} | {cells[1]} | {verdict} |")
         lines.append("")
 
         n_big = max(rows)
-        if ("gw", n_big) in stats:
-            lines += [
-                f"| time to first page, N = {n_big / 1e6:g}M | median s | best s |", "|---|---|---|",
-                f"| gateway: execute sent → first `rows` (session already warm) | {stats[('gw', n_big)]['first_med']:.3f} | {stats[('gw', n_big)]['first_min']:.3f} |",
-                f"| direct: request → first Arrow batch | {stats[('direct-iter', n_big)]['first_med']:.3f} | {stats[('direct-iter', n_big)]['first_min']:.3f} |",
-                f"| direct `toArrow()`: whole result | {stats[('direct-arrow', n_big)]['first_med']:.3f} | {stats[('direct-arrow', n_big)]['first_min']:.3f} |",
-                "",
-            ]
+        lines += [f"| time to first page, N = {n_big / 1e6:g}M (execute/request → first rows) | median s | best s |",
+                  "|---|---|---|"]
+        for key in CONFIGS:
+            if (key, n_big) in stats:
+                st = stats[(key, n_big)]
+                what = "whole result (first row = last row)" if key == "direct-arrow" else (
+                    "first Arrow batch" if key == "direct-iter" else "first `rows` page (session already warm)")
+                lines.append(f"| {names[key]}: {what} | {st['first_med']:.3f} | {st['first_min']:.3f} |")
+        lines.append("")
 
         s = self.slow
         growth = s["gw_peak"] - s["gw_base"]
@@ -583,21 +707,30 @@ class Bench:
             f"{'yes' if fast_growth and max(fast_growth) <= 150 * 2**20 else 'no'} |",
             "",
             f"Slow reader: close-result → finished took {s['close_seconds'] * 1000:.0f} ms; events: "
-            + ", ".join(f"{e['type']}({e.get('reason') or e.get('status')})" for e in s["events"]) + ".",
+            + ", ".join(f"{e['type']}({e.get('reason') or e.get('status') or e.get('code')})" for e in s["events"])
+            + f". For context, the Spark JVM's RSS went {mib(s['jvm_base'])} → {mib(s['jvm_peak'])} MiB meanwhile "
+            "(Spark Connect buffers a slowly read result in the driver; the gateway's own memory stays flat).",
             "",
         ]
 
-        g, d = self.sel_gw["times"], self.sel_direct
+        sel = self.sel
+        g = sel["gateway"]
         p = lambda xs, q: percentile(xs, q) * 1000  # noqa: E731
-        over = p(g, 50) - p(d["collect"], 50)
+        over = p(g, 50) - p(sel["collect"], 50)
+        paired = [a - b for a, b in zip(g, sel["collect"], strict=True)]
         lines += [
-            f"| `SELECT 1` round trip ({len(g)} sequential, after 20 warm-up) | p50 ms | p99 ms | mean ms |", "|---|---|---|---|",
+            f"| `SELECT 1` round trip ({len(g)} rounds after 20 warm-up; gateway, collect, toArrow interleaved) | p50 ms | p99 ms | mean ms |",
+            "|---|---|---|---|",
             f"| gateway: execute → finished | {p(g, 50):.2f} | {p(g, 99):.2f} | {statistics.mean(g) * 1000:.2f} |",
-            f"| direct `spark.sql('SELECT 1').collect()` | {p(d['collect'], 50):.2f} | {p(d['collect'], 99):.2f} | {statistics.mean(d['collect']) * 1000:.2f} |",
-            f"| direct `spark.sql('SELECT 1').toArrow()` | {p(d['toArrow'], 50):.2f} | {p(d['toArrow'], 99):.2f} | {statistics.mean(d['toArrow']) * 1000:.2f} |",
-            f"| overhead gateway − collect (target ≤ 3 ms p50) | {over:.2f} | {p(g, 99) - p(d['collect'], 99):.2f} | {'met' if over <= 3 else 'NOT met'} |",
+            f"| direct `spark.sql('SELECT 1').collect()` | {p(sel['collect'], 50):.2f} | {p(sel['collect'], 99):.2f} | {statistics.mean(sel['collect']) * 1000:.2f} |",
+            f"| direct `spark.sql('SELECT 1').toArrow()` | {p(sel['toArrow'], 50):.2f} | {p(sel['toArrow'], 99):.2f} | {statistics.mean(sel['toArrow']) * 1000:.2f} |",
+            f"| overhead: gateway p50 − collect p50 (target ≤ 3 ms) | {over:.2f} | {p(g, 99) - p(sel['collect'], 99):.2f} | "
+            f"{'**met**' if over <= 3 else '**not met**'} |",
+            f"| overhead: median of paired differences (same round) | {p(paired, 50):.2f} | | |",
             "",
-            f"First execute on a new connection (creates the session's Spark session): {self.sel_gw['cold'] * 1000:.0f} ms.",
+            "Gateway `SELECT 1`, median arrival of each event after `execute` was sent (ms): "
+            + ", ".join(f"{k} {statistics.median(v) * 1000:.2f}" for k, v in sorted(sel["phases"].items(), key=lambda kv: statistics.median(kv[1])))
+            + f". First execute on a new connection (creates the session's Spark session): {sel['cold'] * 1000:.0f} ms.",
         ]
         return "\n".join(lines) + "\n"
 
@@ -605,13 +738,32 @@ class Bench:
 # ====================================================================== helpers
 
 
-def summarize_profile(raw: Path, top: int = 25) -> str:
+# Where the gateway's samples go, by the first marker found in a stack (most specific first).
+PROFILE_ROLLUP = [
+    ("websocket permessage-deflate (zlib)", "PerMessageDeflate.encode"),
+    ("row conversion: batch_to_rows (worker thread)", "batch_to_rows ("),
+    ("JSON page encoding: encode_event (orjson)", "encode_event ("),
+    ("websocket send (framing, transport write)", "WebSocket.send ("),
+    ("Spark fetch: ResultStream.next_batch (gRPC + Arrow IPC read)", "ResultStream.next_batch ("),
+    ("pyspark ReleaseExecute thread pool", "_release_until"),
+    ("gRPC channel spin thread", "channel_spin"),
+    ("ResultCursor._fetch (resume; frees consumed chunks)", "ResultCursor._fetch ("),
+    ("ResultCursor._page / _send_page / Outbox", "ResultCursor._page ("),
+    ("anyio worker-thread handoff (idle worker / queue)", "WorkerThread.run ("),
+    ("event loop: select / other callbacks", "BaseEventLoop._run_once ("),
+]
+
+
+def summarize_profile(raw: Path, top: int = 25, rate: int = 200) -> str:
     """Self and inclusive sample shares from py-spy's raw (collapsed) stacks."""
+    import re
     from collections import Counter
 
     self_c: Counter[str] = Counter()
+    self_fn: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     threads: Counter[str] = Counter()
+    rollup: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -620,16 +772,29 @@ def summarize_profile(raw: Path, top: int = 25) -> str:
         c = int(count)
         frames = stack.split(";")
         total += c
-        threads[frames[0]] += c
+        threads[re.sub(r"\(\d+\)", "", frames[0])] += c
         self_c[frames[-1]] += c
+        self_fn[re.sub(r":\d+\)$", ")", frames[-1])] += c
         for f in set(frames[1:]):
             incl[f] += c
-    out = [f"# {raw.name}: {total} samples (all threads, idle included)", "", "## threads", ""]
-    out += [f"- {c / total:6.1%} {t}" for t, c in threads.most_common(10)]
-    out += ["", "## self (leaf frame)", ""]
-    out += [f"- {c / total:6.1%} {f}" for f, c in self_c.most_common(top)]
+        for label, marker in PROFILE_ROLLUP:
+            if any(marker in f for f in frames):
+                rollup[label] += c
+                break
+        else:
+            rollup["other"] += c
+    pct = lambda c: f"{c / total:6.1%} ({c / rate:5.2f}s)"  # noqa: E731
+    out = [f"# {raw.name}: {total} samples = {total / rate:.1f} thread-seconds at {rate} Hz", "",
+           "## rollup (first matching marker per sample)", ""]
+    out += [f"- {pct(c)} {k}" for k, c in rollup.most_common()]
+    out += ["", "## threads", ""]
+    out += [f"- {pct(c)} {t}" for t, c in threads.most_common(10)]
+    out += ["", "## self, by function", ""]
+    out += [f"- {pct(c)} {f}" for f, c in self_fn.most_common(top)]
+    out += ["", "## self, by line", ""]
+    out += [f"- {pct(c)} {f}" for f, c in self_c.most_common(top)]
     out += ["", "## inclusive", ""]
-    out += [f"- {c / total:6.1%} {f}" for f, c in incl.most_common(top * 2)]
+    out += [f"- {pct(c)} {f}" for f, c in incl.most_common(top * 2)]
     return "\n".join(out) + "\n"
 
 

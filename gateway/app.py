@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket
 from protocol import PROTOCOL_VERSION
 from protocol.messages import FORMATS, MAX_PAGE_SIZE, SessionInfo
 
-from . import __version__, capture, connection, spark
+from . import __version__, auth, capture, connection, spark
 from .config import Settings
 from .metrics import Metrics
 from .outbox import Outbox
@@ -47,6 +47,7 @@ class Gateway:
     sessions: dict[str, tuple[Session, WebSocket]] = field(default_factory=dict)
     fetch_limiter: anyio.CapacityLimiter | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    owners: auth.Owners = field(default_factory=auth.Owners)  # session / Spark session id -> credential
     draining: bool = False
     _probe: Any = None  # a Spark session kept for /readyz
 
@@ -166,6 +167,9 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     gateway: Gateway = websocket.app.state.gateway
     attach = websocket.query_params.get("spark_session")
+    credential = await auth.admit(websocket, gateway, attach)  # 401/403 before the upgrade
+    if credential is None:
+        return
     if gateway.draining:
         await websocket.close(code=1013, reason="gateway shutting down")  # try again later
         return
@@ -179,6 +183,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
                       fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
                       spark_session_id=attach)
     gateway.sessions[session.id] = (session, websocket)
+    gateway.owners.claim(session.id, credential)
+    gateway.owners.claim(session.spark_session_id, credential)
     gateway.metrics.sessions_total += 1
     log.info("session opened%s", f" on Spark session {attach}" if attach else "", extra={"session": session.id})
     outbox.put(gateway.session_info(session))
@@ -186,6 +192,9 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await connection.serve(websocket, session)
     finally:
         gateway.sessions.pop(session.id, None)
+        gateway.owners.release(session.id)
+        if session.owns_spark:  # it released its Spark session
+            gateway.owners.release(session.spark_session_id)
 
 
 async def _drain_session(session: Session, websocket: WebSocket) -> None:
@@ -219,5 +228,7 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    if (refusal := auth.guard_http(request)) is not None:
+        return refusal
     gateway: Gateway = request.app.state.gateway
     return PlainTextResponse(gateway.render_metrics(), media_type="text/plain; version=0.0.4")

@@ -42,7 +42,7 @@ def run_server(settings: config.Settings) -> int:
 
     import uvicorn
 
-    from . import logs
+    from . import auth, logs
     from .app import create_app
 
     if settings.remote is None and shutil.which("java") is None:
@@ -53,14 +53,15 @@ def run_server(settings: config.Settings) -> int:
     # `kill -USR1 <pid>` writes every thread's stack to stderr: how to see what a session waits on.
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     log_config = logs.configure(settings.log_level, settings.log_format)
+    settings, generated = auth.ensure_token(settings)  # non-loopback and no --token: generate one
     app = create_app(settings)
-    shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0") else settings.host
-    print(f"spark-gateway: open http://{shown}:{settings.port}/  (websocket ws://{shown}:{settings.port}/ws)",
-          file=sys.stderr, flush=True)
+    for line in auth.banner(settings, generated):
+        print(line, file=sys.stderr, flush=True)
     server = GatewayServer(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config,
         ws_max_size=16 * 1024 * 1024, ws="websockets-sansio", timeout_graceful_shutdown=5))
     server.drain_timeout = settings.shutdown_timeout
+    auth.install_log_filters(settings)  # after uvicorn.Config has (re)configured logging
     server.run()
     return 0
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from protocol.messages import LANGUAGES
+
+from . import auth
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     shutdown_timeout: int = 15
+    token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
+    allowed_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
@@ -40,6 +44,7 @@ class Settings:
         bad = set(self.languages) - set(LANGUAGES)
         if bad or not self.languages:
             raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
+        auth.check_settings(self.token, self.allowed_origins)
 
 
 HELP = {
@@ -57,6 +62,10 @@ HELP = {
     "log_level": "log level (debug, info, warning, error)",
     "log_format": "log lines as text or json (one JSON object per line, with session and execution ids)",
     "shutdown_timeout": "seconds to let sessions wind down on SIGTERM before closing them",
+    "token": "access token(s), comma-separated, one per user; required (and generated if absent) "
+             "when --host is not loopback; see SECURITY.md",
+    "allowed_origins": "comma-separated browser origins (scheme://host[:port]) allowed besides the "
+                       "gateway's own",
 }
 
 

@@ -42,6 +42,7 @@ async def _read(websocket: WebSocket, session: Session) -> None:
         await session.outbox.wait_room()  # a client that does not read stops being read
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
+            log.info("client left (code %s)", message.get("code"), extra={"session": session.id})
             return
         text = message.get("text")
         try:

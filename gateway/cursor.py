@@ -11,7 +11,7 @@ the outbox has room. Every cursor ends with exactly one final event: a last page
 from __future__ import annotations
 
 import itertools
-import time
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Literal
@@ -27,9 +27,11 @@ from protocol.messages import ArrowRows, Result, ResultClosed, Rows
 from . import spark
 from .outbox import Outbox
 
+log = logging.getLogger("spark_gateway.cursor")
+
 EndReason = Literal["last", "closed", "interrupted", "error"]
 
-OPERATION_SETTLE_SECONDS = 1.0
+JOB_START_PATIENCE_SECONDS = 30.0
 ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 # A chunk is what one Spark batch becomes: a list of JSON-ready rows, or an Arrow batch.
@@ -111,6 +113,7 @@ class ResultCursor:
         self.limit = limit
         self.format = format
         self._arrow_schema_sent = False
+        self._in_fetch = False  # a worker thread is inside Spark for this result
         self._limiter = limiter
         self._on_error = on_error
         self.credit = page_size  # the first page goes out at once
@@ -147,24 +150,62 @@ class ResultCursor:
             self._on_error(self, _first_leaf(exc))
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self.stream.close, limiter=self._limiter)
+                await self._release()
             self._finish(self.end or reason)
 
     async def close(self, reason: Literal["closed", "interrupted"]) -> None:
-        """Stop streaming now: ask Spark to stop the operation, then release it."""
+        """Stop streaming now; ``run`` then makes sure Spark stops and releases the operation."""
         if self.end is not None or self._scope.cancel_called:
             return
         self.end = reason
-        # Ask Spark to stop first: a fetch thread inside Spark then returns at once, and an
-        # operation still being computed stops on the cluster, not just in the gateway.
+        if self._in_fetch:
+            # A fetch thread is inside Spark and cannot be cancelled: make Spark return it.
+            with anyio.CancelScope(shield=True):
+                await self._stop_operation()
+        self._scope.cancel()
+
+    @classmethod
+    async def abandon(cls, stream: spark.ResultStream, session: Any, limiter: anyio.CapacityLimiter) -> None:
+        """Stop and release a result that was opened but will never be shown."""
+        cursor = cls(execution_id="", number=-1, stream=stream, session=session, outbox=Outbox(),
+                     page_size=1, limit=None, format="json", limiter=limiter, on_error=lambda c, e: None)
+        cursor.end = "interrupted"
         with anyio.CancelScope(shield=True):
-            # Spark 4.0 loses an interrupt that lands while an operation is still submitting
-            # its job: the job then runs on with nobody to stop it. Let a young one settle.
-            await anyio.sleep(max(0.0, self.stream.opened_at + OPERATION_SETTLE_SECONDS - time.monotonic()))
+            await cursor._release()
+
+    async def _release(self) -> None:
+        """Leave nothing running on Spark: stop an unfinished operation, then release it."""
+        if not self.stream.finished:
+            async with anyio.create_task_group() as tg:
+                # Someone must read for Spark's progress reports (and so the job) to show up.
+                tg.start_soon(self._drain)
+                await self._stop_operation()
+        await anyio.to_thread.run_sync(self.stream.close, limiter=self._limiter)
+
+    async def _drain(self) -> None:
+        self._in_fetch = True
+        try:
+            await anyio.to_thread.run_sync(self.stream.drain, limiter=self._limiter)
+        finally:
+            self._in_fetch = False
+
+    async def _stop_operation(self) -> None:
+        """Interrupt the operation once Spark has shown its job.
+
+        Spark 4.0 loses an interrupt that lands while an operation is still submitting its
+        job: the job then runs on, orphaned, with nobody to stop it. So while a thread reads
+        the stream, wait until Spark reports a stage or sends rows (or long enough that the
+        operation cannot still be starting), then interrupt.
+        """
+        with anyio.move_on_after(JOB_START_PATIENCE_SECONDS):
+            while self._in_fetch and not self.stream.job_started:
+                await anyio.sleep(0.05)
+        if self._in_fetch:
+            log.info("interrupting Spark operation %s (job seen: %s)", self.stream.operation_id,
+                     self.stream.job_started, extra={"execution": self.execution_id})
             await anyio.to_thread.run_sync(
                 _quietly, spark.interrupt_operation, self._spark, self.stream.operation_id
             )
-        self._scope.cancel()
 
     def _finish(self, reason: EndReason) -> None:
         self.end = reason
@@ -175,7 +216,11 @@ class ResultCursor:
         """Pull chunks from Spark, one chunk ahead of the pager."""
         remaining = None if self.limit is None else self.limit + 1
         while remaining is None or remaining > 0:
-            chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
+            self._in_fetch = True
+            try:
+                chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
+            finally:
+                self._in_fetch = False
             if chunk is None:
                 break
             if remaining is not None:

@@ -21,6 +21,7 @@ class Execution:
     state: State = State.QUEUED
     cursors: list[ResultCursor] = field(default_factory=list)
     interrupt_requested: bool = False
+    job_seen: bool = False  # Spark reported a stage of a job this execution started
     failed: bool = False
     started_at: float | None = None
     sink: OutputSink | None = None  # what the code prints, while it runs

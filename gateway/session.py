@@ -51,7 +51,7 @@ from protocol.messages import (
 from . import capture, spark
 
 log = logging.getLogger("spark_gateway.session")
-from .cursor import ResultCursor
+from .cursor import JOB_START_PATIENCE_SECONDS, ResultCursor
 from .execution import Execution
 from .outbox import Outbox
 from .worker import ExecutionInterrupted, Worker
@@ -251,7 +251,10 @@ class Session:
         """
         while execution.state is State.RUNNING:
             self._worker.interrupt()  # only has an effect inside user Python code
-            if self._spark is not None:
+            # Spark 4.0 loses an interrupt that lands while an operation is still submitting its
+            # job (the job then runs on, orphaned): wait until Spark has shown a job.
+            age = time.monotonic() - (execution.started_at or time.monotonic())
+            if self._spark is not None and (execution.job_seen or age >= JOB_START_PATIENCE_SECONDS):
                 await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, execution.tag)
             await anyio.sleep(0.5)
 
@@ -388,6 +391,10 @@ class Session:
 
     async def _start_cursor(self, execution: Execution, stream: spark.ResultStream) -> None:
         request = execution.request
+        if execution.interrupt_requested or self.outbox.closed:
+            # Interrupted (or the client left) while Spark was opening it: nobody will see it.
+            await ResultCursor.abandon(stream, self._spark, self._fetch_limiter)
+            return
         cursor = ResultCursor(
             execution_id=execution.id, number=len(execution.cursors), stream=stream,
             session=self._spark, outbox=self.outbox, page_size=request.page_size,
@@ -398,8 +405,6 @@ class Session:
         cursor.announce()
         assert self._tg is not None
         self._tg.start_soon(self._run_cursor, execution, cursor)
-        if execution.interrupt_requested:  # interrupted while Spark was opening it
-            await cursor.close("interrupted")
 
     async def _run_cursor(self, execution: Execution, cursor: ResultCursor) -> None:
         await cursor.run()
@@ -454,6 +459,9 @@ class Session:
     def _result_progress(self, execution_id: str, stages: list[StageProgress], inflight: int,
                          operation_id: str | None, done: bool) -> None:
         """Any thread: throttle and de-duplicate Spark's progress reports, then emit."""
+        execution = self._executions.get(execution_id)
+        if execution is not None and stages:
+            execution.job_seen = True
         now = time.monotonic()
         key = (tuple(stages), inflight, done)
         last = self._last_progress.get(execution_id)

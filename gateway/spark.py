@@ -157,16 +157,30 @@ class ResultStream:
     _batches: Iterator[Any]
     _first: list[pa.RecordBatch] = field(default_factory=list)
     opened_at: float = field(default_factory=time.monotonic)
+    # Spark reported a stage, or sent rows: its job exists, so an interrupt now reaches it.
+    job_started: bool = False
+    finished: bool = False  # every batch was read
     spark_schema: StructType = field(default_factory=StructType)
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next batch, or None at the end (blocking: call from a worker thread)."""
         if self._first:
+            self.job_started = True
             return self._first.pop()
         for item in self._batches:
             if isinstance(item, pa.RecordBatch):
+                self.job_started = True
                 return item
+        self.finished = True
         return None
+
+    def drain(self) -> None:
+        """Read and drop what is left (blocking); a failure just ends it (we are leaving)."""
+        try:
+            while self.next_batch() is not None:
+                pass
+        except Exception:  # noqa: BLE001 - interrupted, or the server is gone: either way it is over
+            self.finished = True
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of a result that sent no batch at all (Spark's own mapping)."""
@@ -194,10 +208,15 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     request = client._execute_plan_request_with_metadata()
     request.plan.CopyFrom(df._plan.to_proto(client))
     request.operation_id = str(uuid.uuid4())
-    handlers = [_progress_handler(on_progress)] if on_progress else []
-    progress = SparkProgress(handlers=handlers, operation_id=request.operation_id)
-    batches = client._execute_and_fetch_as_iterator(request, df._plan.observations, progress)
-    stream = ResultStream(request.operation_id, [], batches)
+    stream = ResultStream(request.operation_id, [], iter(()))
+
+    def watch(stages: list[StageProgress], inflight: int, operation_id: str | None, done: bool) -> None:
+        stream.job_started = stream.job_started or bool(stages)
+        if on_progress is not None:
+            on_progress(stages, inflight, operation_id, done)
+
+    progress = SparkProgress(handlers=[_progress_handler(watch)], operation_id=request.operation_id)
+    stream._batches = client._execute_and_fetch_as_iterator(request, df._plan.observations, progress)
     schema = _read_schema(stream)
     if schema is None or not schema.fields:
         stream.close()

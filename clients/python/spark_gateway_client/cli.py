@@ -81,14 +81,17 @@ def build_parser(prog: str = "spark-gateway query") -> argparse.ArgumentParser:
     parser.add_argument("-c", dest="python", metavar="CODE", help="Python code to run (spark is bound)")
     parser.add_argument("-f", dest="file", metavar="FILE",
                         help="read the code from FILE ('-': stdin); .py is Python, otherwise SQL")
-    parser.add_argument("--language", choices=("sql", "python"), help="language of the code (overrides the guess)")
+    parser.add_argument("--language", choices=("sql", "python"),
+                        help="language of the code (overrides the guess)")
     parser.add_argument("--url", default=os.environ.get("SPARK_GATEWAY_URL", DEFAULT_URL),
                         help=f"gateway websocket URL [SPARK_GATEWAY_URL, default {DEFAULT_URL}]")
     parser.add_argument("--token", default=os.environ.get("SPARK_GATEWAY_TOKEN"),
                         help="bearer token for the gateway [SPARK_GATEWAY_TOKEN]")
-    parser.add_argument("--format", choices=FORMATS, help="output format (default: from -o's extension, else table)")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="output format (default: from -o's extension, else table)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the rows to FILE instead of stdout")
-    parser.add_argument("--limit", type=_non_negative, help="at most this many rows per result (applied in Spark)")
+    parser.add_argument("--limit", type=_non_negative,
+                        help="at most this many rows per result (applied in Spark)")
     parser.add_argument("--max-rows", type=_positive, default=DEFAULT_MAX_ROWS,
                         help=f"table format: rows shown at most (default {DEFAULT_MAX_ROWS})")
     parser.add_argument("--page-size", type=_positive, help="rows per page from the gateway")
@@ -210,7 +213,8 @@ class Job:
                     print(value.text, file=self.code_out, flush=True)
                 return EXIT_OK
         except QueryError as exc:
-            self._say(f"error: {exc.message}" + (f"\n  at: {_where(exc)}" if exc.context else ""))
+            where = _where(exc)
+            self._say(f"error: {exc.message}" + (f"\n  at: {where}" if where else ""))
             return EXIT_QUERY_ERROR
         except PythonError as exc:
             self._say(str(exc))
@@ -245,8 +249,8 @@ class Job:
                 rows = await stream.rows()
                 if self.progress is not None:
                     self.progress.clear()
-                if len(execution.result_streams) > 1 or stream.number > 0:
-                    print(f"result {stream.number}:", flush=True)
+                if stream.number > 0:
+                    print(f"\nresult {stream.number}:", flush=True)
                 sys.stdout.write(self._table(stream, rows))
                 sys.stdout.flush()
             elif written:
@@ -257,6 +261,9 @@ class Job:
                 await self._write(stream)
                 written = True
         await execution.wait()
+        if not written and self.format != "table":
+            target = self.output or "stdout"
+            self._say(f"note: the execution returned no result; nothing was written to {target}")
 
     def _table(self, stream: ResultStream, rows: list[Row]) -> str:
         text = format_table(stream.columns, rows)
@@ -287,8 +294,8 @@ class Job:
                 with _open_text(target) as out:
                     await write_csv(stream, out)
         except (SparkGatewayError, asyncio.CancelledError):
-            if target is not None and os.path.exists(target):
-                self._say(f"note: {target} is incomplete")
+            if target is not None:
+                self._say(f"note: {target} may be incomplete")
             raise
         except BrokenPipeError:
             raise
@@ -517,7 +524,7 @@ def _width(text: str) -> int:
 
 
 def _where(exc: QueryError) -> str:
-    return "; ".join(f"{c.fragment!r} (characters {c.start}-{c.stop})" for c in exc.context)
+    return "; ".join(f"{c.fragment!r} (characters {c.start}-{c.stop})" for c in exc.context if c.fragment)
 
 
 # ---------------------------------------------------------------- progress

@@ -184,7 +184,8 @@ class ResultStream:
         async with aclosing(self.batches()) as it:
             batches = [batch async for batch in it]
         if self._decoder.schema is None:
-            raise SparkGatewayError(f"result {self.number} of {self.execution.id!r} ended without an Arrow schema")
+            raise SparkGatewayError(
+                f"result {self.number} of {self.execution.id!r} ended without an Arrow schema")
         return pa.Table.from_batches(batches, schema=self._decoder.schema)
 
     async def to_pandas(self, **kwargs: Any) -> pd.DataFrame:
@@ -245,7 +246,8 @@ class Execution:
         self._iterating_all = False
 
     def __repr__(self) -> str:
-        return f"<Execution {self.id} {self.language} {self.status or ('running' if self.request else 'not started')}>"
+        state = self.status or ("running" if self.request else "not started")
+        return f"<Execution {self.id} {self.language} {state}>"
 
     def __del__(self) -> None:
         if getattr(self, "request", True) is None and getattr(self, "status", None) is None:
@@ -481,9 +483,10 @@ class Execution:
         assert self.request is not None
         number = int(event["result"])
         if number != len(self._results):
-            raise GatewayConnectionError(f"protocol violation: result {number} opened, expected {len(self._results)}")
-        stream = ResultStream(self, number, _wire.columns(event), str(event.get("format", self.request.format)),
-                              event.get("limit"))
+            raise GatewayConnectionError(
+                f"protocol violation: result {number} opened, expected {len(self._results)}")
+        fmt = str(event.get("format", self.request.format))
+        stream = ResultStream(self, number, _wire.columns(event), fmt, event.get("limit"))
         self._results.append(stream)
         if self._keep is not None and number not in self._keep:
             stream.close()
@@ -533,4 +536,6 @@ class Execution:
 def arrow_rows(batch: pa.RecordBatch) -> list[Row]:
     """Rows of a record batch as lists of Python values (works with duplicate column names)."""
     columns = [column.to_pylist() for column in batch.columns]
-    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in range(batch.num_rows)]
+    if not columns:
+        return [[] for _ in range(batch.num_rows)]
+    return [list(row) for row in zip(*columns, strict=True)]

@@ -185,7 +185,8 @@ class Session:
             await self._ws.close(code=1002, reason="protocol violation")
         finally:
             if self._notice is not None and failure is not None and self._failure is None:
-                failure = GatewayConnectionError(f"{self._notice.message} ({failure.message})", code=self._notice.code)
+                failure = GatewayConnectionError(f"{self._notice.message} ({failure.message})",
+                                                 code=self._notice.code)
             self._fail(failure or GatewayConnectionError("the connection ended"))
 
     def _fail(self, error: SparkGatewayError) -> None:

@@ -36,7 +36,8 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="spark-gateway-client", daemon=True)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="spark-gateway-client",
+                                        daemon=True)
         self._thread.start()
 
     def run(self, coro: Coroutine[Any, Any, T], execution: Execution | None = None) -> T:
@@ -174,11 +175,13 @@ class SyncSession:
     def execute(self, code: str, *, language: Language = "sql", page_size: int | None = None,
                 limit: int | None = None, format: Format | None = None, window: int = DEFAULT_WINDOW,
                 on_stdout: Callable[[str], Any] | None = None, on_stderr: Callable[[str], Any] | None = None,
-                on_progress: Callable[[Progress], Any] | None = None, id: str | None = None) -> SyncExecution:
+                on_progress: Callable[[Progress], Any] | None = None, keep_output: bool = True,
+                id: str | None = None) -> SyncExecution:
         """Like :meth:`Session.execute`; callbacks run on the client's background thread."""
         execution = self._runner.run(_call(lambda: self.session.execute(
             code, language=language, page_size=page_size, limit=limit, format=format, window=window,
-            on_stdout=on_stdout, on_stderr=on_stderr, on_progress=on_progress, id=id)))
+            on_stdout=on_stdout, on_stderr=on_stderr, on_progress=on_progress, keep_output=keep_output,
+            id=id)))
         return SyncExecution(execution, self._runner)
 
     def sql(self, code: str, **options: Any) -> SyncExecution:

@@ -4,12 +4,15 @@
 // soon), "disconnected" (lost for a while or the browser is offline; still retrying,
 // slowly). Frames are handed over as text; decoding happens in client.js.
 
+import { subprotocols, tokenFor } from "./auth.js";
 import { SUBPROTOCOL, ping } from "./protocol.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const SLOW_RETRY_MS = 15000;
 const PING_EVERY_MS = 15000;
 const PONG_TIMEOUT_MS = 10000;
+// Handshakes failed in a row, with the gateway answering HTTP, before we say "refused".
+const REFUSALS_BEFORE_NOTICE = 2;
 
 export function defaultUrl() {
   const override = new URLSearchParams(location.search).get("ws");
@@ -35,6 +38,8 @@ export class Connection {
     this._pingTimer = 0;
     this._lastHeard = 0;
     this._everConnected = false;
+    this._handshakeFailures = 0;  // sockets that closed before opening, in a row
+    this._refusalShown = false;
     window.addEventListener("online", () => { if (!this.socket) this.retryNow(); });
     window.addEventListener("offline", () => { if (this.socket) this.abandon(); });
   }
@@ -68,7 +73,7 @@ export class Connection {
   _open() {
     let socket;
     try {
-      socket = new WebSocket(this.url, SUBPROTOCOL);
+      socket = new WebSocket(this.url, subprotocols(SUBPROTOCOL, this.url));
     } catch (err) {
       console.error("spark-gateway: cannot open websocket", err);
       this._scheduleRetry();
@@ -79,6 +84,8 @@ export class Connection {
     socket.onopen = () => {
       opened = true;
       this._everConnected = true;
+      this._handshakeFailures = 0;
+      this._refusalShown = false;
       this._lastHeard = performance.now();
       this._setState("connected");
       this._startKeepalive();
@@ -96,9 +103,26 @@ export class Connection {
       this.socket = null;
       this._stopKeepalive();
       if (opened) this.handlers.onDrop();
+      else this._handshakeFailed();
       this._scheduleRetry();
     };
     socket.onerror = () => { /* onclose follows and handles it */ };
+  }
+
+  /**
+   * A browser sees a 401/403 answer to the upgrade only as a failed connection. When that keeps
+   * happening while the gateway answers plain HTTP, it is refusing us (token or origin): say so
+   * with a `spark-gateway:refused` window event (main.js shows how to get in).
+   */
+  _handshakeFailed() {
+    this._handshakeFailures += 1;
+    if (this._handshakeFailures < REFUSALS_BEFORE_NOTICE || this._refusalShown) return;
+    const health = new URL("/healthz", this.url.replace(/^ws/, "http"));
+    fetch(health, { mode: "no-cors", cache: "no-store" }).then(() => {
+      if (this._refusalShown || this.state === "connected") return;
+      this._refusalShown = true;
+      window.dispatchEvent(new CustomEvent("spark-gateway:refused", { detail: { hadToken: tokenFor(this.url) !== null } }));
+    }, () => { /* the gateway is down, not refusing: the usual reconnect notice applies */ });
   }
 
   /** Give up on the current socket now, without waiting for a close handshake. */

@@ -1,7 +1,9 @@
 // Page bootstrap: the header (connection state, Spark UI link, theme), notices, and the
 // notebook wired to one gateway session.
 
+import { takeTokenFromUrl } from "./auth.js";
 import { GatewayClient } from "./client.js";
+import { defaultUrl } from "./connection.js";
 import { Notebook } from "./notebook.js";
 import { losslessParseSupported } from "./protocol.js";
 
@@ -107,7 +109,9 @@ function showConnection(state, detail, client) {
   if (state === "reconnecting" || state === "disconnected") countdown = setInterval(render, 500);
   $("#retry-now").hidden = !(state === "reconnecting" || state === "disconnected");
   document.body.dataset.connection = state;
-  if (state === "disconnected" || state === "reconnecting") {
+  if (refusedWithToken !== null && state !== "connected") {
+    showRefused(refusedWithToken);
+  } else if (state === "disconnected" || state === "reconnecting") {
     showBanner("warning", state === "disconnected"
       ? "<strong>Disconnected from the gateway.</strong> Still trying to reconnect; your cells are kept in this browser."
       : "<strong>Connection lost.</strong> Reconnecting…");
@@ -115,6 +119,7 @@ function showConnection(state, detail, client) {
 }
 
 function showSession(session, isNew, client) {
+  refusedWithToken = null;
   const box = $("#connection");
   box.title = `Session ${session.session_id}\nGateway ${session.gateway_version} · protocol ${session.protocol}`
     + (session.spark_version ? `\nSpark ${session.spark_version}` : "");
@@ -137,8 +142,23 @@ function showSession(session, isNew, client) {
 
 // ------------------------------------------------------------------ start
 
+// null, or (once the gateway refused our websocket) whether we had presented a token.
+let refusedWithToken = null;
+
+function showRefused(hadToken) {
+  refusedWithToken = hadToken;
+  showBanner("warning", hadToken
+    ? "<strong>The gateway refused this page's token.</strong> Open the URL that spark-gateway printed at start "
+      + "(<code>http://host:port/#token=…</code>) again; if the token is right, this page's origin is not "
+      + "allowed (<code>--allowed-origins</code>)."
+    : "<strong>Authentication required:</strong> open the URL with <code>?token=…</code> (or "
+      + "<code>#token=…</code>) that spark-gateway printed when it started.");
+}
+
 function start() {
+  takeTokenFromUrl(defaultUrl());  // first: the token leaves the address bar before anything else runs
   initTheme();
+  window.addEventListener("spark-gateway:refused", (event) => showRefused(event.detail.hadToken));
   if (!losslessParseSupported) {
     notify("warning", "This browser cannot read integers beyond 2^53 exactly; such values may lose digits.", { timeout: 0 });
   }
