@@ -853,6 +853,9 @@ def main() -> int:
         bench.stop()
     print(table)
     Path(args.out).write_text("# bench_gateway.py results\n\n" + table)
+    raw = Path(args.out).with_suffix(".json")  # every run's numbers, RSS series included
+    raw.write_text(json.dumps({"results": bench.results, "slow": bench.slow, "select1": bench.sel,
+                               "failures": bench.failures, "loads": bench.loads}, indent=None))
     log(f"wrote {args.out}")
     return 0
 
