@@ -489,7 +489,7 @@ class Bench:
         self.note_load()
         gw_cpu0, jvm_cpu0 = cpu_seconds([self.gw_proc]), cpu_seconds(self.jvm_procs)
         sampler = Sampler(self.gateway.pid) if sample_gateway else None
-        jvm_sampler = Sampler(self.jvm_procs[-1].pid, 0.2) if sample_gateway == "with-jvm" else None
+        jvm_sampler = Sampler(self.jvm_procs[0].pid, 0.2) if sample_gateway == "with-jvm" else None
         for smp in (sampler, jvm_sampler):
             if smp:
                 smp.__enter__()

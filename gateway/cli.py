@@ -24,11 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     config.add_arguments(serve)
     commands.add_parser("cluster", help="a local Spark standalone cluster: up | down | status",
                         add_help=False)
+    commands.add_parser("query", help="run SQL or Python through a gateway; print or save the result",
+                        add_help=False)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["cluster"]:
         from . import cluster
 
         return cluster.main(argv[1:])
+    if argv[:1] == ["query"]:
+        from spark_gateway_client import cli as client_cli
+
+        return client_cli.main(argv[1:])
     args = parser.parse_args(argv)
     try:
         settings = config.from_arguments(args)
