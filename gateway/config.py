@@ -28,6 +28,7 @@ class Settings:
     spark_master: str = "local[*]"
     log_level: str = "info"
     log_format: str = "text"
+    ws_compression: bool = False
     shutdown_timeout: int = 15
     token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
     allowed_origins: tuple[str, ...] = ()
@@ -60,6 +61,7 @@ HELP = {
     "max_result_size": "embedded Spark spark.driver.maxResultSize",
     "spark_master": "embedded Spark master",
     "log_level": "log level (debug, info, warning, error)",
+    "ws_compression": "offer permessage-deflate to clients (less traffic on slow links, much more gateway CPU)",
     "log_format": "log lines as text or json (one JSON object per line, with session and execution ids)",
     "shutdown_timeout": "seconds to let sessions wind down on SIGTERM before closing them",
     "token": "access token(s), comma-separated, one per user; required (and generated if absent) "

@@ -1,4 +1,7 @@
-"""The command-line client (``spark-gateway query``), run as a subprocess against the real gateway."""
+"""The command-line client (``spark-gateway query``), run as a subprocess against the real gateway.
+
+``spark_gateway_client`` is found through PYTHONPATH, so the tests also work before ``pip install -e .``.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ def expected_export() -> list[dict[str, Any]]:
 
 
 def command(url: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "spark_gateway_client", "--url", url, *args]
+    """``spark-gateway query --url URL ...``, through the gateway's own command line."""
+    return [sys.executable, "-m", "gateway", "query", "--url", url, *args]
 
 
 def run_cli(url: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

@@ -357,7 +357,8 @@ async def test_losing_the_gateway_fails_running_executions(spark_remote: str) ->
     process = GatewayProcess(spark_remote)
     try:
         async with connect(process.ws_url) as session:
-            execution = session.sql(LONG_JOB).start()
+            # Python that waits, not a Spark job: a job would run on, orphaned, on the shared Spark.
+            execution = session.python("import time\ntime.sleep(60)").start()
             await asyncio.sleep(0.5)
             process.process.kill()
             with pytest.raises(GatewayConnectionError):

@@ -12,9 +12,9 @@ import logging
 import time
 import warnings
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from protocol.errors import ProtocolError
 from protocol.messages import CloseResult, Column, Execute, Finished, Interrupt, Progress, StreamRows, Value
@@ -35,6 +35,7 @@ Format = Literal["json", "arrow"]
 Language = Literal["sql", "python"]
 EndReason = Literal["last", "closed", "interrupted", "error"]
 Row = list[Any]
+T = TypeVar("T")
 
 JSON_PAGE_SIZE = 1000
 ARROW_PAGE_SIZE = 10_000
@@ -391,7 +392,7 @@ class Execution:
     async def rows(self, result: int = 0) -> list[Row]:
         """All rows of one result (default: the first); other results are closed unread."""
         stream = await self._only(result, "json")
-        rows = [] if stream is None else await stream.rows()
+        rows = [] if stream is None else await self._settled(stream.rows())
         await self.wait()
         return rows
 
@@ -403,7 +404,7 @@ class Execution:
         import pyarrow as pa
 
         stream = await self._only(result, "arrow")
-        table = pa.table({}) if stream is None else await stream.to_arrow()
+        table = pa.table({}) if stream is None else await self._settled(stream.to_arrow())
         await self.wait()
         return table
 
@@ -422,6 +423,15 @@ class Execution:
                 if stream.number not in self._keep and not stream._reading:
                     stream.close()
         return await self.result(number)
+
+    async def _settled(self, collect: Awaitable[T]) -> T:
+        """``collect``'s value; if it fails, the execution's own outcome once it has finished."""
+        try:
+            return await collect
+        except SparkGatewayError:
+            await self._done.wait()  # the result ended badly: `finished` follows
+            self._raise_for_status()
+            raise
 
     def _raise_for_status(self) -> None:
         if self.status == "ok" or self.status is None:
