@@ -149,19 +149,25 @@ def test_ctrl_c_interrupts_and_waits_then_exits_4(gateway: GatewayProcess) -> No
     """Ctrl+C sends interrupt, waits for the execution to stop, exits 4; --progress draws a progress line."""
     code = f"print('started', flush=True)\nspark.sql('{LONG_JOB}').collect()"
     process = subprocess.Popen(command(gateway.ws_url, "--progress", "-c", code), cwd=ROOT, env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    err = b""
     try:
-        assert process.stdout is not None and process.stdout.readline() == "started\n"
-        time.sleep(2)  # the Spark job is running
+        assert process.stdout.readline() == b"started\n"
+        deadline = time.monotonic() + 60
+        while b"tasks" not in err:  # the progress line shows the Spark job running
+            assert time.monotonic() < deadline and process.poll() is None, err
+            err += os.read(process.stderr.fileno(), 4096)
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        _, rest = process.communicate(timeout=30)
     finally:
         process.kill()
-    assert process.returncode == 4, err
+        process.wait()
+    text = (err + rest).decode()
+    assert process.returncode == 4, text
     assert time.monotonic() - sent < 20
-    assert "interrupting" in err and err.rstrip().endswith("interrupted")
-    assert "tasks" in err  # the progress line
+    assert "interrupting" in text and text.rstrip().endswith("interrupted")
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -326,17 +326,25 @@ async def test_breaking_out_closes_the_result(gateway: GatewayProcess) -> None:
 
 
 async def test_several_results_and_commands(gateway: GatewayProcess) -> None:
-    """display() results come in order via results(); rows(result=n) picks one; DDL has no result."""
+    """display() results come in order via results(); DDL has no result (empty table, no schema)."""
     async with connect(gateway.ws_url) as session:
-        code = "display(spark.range(3))\ndisplay(spark.range(4))\nspark.range(5)"
-        execution = session.python(code)
+        execution = session.python("display(spark.range(3))\ndisplay(spark.range(4))\nspark.range(5)")
         counts = [len(await stream.rows()) async for stream in execution.results()]
         assert counts == [3, 4, 5]
-        assert await session.python(code).rows(result=1) == [[0], [1], [2], [3]]
         ddl = await session.sql("CREATE OR REPLACE TEMP VIEW client_v AS SELECT 42 AS answer")
         assert ddl.status == "ok" and ddl.result_schema is None
         assert (await session.sql("DROP VIEW IF EXISTS nothing_here").to_arrow()).num_columns == 0
         assert await session.sql("SELECT * FROM client_v").rows() == [[42]]
+
+
+async def test_reading_one_result_closes_the_others_without_failing(gateway: GatewayProcess) -> None:
+    """rows(result=1) closes results 0 and 2 unread (close-result); the execution still finishes ok."""
+    async with connect(gateway.ws_url) as session:
+        execution = session.python("display(spark.range(5000))\ndisplay(spark.range(4))\nspark.range(5000)",
+                                   page_size=100)
+        assert await execution.rows(result=1) == [[0], [1], [2], [3]]
+        assert execution.status == "ok"
+        assert [s.end_reason for s in execution.result_streams] == ["closed", "last", "closed"]
 
 
 def test_sync_wrapper(gateway: GatewayProcess) -> None:

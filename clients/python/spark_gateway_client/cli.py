@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import sys
 import time
@@ -358,25 +359,31 @@ async def write_csv(stream: ResultStream, out: IO[str]) -> int:
     """RFC 4180 CSV with a header; values in the JSON mapping's text, NULL as an empty field."""
     out.write(",".join(_csv_field(name) for name in stream.names) + "\r\n")
     count = 0
+    field = _csv_field
     async for rows in stream.batches():
-        out.write("".join(",".join(_csv_field(v) for v in row) + "\r\n" for row in rows))
+        out.write("".join([",".join(map(field, row)) + "\r\n" for row in rows]))
         count += len(rows)
     return count
 
 
+_CSV_QUOTE = re.compile(r'[,"\r\n]|^\s|\s$')
+
+
 def _csv_field(value: Any) -> str:
-    if value is None:
-        return ""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | float):
+    kind = type(value)
+    if kind is str:
+        text = value
+    elif kind is int or kind is float:
         return repr(value)
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
-    if text == "" or any(c in text for c in ',"\r\n') or text != text.strip():
-        return '"' + text.replace('"', '""') + '"'
-    return text
+    elif value is None:
+        return ""
+    elif value is True or value is False:
+        return "true" if value else "false"
+    else:  # arrays, structs, maps: their JSON text
+        text = orjson.dumps(value).decode()
+    if text and _CSV_QUOTE.search(text) is None:
+        return text
+    return '"' + text.replace('"', '""') + '"'  # also "" for the empty string (NULL is an empty field)
 
 
 async def write_jsonl(stream: ResultStream, out: IO[bytes], warn: Callable[[str], None] | None = None) -> int:
