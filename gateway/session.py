@@ -49,12 +49,12 @@ from protocol.messages import (
 )
 
 from . import capture, spark
-
-log = logging.getLogger("spark_gateway.session")
 from .cursor import JOB_START_PATIENCE_SECONDS, ResultCursor
 from .execution import Execution
 from .outbox import Outbox
 from .worker import ExecutionInterrupted, Worker
+
+log = logging.getLogger("spark_gateway.session")
 
 
 @dataclass(frozen=True)
