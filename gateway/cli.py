@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import faulthandler
+import gc
 import signal
-import logging
 import sys
 
 from . import config

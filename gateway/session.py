@@ -412,8 +412,9 @@ class Session:
 
     def _cursor_failed(self, cursor: ResultCursor, exc: BaseException) -> None:
         execution = self._executions.get(cursor.execution_id)
-        if execution is None or (execution.interrupt_requested and spark.is_cancellation(exc)):
-            return
+        stopped_on_request = execution is not None and (execution.interrupt_requested or cursor.end is not None)
+        if execution is None or (stopped_on_request and spark.is_cancellation(exc)):
+            return  # the cancellation we asked for, not a failure
         execution.failed = True
         self._spark_suspect = self._spark_suspect or spark.is_unavailable(exc)
         self.outbox.put(_error_event(execution.id, exc, result=cursor.number))

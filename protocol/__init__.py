@@ -3,9 +3,9 @@
 from .codec import (
     DEFAULT_MAX_MESSAGE_BYTES,
     decode_arrow_frame,
-    encode_arrow_frame,
     decode_event,
     decode_request,
+    encode_arrow_frame,
     encode_event,
     encode_request,
     event_to_dict,

@@ -82,10 +82,15 @@ def test_files_in_every_format_hold_the_whole_result(gateway: GatewayProcess, sp
     runs = [subprocess.Popen(command(gateway.ws_url, EXPORT, "-o", str(path)), cwd=ROOT, env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for path in paths.values()]
-    for run in runs:
-        out, err = run.communicate(timeout=120)
-        assert run.returncode == 0, err
-        assert out == ""
+    try:
+        for run in runs:
+            out, err = run.communicate(timeout=120)
+            assert run.returncode == 0, err
+            assert out == ""
+    finally:
+        for run in runs:
+            run.kill()
+            run.wait()
     expected = expected_export()
 
     text = paths["csv"].read_bytes().decode()

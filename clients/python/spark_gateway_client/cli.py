@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -207,7 +208,14 @@ class Job:
                     return EXIT_INTERRUPTED
                 if self.progress is not None:
                     self.progress.start(execution)
-                await self._consume(execution)
+                try:
+                    await self._consume(execution)
+                except SparkGatewayError as exc:
+                    if not isinstance(exc, GatewayConnectionError):
+                        with contextlib.suppress(TimeoutError):  # the job has stopped on Spark
+                            async with asyncio.timeout(60):
+                                await execution.wait(check=False)
+                    raise
                 if self.progress is not None:
                     self.progress.clear()
                 for value in execution.values:
@@ -371,6 +379,7 @@ _CSV_QUOTE = re.compile(r'[,"\r\n]|^\s|\s$')
 
 def _csv_field(value: Any) -> str:
     kind = type(value)
+    text: str
     if kind is str:
         text = value
     elif kind is int or kind is float:

@@ -332,11 +332,12 @@ class Execution:
             return
         self.session._send(Interrupt(self.id))
 
-    async def wait(self) -> Execution:
+    async def wait(self, check: bool = True) -> Execution:
         """Run to the end and return the execution; results nobody is reading are closed.
 
         Raises ``QueryError``/``PythonError`` if the code failed, ``Interrupted`` if it was
-        interrupted, ``GatewayConnectionError`` if the connection was lost.
+        interrupted, ``GatewayConnectionError`` if the connection was lost (with
+        ``check=False``: returns anyway; see ``status`` and ``errors``).
         """
         self.start()
         if not self._iterating_all:
@@ -345,7 +346,8 @@ class Execution:
                 if stream.number not in self._keep and not stream._reading:
                     stream.close()
         await self._done.wait()
-        self._raise_for_status()
+        if check:
+            self._raise_for_status()
         return self
 
     def __await__(self) -> Generator[Any, None, Execution]:

@@ -136,9 +136,9 @@ class SyncExecution:
         self._runner.run(_call(lambda: self.execution.start(format)))
         return self
 
-    def wait(self) -> SyncExecution:
-        """Run to the end (results nobody reads are closed); raises if it failed."""
-        self._runner.run(self.execution.wait(), self.execution)
+    def wait(self, check: bool = True) -> SyncExecution:
+        """Run to the end (results nobody reads are closed); raises if it failed (unless ``check=False``)."""
+        self._runner.run(self.execution.wait(check), self.execution)
         return self
 
     def rows(self, result: int = 0) -> list[Row]:
