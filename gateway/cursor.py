@@ -119,7 +119,8 @@ class ResultCursor:
         self.credit = page_size  # the first page goes out at once
         self.sent = 0
         self.truncated = False
-        self.end: EndReason | None = None
+        self.end: EndReason | None = None  # set as soon as the end is decided (requests refused)
+        self.done = False  # the final event was sent
         self._credit_changed = anyio.Event()
         self._scope = anyio.CancelScope()
 
@@ -211,6 +212,7 @@ class ResultCursor:
         self.end = reason
         if reason != "last":
             self._outbox.put(ResultClosed(self.execution_id, self.number, self.sent, reason))
+        self.done = True  # its final event is out: the execution may finish now
 
     async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
         """Pull chunks from Spark, one chunk ahead of the pager."""

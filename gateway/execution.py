@@ -36,7 +36,7 @@ class Execution:
 
     @property
     def open_cursors(self) -> list[ResultCursor]:
-        return [c for c in self.cursors if c.end is None]
+        return [c for c in self.cursors if not c.done]
 
     def move(self, event: str) -> None:
         self.state = advance(self.state, event)
