@@ -121,6 +121,7 @@ class ResultCursor:
         self.truncated = False
         self.end: EndReason | None = None  # set as soon as the end is decided (requests refused)
         self.done = False  # the final event was sent
+        self.first_page = anyio.Event()  # the first page (or the end) is out
         self._credit_changed = anyio.Event()
         self._scope = anyio.CancelScope()
 
@@ -213,6 +214,7 @@ class ResultCursor:
         if reason != "last":
             self._outbox.put(ResultClosed(self.execution_id, self.number, self.sent, reason))
         self.done = True  # its final event is out: the execution may finish now
+        self.first_page.set()
 
     async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
         """Pull chunks from Spark, one chunk ahead of the pager."""
@@ -281,6 +283,7 @@ class ResultCursor:
         self._outbox.put(event)
         self.sent += count
         self.credit -= count
+        self.first_page.set()
 
     def _arrow_payload(self, pieces: list[Chunk], last: bool) -> bytes:
         """IPC messages of one page; the result's frames concatenated form one IPC stream."""

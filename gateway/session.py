@@ -271,6 +271,10 @@ class Session:
             self.outbox.put(Started(execution.id))
             try:
                 await self._worker.run(partial(self._run_code, execution))
+                # Like a notebook, the next cell waits until this one has shown its results: a
+                # long aggregation holds the queue, a huge SELECT frees it after its first page.
+                for cursor in list(execution.cursors):
+                    await cursor.first_page.wait()
             finally:
                 self._running = None
             if execution.open_cursors:
