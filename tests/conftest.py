@@ -100,6 +100,23 @@ def gateway(spark_remote: str) -> Iterator[GatewayProcess]:
     process.stop()
 
 
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's package; never `playwright install`
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def chromium():  # type: ignore[no-untyped-def]
+    """A real headless Chromium driven by Playwright (one per test module)."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    with playwright_api.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
 def running_jobs(server: EmbeddedSparkServer) -> list[dict]:
     """Jobs, and tasks still active, that Spark itself reports (from its UI's REST API)."""
     import json

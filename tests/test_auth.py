@@ -293,22 +293,6 @@ async def test_token_generated_and_printed_on_a_non_loopback_address(spark_remot
 # ------------------------------------------------------------------ the browser
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-
-
-@pytest.fixture(scope="module")
-def chromium():  # type: ignore[no-untyped-def]
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
 @pytest.mark.browser
 @pytest.mark.timeout(120)
 def test_browser_takes_the_token_from_the_url(chromium, token_gateway: GatewayProcess) -> None:  # type: ignore[no-untyped-def]

@@ -25,9 +25,6 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect  
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 VIEWPORT = {"width": 1280, "height": 800}
 # Long enough that only Stop ends it: 10^11 rows summed on local[2].
 LONG_QUERY = "SELECT sum(id) FROM range(0, 100000000000, 1, 4)"
@@ -46,13 +43,8 @@ def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    with playwright_api.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
+def browser(chromium: Browser) -> Browser:
+    return chromium
 
 
 class Notebook:
