@@ -20,13 +20,15 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from protocol import PROTOCOL_VERSION
-from protocol.messages import FORMATS, MAX_PAGE_SIZE, SessionInfo
+from protocol import PROTOCOL_VERSION, encode_event
+from protocol.errors import ErrorCode
+from protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
 from . import __version__, auth, capture, connection, spark
 from .config import Settings
+from .lifetime import Lifetime
 from .metrics import Metrics
-from .outbox import Outbox
+from .outbox import Outbox, ResumeError
 from .session import Session, SessionLimits
 from .spark_server import EmbeddedSparkServer
 
@@ -44,7 +46,8 @@ class Gateway:
     spark_version: str | None = None
     spark_ui: str | None = None
     server: EmbeddedSparkServer | None = None
-    sessions: dict[str, tuple[Session, WebSocket]] = field(default_factory=dict)
+    sessions: dict[str, Lifetime] = field(default_factory=dict)  # attached or away
+    task_group: Any = None  # where sessions live: they outlive their connections
     fetch_limiter: anyio.CapacityLimiter | None = None
     metrics: Metrics = field(default_factory=Metrics)
     owners: auth.Owners = field(default_factory=auth.Owners)  # session / Spark session id -> credential
@@ -68,13 +71,14 @@ class Gateway:
         log.info("draining %d sessions", len(self.sessions))
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as tg:
-                for session, websocket in list(self.sessions.values()):
-                    tg.start_soon(_drain_session, session, websocket)
+                for life in list(self.sessions.values()):
+                    tg.start_soon(life.shutdown, "the gateway is shutting down; running executions are interrupted")
 
     def render_metrics(self) -> str:
         m = self.metrics
         m.sessions = len(self.sessions)
-        counts = [s.counts() for s, _ in self.sessions.values()]
+        m.sessions_away = sum(life.away for life in self.sessions.values())
+        counts = [life.session.counts() for life in self.sessions.values()]
         m.queued = sum(q for q, _ in counts)
         m.running = sum(r for _, r in counts)
         return m.render()
@@ -98,7 +102,9 @@ class Gateway:
             session_id=session.id, spark_session_id=session.spark_session_id, protocol=PROTOCOL_VERSION, gateway_version=__version__,
             spark_version=self.spark_version, languages=list(limits.languages), formats=list(FORMATS),
             limits={"max_message_bytes": limits.max_message_bytes, "max_queued": limits.max_queued,
-                    "max_page_size": limits.max_page_size},
+                    "max_page_size": limits.max_page_size, "resume_grace": self.settings.resume_grace,
+                    "replay_buffer_bytes": self.settings.replay_buffer_bytes,
+                    "idle_timeout": self.settings.idle_timeout},
             spark_ui=self.spark_ui)
 
 
@@ -148,7 +154,10 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         state.fetch_limiter = anyio.CapacityLimiter(settings.max_spark_operations)
         app.state.gateway = state
         try:
-            yield
+            async with anyio.create_task_group() as sessions:
+                state.task_group = sessions
+                yield
+                sessions.cancel_scope.cancel()  # each session still closes itself (shielded)
         finally:
             if owned and state.server is not None:
                 await anyio.to_thread.run_sync(state.server.stop)
@@ -165,44 +174,94 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
+    """``/ws``: open a session (``?spark_session=`` to share a Spark session) or resume one."""
     gateway: Gateway = websocket.app.state.gateway
     attach = websocket.query_params.get("spark_session")
-    credential = await auth.admit(websocket, gateway, attach)  # 401/403 before the upgrade
+    resume = websocket.query_params.get("resume")
+    credential = await auth.admit(websocket, gateway, attach, resume)  # 401/403 before the upgrade
     if credential is None:
         return
     if gateway.draining:
-        await websocket.close(code=1013, reason="gateway shutting down")  # try again later
+        await websocket.close(code=connection.CLOSE_TRY_AGAIN, reason="gateway shutting down")
         return
-    if attach is not None and not _is_uuid(attach):
-        await websocket.close(code=1008, reason="spark_session must be a session UUID")
-        return
+    for name, value in (("spark_session", attach), ("resume", resume)):
+        if value is not None and not _is_uuid(value):
+            await websocket.close(code=connection.CLOSE_REFUSED, reason=f"{name} must be a session UUID")
+            return
     await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
-    assert gateway.fetch_limiter is not None
-    outbox = Outbox(gateway.metrics)
+    if resume is not None:
+        await _resume(websocket, gateway, resume, websocket.query_params.get("last_seq"))
+    else:
+        await _open(websocket, gateway, credential, attach)
+
+
+async def _open(websocket: WebSocket, gateway: Gateway, credential: str, attach: str | None) -> None:
+    """A new session: announce it, start its life in the gateway's task group, serve it."""
+    settings = gateway.settings
+    if len(gateway.sessions) >= settings.max_sessions:
+        await _refuse(websocket, ErrorCode.LIMIT_EXCEEDED,
+                      f"the gateway has {len(gateway.sessions)} sessions (max_sessions); try again later",
+                      connection.CLOSE_TRY_AGAIN)
+        return
+    assert gateway.fetch_limiter is not None and gateway.task_group is not None
+    outbox = Outbox(gateway.metrics, replay_bytes=settings.replay_buffer_bytes)
     session = Session(spark_url=gateway.spark_url, outbox=outbox, limits=gateway.limits,
                       fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
                       spark_session_id=attach)
-    gateway.sessions[session.id] = (session, websocket)
+    life = Lifetime(session, credential, grace=settings.resume_grace, idle_timeout=settings.idle_timeout,
+                    on_end=lambda: _forget(gateway, session))
+    gateway.sessions[session.id] = life
     gateway.owners.claim(session.id, credential)
     gateway.owners.claim(session.spark_session_id, credential)
     gateway.metrics.sessions_total += 1
     log.info("session opened%s", f" on Spark session {attach}" if attach else "", extra={"session": session.id})
     outbox.put(gateway.session_info(session))
-    try:
-        await connection.serve(websocket, session)
-    finally:
-        gateway.sessions.pop(session.id, None)
-        gateway.owners.release(session.id)
-        if session.owns_spark:  # it released its Spark session
-            gateway.owners.release(session.spark_session_id)
+    gateway.task_group.start_soon(life.live)
+    await _serve(life, websocket)
 
 
-async def _drain_session(session: Session, websocket: WebSocket) -> None:
-    await session.shutdown("the gateway is shutting down; running executions are interrupted")
+async def _resume(websocket: WebSocket, gateway: Gateway, session_id: str, last_seq: str | None) -> None:
+    """An existing session, continued on this connection from the client's ``last_seq``."""
+    life = gateway.sessions.get(session_id)
+    if life is None or life.ending:
+        grace = gateway.settings.resume_grace
+        await _refuse(websocket, ErrorCode.RESUME_FAILED,
+                      f"no session {session_id} to resume: it ended, or it was away longer than the "
+                      f"gateway's resume grace period ({grace} s); open a new session", connection.CLOSE_REFUSED)
+        return
+    if last_seq is None or not last_seq.isdigit():
+        await _refuse(websocket, ErrorCode.RESUME_FAILED,
+                      "resume needs last_seq: the seq of the last event received (0 for none)",
+                      connection.CLOSE_REFUSED)
+        return
+    gateway.metrics.resumes_total += 1
+    await _serve(life, websocket, int(last_seq))
+
+
+async def _serve(life: Lifetime, websocket: WebSocket, last_seq: int | None = None) -> None:
     try:
-        await websocket.close(code=1001, reason="gateway shutting down")
-    except (RuntimeError, OSError):
-        pass  # already closed by the client
+        await life.serve(websocket, last_seq)
+    except ResumeError as exc:
+        await _refuse(websocket, ErrorCode.RESUME_FAILED, str(exc), connection.CLOSE_REFUSED)
+    except (OSError, RuntimeError):  # the socket died during the handshake: the session is away
+        pass
+
+
+async def _refuse(websocket: WebSocket, code: ErrorCode, message: str, close_code: int) -> None:
+    """The connection's only message: a typed error with seq 0 (no session's stream), then close."""
+    try:
+        await websocket.send_text(str(encode_event(Error(code, message), 0)))
+        await websocket.close(code=close_code, reason=code.value)
+    except (OSError, RuntimeError):
+        pass  # the client is gone already
+
+
+def _forget(gateway: Gateway, session: Session) -> None:
+    """A session ended: it can no longer be resumed, attached to or counted."""
+    gateway.sessions.pop(session.id, None)
+    gateway.owners.release(session.id)
+    if session.owns_spark:  # it released its Spark session
+        gateway.owners.release(session.spark_session_id)
 
 
 def _is_uuid(text: str) -> bool:

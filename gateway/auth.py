@@ -288,7 +288,8 @@ def may_attach(owners: Owners, live: Iterable[tuple[str, str]], spark_session_id
 # ------------------------------------------------------------------ Starlette side
 
 
-async def admit(websocket: WebSocket, gateway: Any, attach: str | None) -> str | None:
+async def admit(websocket: WebSocket, gateway: Any, attach: str | None,
+                resume: str | None = None) -> str | None:
     """Check a websocket before its upgrade: the credential's fingerprint, or None once refused.
 
     ``gateway`` is the app's ``Gateway`` (settings, owners, sessions). A refusal is an HTTP
@@ -302,9 +303,11 @@ async def admit(websocket: WebSocket, gateway: Any, attach: str | None) -> str |
         decision = decide(pol, headers=_headers(websocket.scope),
                           subprotocols=websocket.scope.get("subprotocols") or [])
     if decision.status == 0 and attach is not None:
-        live = [(s.id, s.spark_session_id) for s, _ in gateway.sessions.values()]
+        live = [(life.session.id, life.session.spark_session_id) for life in gateway.sessions.values()]
         if not may_attach(gateway.owners, live, attach, decision.credential):
             decision = Decision(403, reason="this Spark session belongs to another credential")
+    if decision.status == 0 and resume is not None and not gateway.owners.same_owner(resume, decision.credential):
+        decision = Decision(403, reason="this session belongs to another credential")
     if decision.status == 0:
         return decision.credential
     client = websocket.scope.get("client")

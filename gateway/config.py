@@ -22,6 +22,10 @@ class Settings:
     languages: tuple[str, ...] = LANGUAGES
     max_message_bytes: int = 1 << 20
     max_queued: int = 100
+    max_sessions: int = 200
+    resume_grace: int = 120
+    replay_buffer_bytes: int = 8 << 20
+    idle_timeout: int = 3600
     max_spark_operations: int = 64
     driver_memory: str = "2g"
     max_result_size: str = "1g"
@@ -36,6 +40,11 @@ class Settings:
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
             raise ValueError(f"log_format must be text or json, got {self.log_format!r}")
+        for name in ("resume_grace", "replay_buffer_bytes", "idle_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.max_sessions < 1:
+            raise ValueError("max_sessions must be >= 1")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0 seconds")
         if not 0 <= self.port <= 65535:
@@ -56,6 +65,12 @@ HELP = {
     "languages": "comma-separated languages clients may run (sql,python)",
     "max_message_bytes": "largest client message accepted",
     "max_queued": "executions a session may have waiting",
+    "max_sessions": "sessions open at once (connected or away); more are refused with limit_exceeded",
+    "resume_grace": "seconds a session whose connection dropped is kept for its client to resume "
+                    "(0: the session ends with its connection)",
+    "replay_buffer_bytes": "bytes of sent events each session keeps to replay on a resume",
+    "idle_timeout": "seconds after its last execution ended that an idle session is ended "
+                    "(0: never); a busy session is never ended",
     "max_spark_operations": "result fetches running at once across the gateway",
     "driver_memory": "embedded Spark driver heap",
     "max_result_size": "embedded Spark spark.driver.maxResultSize",

@@ -70,7 +70,7 @@ class SessionLimits:
 
 
 class Session:
-    """The gateway side of one client; lives as long as its connection."""
+    """The gateway side of one client; outlives a dropped connection (see :mod:`gateway.lifetime`)."""
 
     def __init__(
         self,
@@ -106,6 +106,9 @@ class Session:
         self._stopped = anyio.Event()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
         self._spark_suspect = False  # Spark was unreachable: check the session before reuse
+        self._closed = False
+        # When the last execution finished (or the session opened); None while one is pending.
+        self.idle_since: float | None = time.monotonic()
 
     # ------------------------------------------------------------ lifetime
 
@@ -117,10 +120,14 @@ class Session:
                 self._tg = tg
                 await self._executor()
         finally:
+            self._tg = None  # no task may be started in it any more
             self._stopped.set()
 
     async def close(self) -> None:
-        """The client is gone: stop its work on Spark and release its Spark session."""
+        """The session ends: stop its work on Spark and release its Spark session."""
+        if self._closed:
+            return
+        self._closed = True
         with anyio.CancelScope(shield=True):
             interrupted = [e.tag for e in self._executions.values() if e.state is not State.QUEUED]
             interrupted += self._unreaped  # reaps cut short by the close
@@ -139,10 +146,10 @@ class Session:
             log.info("session closed", extra={"session": self.id})
 
     async def shutdown(self, reason: str) -> None:
-        """The gateway is stopping: say so, interrupt everything, let the events reach the client."""
+        """The gateway is stopping: say so, interrupt everything, wait for the executions to end."""
         self.outbox.put(Error(ErrorCode.SHUTTING_DOWN, reason))
         await self._interrupt_all()
-        while self._executions or self.outbox.pending_bytes:
+        while self._executions:
             await anyio.sleep(0.05)
 
     def counts(self) -> tuple[int, int]:
@@ -184,6 +191,7 @@ class Session:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"{len(self._queue)} executions already queued (max_queued)")
         execution = Execution(request, tag=f"spark-gateway-{self.id}-{next(self._tags)}")
         self._executions[request.id] = execution
+        self.idle_since = None
         position = len(self._queue) + (self._running is not None)
         self._queue.append(execution)
         self.outbox.put(Accepted(request.id, position))
@@ -299,6 +307,8 @@ class Session:
         del self._executions[execution.id]
         self._finished_ids.add(execution.id)
         self._last_progress.pop(execution.id, None)
+        if not self._executions:
+            self.idle_since = time.monotonic()
 
     # ------------------------------------------------------------ the worker thread
 

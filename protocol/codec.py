@@ -85,6 +85,8 @@ def event_to_dict(event: Event, seq: int) -> dict[str, Any]:
         value = getattr(event, f.name)
         if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
             value = [dataclasses.asdict(v) for v in value]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
         out[f.name] = value
     return out
 

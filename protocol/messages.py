@@ -160,6 +160,49 @@ class SessionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class LostResult:
+    """Rows of one result that a resumed client cannot get back: offsets [from, to)."""
+
+    result: int
+    from_offset: int
+    to_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class LostExecution:
+    """What a resumed client lost of one execution (``id`` None: messages of no execution)."""
+
+    id: str | None
+    messages: dict[str, int]  # how many events of each type
+    results: list[LostResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Events ``from_seq``..``to_seq`` (inclusive) left the replay buffer before the client resumed."""
+
+    from_seq: int
+    to_seq: int
+    executions: list[LostExecution]
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """First frame of a resumed connection (``seq`` 0: it describes the stream, it is not in it).
+
+    The events after ``last_seq`` follow, from ``next_seq`` on, exactly once and in order.
+    ``lost`` is set only when some of them had already left the bounded replay buffer.
+    """
+
+    type: ClassVar[str] = "resumed"
+    session_id: str
+    spark_session_id: str
+    last_seq: int
+    next_seq: int
+    lost: Lost | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
     type: ClassVar[str] = "accepted"
     id: str
@@ -324,6 +367,7 @@ class Pong:
 
 Event = (
     SessionInfo
+    | Resumed
     | Accepted
     | Started
     | Progress
@@ -343,6 +387,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
         SessionInfo,
+        Resumed,
         Accepted,
         Started,
         Progress,

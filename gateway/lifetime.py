@@ -1,0 +1,166 @@
+"""A session's life across connections: attached, away for a grace period, idle, ended.
+
+A connection that drops without a close frame (a network change, a laptop lid, a crashed
+client) does not end the session: its executions keep running — bounded by the outbox's
+backpressure — and the client may come back within ``resume_grace`` seconds with the last
+``seq`` it saw (:meth:`Lifetime.serve` with ``last_seq``). A clean close ends it at once;
+so does the grace period running out, the session sitting idle for ``idle_timeout``
+seconds after its last execution, or the gateway shutting down.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import anyio
+from starlette.websockets import WebSocket
+
+from protocol import encode_event
+from protocol.errors import ErrorCode
+from protocol.messages import Error, Resumed
+
+from .connection import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, Connection
+from .session import Session
+
+log = logging.getLogger("spark_gateway.lifetime")
+
+NOTICE_FLUSH_SECONDS = 2.0  # how long a last notice may take to reach an attached client
+
+
+class Lifetime:
+    """Keeps one session alive between its connections and ends it when its time is up."""
+
+    def __init__(self, session: Session, credential: str, *, grace: float, idle_timeout: float,
+                 on_end: Callable[[], None]) -> None:
+        self.session = session
+        self.credential = credential
+        self.grace = grace
+        self.idle_timeout = idle_timeout
+        self.ending = False
+        self.resumes = 0
+        self._on_end = on_end
+        self._connection: Connection | None = None
+        self._away_since: float | None = None  # None while attached (or before the first attach)
+        self._end_reason: str | None = None  # set: end now, for this reason
+        self._changed = anyio.Event()
+        self._attaching = anyio.Lock()  # one resume at a time takes over and rewinds
+
+    @property
+    def away(self) -> bool:
+        return self._away_since is not None
+
+    # ------------------------------------------------------------ the session's own task
+
+    async def live(self) -> None:
+        """Run the session until its time is up, then end it (a task of the gateway's)."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.session.run)
+                try:
+                    reason, notice = await self._watch()
+                    self.ending = True
+                    log.info("session ending: %s", reason, extra={"session": self.session.id})
+                    if notice is not None:
+                        await self._tell(notice)
+                    await self._close(CLOSE_SESSION_ENDED, reason[:120])
+                finally:
+                    # Also when the gateway cancels this task. Close (interrupt, release Spark)
+                    # before leaving the task group: session.run waits for the worker thread,
+                    # which only returns once its Spark call has been interrupted.
+                    self.ending = True
+                    with anyio.CancelScope(shield=True):
+                        await self.session.close()
+        finally:
+            self._on_end()
+
+    async def _watch(self) -> tuple[str, Error | None]:
+        """Wait until the session must end: (why, what to tell a still attached client)."""
+        while True:
+            if self._end_reason is not None:
+                return self._end_reason, None
+            now = time.monotonic()
+            deadline = math.inf
+            if self._away_since is not None:
+                deadline = self._away_since + self.grace
+                if now >= deadline:
+                    return f"the client did not come back within {self.grace:g} s", None
+            idle_since = self.session.idle_since
+            if self.idle_timeout > 0 and idle_since is not None:
+                idle_deadline = idle_since + self.idle_timeout
+                if now >= idle_deadline:
+                    reason = f"idle for {self.idle_timeout:g} s since its last execution"
+                    return reason, Error(ErrorCode.IDLE_TIMEOUT,
+                                         f"this session ended: {reason} (the gateway's --idle-timeout); "
+                                         "open a new session")
+                deadline = min(deadline, idle_deadline)
+            # Deadlines only move later on their own (a new execution, a resume), so sleeping
+            # until the earliest one is enough; attach/detach/end wake us early.
+            with anyio.move_on_after(deadline - now if deadline < math.inf else 3600):
+                await self._changed.wait()
+            self._changed = anyio.Event()
+
+    def end_soon(self, reason: str) -> None:
+        self._end_reason = self._end_reason or reason
+        self._changed.set()
+
+    async def _tell(self, notice: Error) -> None:
+        """Put a last event in the stream and give an attached client a moment to get it."""
+        self.session.outbox.put(notice)
+        with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
+            while self._connection is not None and self.session.outbox.pending_bytes:
+                await anyio.sleep(0.02)
+
+    async def _close(self, code: int, reason: str) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.end(code, reason)
+
+    async def shutdown(self, reason: str) -> None:
+        """The gateway is stopping: tell the client, interrupt the work, close with 1001."""
+        if self.ending:
+            return  # closing already
+        self.ending = True
+        await self.session.shutdown(reason)
+        with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
+            while self._connection is not None and self.session.outbox.pending_bytes:
+                await anyio.sleep(0.02)
+        await self._close(CLOSE_GOING_AWAY, "gateway shutting down")
+        self.end_soon("the gateway is shutting down")
+
+    # ------------------------------------------------------------ connections
+
+    async def serve(self, websocket: WebSocket, last_seq: int | None = None) -> None:
+        """Attach an accepted websocket and serve it until it goes; ``last_seq``: a resume.
+
+        Raises :class:`~gateway.outbox.ResumeError` (before attaching) when the stream
+        cannot continue from ``last_seq``.
+        """
+        async with self._attaching:
+            if self._connection is not None:  # the client resumed before we noticed it was gone
+                await self._connection.take_over()
+                self._connection = None
+                self._away_since = time.monotonic()
+            if last_seq is not None:
+                next_seq, lost = self.session.outbox.rewind(last_seq)
+                resumed = Resumed(self.session.id, self.session.spark_session_id, last_seq, next_seq, lost)
+                await websocket.send_text(str(encode_event(resumed, 0)))
+                self.resumes += 1
+                log.info("session resumed after seq %d%s", last_seq, " with a gap" if lost else "",
+                         extra={"session": self.session.id})
+            connection = Connection(websocket, self.session)
+            self._connection = connection
+            self._away_since = None
+            self._changed.set()
+        await connection.serve()
+        if connection.taken_over or self.ending:
+            return
+        self._connection = None
+        if connection.client_done or self.grace <= 0:
+            self.end_soon("the client closed the connection")
+        else:
+            self._away_since = time.monotonic()
+            self._changed.set()
+            log.info("client away; session kept %g s for a resume", self.grace, extra={"session": self.session.id})
