@@ -226,6 +226,16 @@ async def test_attach_with_another_credential_is_403(token_gateway: GatewayProce
         assert rows_of(await owner.run("SELECT x FROM mine", id="r")) == [[7]]
 
 
+async def test_resume_with_another_credential_is_403(token_gateway: GatewayProcess) -> None:
+    """Only the credential that opened a session may resume it (and so take it over)."""
+    async with open_client(token_gateway.ws_url, additional_headers=bearer(TOKEN)) as owner:
+        session_id = owner.session["session_id"]
+        resume = f"{token_gateway.ws_url}?resume={session_id}&last_seq=1"
+        assert await refused_status(resume, additional_headers=bearer(OTHER_TOKEN)) == 403
+        assert await refused_status(resume) == 401
+        await one_query(owner)  # not taken over: the owner's connection carries on
+
+
 async def test_metrics_needs_the_token_health_does_not(token_gateway: GatewayProcess) -> None:
     """/metrics answers 401 without the bearer token; /healthz and /readyz stay open."""
     base = token_gateway.http_url
