@@ -184,11 +184,12 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     if gateway.draining:
         await websocket.close(code=connection.CLOSE_TRY_AGAIN, reason="gateway shutting down")
         return
+    await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
     for name, value in (("spark_session", attach), ("resume", resume)):
         if value is not None and not _is_uuid(value):
-            await websocket.close(code=connection.CLOSE_REFUSED, reason=f"{name} must be a session UUID")
+            await _refuse(websocket, ErrorCode.BAD_MESSAGE, f"query parameter {name} must be a session UUID",
+                          connection.CLOSE_REFUSED)
             return
-    await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
     if resume is not None:
         await _resume(websocket, gateway, resume, websocket.query_params.get("last_seq"))
     else:

@@ -28,6 +28,7 @@ from .session import Session
 log = logging.getLogger("spark_gateway.lifetime")
 
 NOTICE_FLUSH_SECONDS = 2.0  # how long a last notice may take to reach an attached client
+BUSY_CHECK_SECONDS = 1.0  # how often the idle clock looks at a busy session
 
 
 class Lifetime:
@@ -88,16 +89,17 @@ class Lifetime:
                 if now >= deadline:
                     return f"the client did not come back within {self.grace:g} s", None
             idle_since = self.session.idle_since
-            if self.idle_timeout > 0 and idle_since is not None:
-                idle_deadline = idle_since + self.idle_timeout
-                if now >= idle_deadline:
+            if self.idle_timeout > 0:
+                if idle_since is None:  # busy: look again when its last execution may have ended
+                    deadline = min(deadline, now + BUSY_CHECK_SECONDS)
+                elif now >= idle_since + self.idle_timeout:
                     reason = f"idle for {self.idle_timeout:g} s since its last execution"
                     return reason, Error(ErrorCode.IDLE_TIMEOUT,
                                          f"this session ended: {reason} (the gateway's --idle-timeout); "
                                          "open a new session")
-                deadline = min(deadline, idle_deadline)
-            # Deadlines only move later on their own (a new execution, a resume), so sleeping
-            # until the earliest one is enough; attach/detach/end wake us early.
+                else:
+                    deadline = min(deadline, idle_since + self.idle_timeout)
+            # Attach, detach and end wake us early; otherwise sleep until the next deadline.
             with anyio.move_on_after(deadline - now if deadline < math.inf else 3600):
                 await self._changed.wait()
             self._changed = anyio.Event()

@@ -259,6 +259,9 @@ async def test_bad_resume_requests_are_refused_with_a_typed_error(resumable: Gat
     assert resumed["type"] == "resumed"
     await stream.ws.close()
     async with connect(f"{resumable.ws_url}?resume=not-a-uuid&last_seq=0", subprotocols=[PROTOCOL_VERSION]) as ws:
+        refused = orjson.loads(await ws.recv())
+        validate(refused)
+        assert refused["code"] == "bad_message" and refused["seq"] == 0 and "resume" in refused["message"]
         with pytest.raises(ConnectionClosed):
             await ws.recv()
         assert ws.close_code == 1008
