@@ -181,10 +181,11 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     credential = await auth.admit(websocket, gateway, attach, resume)  # 401/403 before the upgrade
     if credential is None:
         return
-    if gateway.draining:
-        await websocket.close(code=connection.CLOSE_TRY_AGAIN, reason="gateway shutting down")
-        return
     await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
+    if gateway.draining:
+        await _refuse(websocket, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down; try again later",
+                      connection.CLOSE_TRY_AGAIN)
+        return
     for name, value in (("spark_session", attach), ("resume", resume)):
         if value is not None and not _is_uuid(value):
             await _refuse(websocket, ErrorCode.BAD_MESSAGE, f"query parameter {name} must be a session UUID",

@@ -28,9 +28,10 @@ CLOSE_REFUSED = 1008  # a session could not be opened or resumed (an error said 
 CLOSE_TRY_AGAIN = 1013  # the gateway is full or draining: open a session later
 CLOSE_TAKEN_OVER = 4001  # the session was resumed on another connection
 
-# A client that closes with one of these is done with its session; any other end of the
-# connection (a dropped network, a crashed client) keeps the session for a resume.
-CLIENT_DONE = frozenset({1000, 1001})
+# A client that closes with one of these is done with its session (normal, going away, or
+# it cannot go on with this stream); no close frame (1005/1006: a dropped network, a crashed
+# client), 1011-1014 or an application code 4000-4999 keeps the session for a resume.
+CLIENT_DONE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010})
 
 
 def choose_subprotocol(websocket: WebSocket) -> str | None:

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import random
+import socket
+import threading
 import time
 from typing import Any
 
@@ -21,6 +24,8 @@ from spark_gateway_client import (
     Progress,
     PythonError,
     QueryError,
+    ResultLost,
+    SessionLost,
     connect,
     connect_sync,
 )
@@ -361,20 +366,272 @@ def test_sync_wrapper(gateway: GatewayProcess) -> None:
 
 
 async def test_losing_the_gateway_fails_running_executions(spark_remote: str) -> None:
-    """When the gateway dies mid-stream, the execution raises GatewayConnectionError (never hangs)."""
+    """When the gateway dies mid-stream, resuming fails within resume_timeout: SessionLost, never a hang."""
     process = GatewayProcess(spark_remote)
     try:
-        async with connect(process.ws_url) as session:
+        async with connect(process.ws_url, resume_timeout=3) as session:
             # Python that waits, not a Spark job: a job would run on, orphaned, on the shared Spark.
             execution = session.python("import time\ntime.sleep(60)").start()
             await asyncio.sleep(0.5)
             process.process.kill()
-            with pytest.raises(GatewayConnectionError):
+            started = time.monotonic()
+            with pytest.raises(SessionLost) as caught:
                 async with asyncio.timeout(30):
                     await execution
-            assert session.closed
+            assert isinstance(caught.value, GatewayConnectionError)
+            assert "could not be resumed within 3 s" in caught.value.message
+            assert time.monotonic() - started < 15
+            assert session.closed and session.state == "closed"
     finally:
         process.stop()
+
+
+# ---------------------------------------------------------------- resume after a dropped connection
+
+
+class TcpProxy:
+    """A TCP forwarder to the gateway that the tests can break like a network would.
+
+    ``cut()`` drops every connection (no websocket close frame: the gateway keeps the
+    session); while ``refusing``, new connections are closed at once (the network is
+    still down); while ``blackhole``, what the gateway sends is read and thrown away (it
+    believes it was delivered: only its replay buffer can bring it back).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.refusing = False
+        self.blackhole = False
+        self.discarded = 0  # bytes thrown away while blackhole was on
+        self.connections = 0
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="proxy-accept", daemon=True).start()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            if self.refusing:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets |= {client, upstream}
+                self.connections += 1
+            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, downstream: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if downstream and self.blackhole:
+                    self.discarded += len(data)
+                    continue
+                dst.sendall(data)
+            dst.shutdown(socket.SHUT_WR)  # a clean end on one side goes through as such
+        except OSError:
+            self._close(src, dst)
+
+    def _close(self, *socks: socket.socket) -> None:
+        for sock in socks:
+            with self._lock:
+                self._sockets.discard(sock)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv()
+            sock.close()
+
+    def cut(self) -> None:
+        """The network drops: every open connection ends without a close frame."""
+        with self._lock:
+            socks = list(self._sockets)
+        self._close(*socks)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+def drop(session: Any) -> bool:
+    """Abort the session's socket (no close frame), as a network failure would; False while resuming."""
+    if session.state != "open" or session._ws.transport.is_closing():
+        return False  # resuming, or dropped already and not noticed yet
+    session._ws.transport.abort()
+    return True
+
+
+async def test_dropped_connections_resume_without_losing_or_repeating_a_row(gateway: GatewayProcess) -> None:
+    """Aborted many times mid-stream, JSON and Arrow results arrive whole: every row once, in order."""
+    n = 200_000
+    sql = f"SELECT id, concat('r', id) AS s FROM range(0, {n}, 1, 3)"
+    rng = random.Random(11)
+    async with connect(gateway.ws_url) as session:
+        session_id = session.info.session_id
+        await session.python("marker = 41")
+        drops = 0
+
+        async def chaos() -> None:  # drops at random moments too, not only between batches
+            nonlocal drops
+            for _ in range(4):
+                await asyncio.sleep(rng.uniform(0.05, 0.3))
+                drops += drop(session)
+
+        for fmt, page_size in (("json", 2000), ("arrow", 5000)):
+            execution = session.sql(sql, format=fmt, page_size=page_size)
+            ids: list[int] = []
+            strings: list[str] = []
+            thresholds = [n * k // 7 for k in range(1, 7)]
+            noise = asyncio.create_task(chaos())
+            async for batch in execution:
+                if fmt == "json":
+                    ids.extend(row[0] for row in batch)
+                    strings.extend(row[1] for row in batch)
+                else:
+                    ids.extend(batch.column("id").to_pylist())
+                    strings.extend(batch.column("s").to_pylist())
+                while thresholds and len(ids) >= thresholds[0]:
+                    thresholds.pop(0)
+                    drops += drop(session)
+            await noise
+            assert ids == list(range(n)), f"{fmt}: {len(ids)} rows, first wrong at " \
+                f"{next((i for i, x in enumerate(ids) if x != i), None)}"
+            assert strings[0] == "r0" and strings[-1] == f"r{n - 1}"
+            assert execution.status == "ok" and not execution.errors
+        assert drops >= 10
+        # Nothing here was a new session: same id, same Python variables.
+        assert (await session.python("marker + 1")).value == "42"
+        assert session.info.session_id == session_id
+        assert session.resumes == drops and session.state == "open"
+
+
+async def test_work_queued_while_disconnected_is_sent_on_resume(gateway: GatewayProcess) -> None:
+    """Executions started, rows asked for and pings sent while the socket is down all go through after it."""
+    proxy = TcpProxy(gateway.port)
+    try:
+        async with connect(proxy.ws_url) as session:
+            first = session.sql("SELECT id FROM range(5000)", page_size=500, window=1)
+            stream = await first.result(0)
+            assert stream is not None
+            batches = stream.batches()
+            assert len(await anext(batches)) == 500
+            proxy.refusing = True
+            proxy.cut()
+            async with asyncio.timeout(10):
+                while session.state != "resuming":  # noqa: ASYNC110 - the state is what is tested
+                    await asyncio.sleep(0.01)
+            second = session.sql("SELECT 2 AS two").start()  # sent while away
+            ping = asyncio.ensure_future(session.ping())
+            rest = asyncio.ensure_future(_collect(batches))  # credit asked for while away
+            await asyncio.sleep(0.5)
+            proxy.refusing = False
+            async with asyncio.timeout(30):
+                assert await second.rows() == [[2]]
+                assert [row[0] for row in await rest] == list(range(500, 5000))
+                assert await ping > 0
+            assert session.resumes == 1
+    finally:
+        proxy.close()
+
+
+async def _collect(batches: Any) -> list[Any]:
+    return [row async for batch in batches for row in batch]
+
+
+async def test_resume_can_be_turned_off(gateway: GatewayProcess) -> None:
+    """With resume=False a dropped connection fails the session at once, as before."""
+    async with connect(gateway.ws_url, resume=False) as session:
+        execution = session.python("import time\ntime.sleep(5)").start()
+        await asyncio.sleep(0.3)
+        assert drop(session)
+        with pytest.raises(GatewayConnectionError, match="connection to the gateway lost") as caught:
+            async with asyncio.timeout(10):
+                await execution
+        assert not isinstance(caught.value, SessionLost) and session.closed
+
+
+async def test_a_refused_resume_raises_session_lost(spark_remote: str) -> None:
+    """Away longer than the gateway's grace: the resume is refused and pending work raises SessionLost."""
+    gateway = GatewayProcess(spark_remote, "--resume-grace", "1")
+    proxy = TcpProxy(gateway.port)
+    try:
+        async with connect(proxy.ws_url) as session:
+            assert session.resume_grace == 1
+            execution = session.sql("SELECT id FROM range(100000)", page_size=100).start()
+            await execution.result(0)  # open, waiting for credit
+            proxy.refusing = True
+            proxy.cut()
+            await asyncio.sleep(3)  # the network is down longer than the grace period
+            proxy.refusing = False
+            with pytest.raises(SessionLost) as caught:
+                async with asyncio.timeout(30):
+                    await execution.rows()
+            error = caught.value
+            assert error.code == "resume_failed" and error.session_id == session.info.session_id
+            assert "resume" in error.message and isinstance(error, GatewayConnectionError)
+            assert session.closed
+            with pytest.raises(SessionLost):
+                await session.sql("SELECT 1").rows()
+        async with connect(proxy.ws_url) as fresh:  # a new session works
+            assert await fresh.sql("SELECT 1 AS one").rows() == [[1]]
+    finally:
+        proxy.close()
+        gateway.stop()
+
+
+async def test_events_beyond_the_replay_buffer_raise_result_lost(spark_remote: str) -> None:
+    """Frames the gateway wrote that never arrived, and no longer in its replay buffer: ResultLost, exactly."""
+    gateway = GatewayProcess(spark_remote, "--replay-buffer-bytes", "200000")
+    proxy = TcpProxy(gateway.port)
+    try:
+        async with connect(proxy.ws_url) as session:
+            assert await session.sql("SELECT 1 AS one").rows() == [[1]]
+            proxy.blackhole = True  # from now on the gateway's frames vanish on the way
+            code = ("print('x' * 100)\n"
+                    "for i in range(8):\n    display(spark.range(1000).selectExpr('id', \"repeat('x', 100) AS pad\"))")
+            execution = session.python(code, page_size=1000).start()
+            async with asyncio.timeout(60):  # until the gateway has written it all (~900 kB)
+                while True:
+                    before = proxy.discarded
+                    await asyncio.sleep(1)
+                    if before > 800_000 and proxy.discarded == before:
+                        break
+            proxy.blackhole = False
+            proxy.cut()
+            with pytest.raises(ResultLost) as caught:
+                async with asyncio.timeout(30):
+                    await execution
+            error = caught.value
+            assert error.execution_id == execution.id and error.from_seq > 0 and error.to_seq >= error.from_seq
+            assert error.messages["stdout"] == 1 and error.messages["rows"] >= len(error.results) >= 1
+            assert f"events {error.from_seq}..{error.to_seq}" in error.message
+            for lost in error.results:  # the displayed results' first (only) pages
+                assert 0 <= lost.result < 8 and (lost.from_offset, lost.to_offset) == (0, 1000)
+                assert f"result {lost.result} rows [0, 1000)" in error.message
+            assert error.result == error.results[0].result
+            assert execution.status == "error"
+            # The session itself goes on.
+            assert await session.sql("SELECT 2 AS two").rows() == [[2]]
+            assert session.resumes == 1
+    finally:
+        proxy.close()
+        gateway.stop()
 
 
 # ---------------------------------------------------------------- against a scripted server

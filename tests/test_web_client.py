@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +20,7 @@ import pytest
 
 from gateway import sample_data
 from tests.conftest import ARTIFACTS, GatewayProcess
+from tests.test_python_client import TcpProxy
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
@@ -91,7 +93,7 @@ class Notebook:
 
 
 def open_notebook(browser: Browser, gateway: GatewayProcess, *, viewport: dict[str, int] = VIEWPORT,
-                  color_scheme: str = "light") -> tuple[BrowserContext, Notebook]:
+                  color_scheme: str = "light", via: TcpProxy | None = None) -> tuple[BrowserContext, Notebook]:
     """A fresh context (own storage, own session) with the notebook loaded and connected."""
     context = browser.new_context(viewport=viewport, color_scheme=color_scheme,  # type: ignore[arg-type]
                                   accept_downloads=True)
@@ -102,7 +104,7 @@ def open_notebook(browser: Browser, gateway: GatewayProcess, *, viewport: dict[s
     page.set_default_timeout(15_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(gateway.http_url + "/")
+    page.goto((via.http_url if via is not None else gateway.http_url) + "/")  # via: page and socket through it
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
     return context, Notebook(page, errors)
 
@@ -312,46 +314,204 @@ def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Pat
     assert [(r[0], r[3]) for r in rows[1:]] == expected_city_revenue()
 
 
+def session_id(page: Page) -> str:
+    return str(page.evaluate("sparkGateway.client.session.session_id"))
+
+
+def table_ids(page: Page, cell_index: int) -> list[int]:
+    """The first column of every row the page holds for the cell's first result (not only those in view)."""
+    return list(page.evaluate(
+        "(i) => sparkGateway.notebook.cells[i].run.tables.get(0).rows.map((r) => Number(r[0]))", cell_index))
+
+
 def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
-    """When the socket drops the page says so, reconnects, warns of the new session, and runs again."""
+    """When the socket drops the page says so, resumes the same session (nothing lost), and runs again."""
     page = notebook.page
-    cell = notebook.add_cell("sql", "SELECT 1 AS one")
+    cell = notebook.add_cell("python", "kept = 41\nkept")
     notebook.run(cell)
     notebook.wait_status(cell, "ok")
-    first_session = page.evaluate("sparkGateway.client.session.session_id")
+    first_session = session_id(page)
 
     page.context.set_offline(True)  # the network goes away
     connection = page.locator("#connection")
     expect(connection).to_have_attribute("data-state", re.compile("reconnecting|disconnected"))
     expect(page.locator("#banner")).to_contain_text("Disconnected")
+    expect(page.locator("#banner")).to_contain_text("Spark session is kept")
     notebook.run(cell)  # refused while offline, with a notice
     expect(page.locator(".toast")).to_contain_text("Not connected")
     page.context.set_offline(False)
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
-    expect(page.locator("#banner")).to_contain_text("new Spark session")
-    assert page.evaluate("sparkGateway.client.session.session_id") != first_session
+    expect(page.locator(".toast.info")).to_contain_text("Reconnected — nothing lost")
+    expect(page.locator("#banner")).to_be_hidden()
+    assert session_id(page) == first_session  # resumed, not a new session
+    again = notebook.add_cell("python", "kept + 1")  # the same Python variables
+    notebook.run(again)
+    notebook.wait_status(again, "ok")
+    expect(again.locator(".value-out pre")).to_have_text("42")
     page.evaluate("window.scrollTo(0, 0)")
     notebook.screenshot("web-reconnected.png")
 
-    # The gateway side going away (the socket closes under the page) recovers the same way.
+    # The socket closing under the page (a close without a code: the gateway keeps the session).
     page.evaluate("sparkGateway.client.connection.socket.close()")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
-    expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(connection).to_have_attribute("data-state", "reconnecting")
+    expect(connection).to_have_attribute("data-state", "connected", timeout=30_000)
+    assert session_id(page) == first_session
+    assert page.evaluate("sparkGateway.client.resumes") == 2
     notebook.run(cell)
     notebook.wait_status(cell, "ok")
-    assert notebook.column(cell, 0) == ["1"]
+    expect(cell.locator(".value-out pre")).to_have_text("41")
 
 
-def test_results_left_open_are_marked_lost_on_disconnect(notebook: Notebook) -> None:
-    """Rows already loaded stay visible when the connection drops; the table says no more will come."""
+def test_results_left_open_keep_streaming_after_a_disconnect(notebook: Notebook) -> None:
+    """A result left open when the socket drops is not lost: after the resume it pages on to its end."""
     cell = notebook.add_cell("sql", "SELECT id FROM range(3000)")
     notebook.run(cell)
     notebook.wait_status(cell, "ready")
+    counter = cell.locator(".row-counter")
+    expect(counter).to_have_text("1,000 rows loaded")
     notebook.page.evaluate("sparkGateway.client.connection.socket.close()")
-    expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded · connection lost, no more rows")
-    notebook.wait_status(cell, "lost")
-    expect(cell.locator("button.load-more")).to_be_hidden()
+    expect(notebook.page.locator("#connection")).to_have_attribute("data-state", "reconnecting")
     expect(notebook.page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+    expect(notebook.page.locator(".toast.info")).to_contain_text("Reconnected — nothing lost")
+    expect(counter).to_have_text("1,000 rows loaded")  # not "connection lost"
+    notebook.wait_status(cell, "ready")
+    for expected in ("2,000 rows loaded", "3,000 rows (all)"):
+        cell.locator("button.load-more").click()
+        expect(counter).to_have_text(expected)
+    notebook.wait_status(cell, "ok")
+    index = notebook.page.locator(".cell").count() - 1
+    assert table_ids(notebook.page, index) == list(range(3000))
+
+
+def test_a_result_keeps_paging_across_network_drops(browser: Browser, web_gateway: GatewayProcess) -> None:
+    """The network drops (a proxy cuts the TCP connection) while pages are asked for and on their way:
+    the page resumes the same session and the table ends up with every row, once, in order."""
+    proxy = TcpProxy(web_gateway.port)
+    context, nb = open_notebook(browser, web_gateway, via=proxy)
+    try:
+        page = nb.page
+        first_session = session_id(page)
+        cell = nb.add_cell("sql", "SELECT id, concat('row ', id) AS label FROM range(6000)")
+        index = page.locator(".cell").count() - 1
+        nb.run(cell)
+        counter = cell.locator(".row-counter")
+        expect(counter).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
+        nb.wait_status(cell, "ready")
+        drops = 0
+        for loaded, delay_ms in ((2, 0), (3, 5), (4, 20), (5, 0), (6, 50)):
+            cell.locator("button.load-more").click()  # the stream-rows request...
+            if delay_ms:
+                page.wait_for_timeout(delay_ms)
+            proxy.cut()  # ...and the page it asks for may or may not get through
+            drops += 1
+            page.wait_for_function("(n) => sparkGateway.client.resumes >= n", arg=drops, timeout=30_000)
+            expected = "6,000 rows (all)" if loaded == 6 else f"{loaded},000 rows loaded"
+            expect(counter).to_have_text(expected, timeout=30_000)
+            expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+            if drops == 1:
+                expect(page.locator(".toast.info").last).to_contain_text("Reconnected — nothing lost")
+        nb.wait_status(cell, "ok")
+        assert table_ids(page, index) == list(range(6000))
+        assert page.evaluate("sparkGateway.client.resumes") == drops
+        assert page.evaluate("sparkGateway.client.lastResumed.lost") is None
+        assert session_id(page) == first_session
+        assert not page.locator("[data-lost]").count()
+        assert nb.errors == []
+    finally:
+        context.close()
+        proxy.close()
+
+
+def test_away_longer_than_the_grace_period_opens_a_new_session(browser: Browser, spark_remote: str) -> None:
+    """A gateway with --resume-grace 1 and the network down for 3 s: the resume is refused, the page opens
+    a new session, says the Spark session was lost, and marks the result that was still open."""
+    gateway = GatewayProcess(spark_remote, "--resume-grace", "1")
+    proxy = TcpProxy(gateway.port)
+    context, nb = open_notebook(browser, gateway, via=proxy)
+    try:
+        page = nb.page
+        first_session = session_id(page)
+        cell = nb.add_cell("sql", "SELECT id FROM range(3000)")
+        nb.run(cell)
+        nb.wait_status(cell, "ready")
+        state = nb.add_cell("python", "kept = 1")
+        nb.run(state)
+        nb.wait_status(state, "ok")
+        proxy.refusing = True
+        proxy.cut()
+        expect(page.locator("#connection")).to_have_attribute("data-state", re.compile("reconnecting|disconnected"))
+        page.wait_for_timeout(3000)  # longer than the grace period
+        proxy.refusing = False
+        expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+        banner = page.locator("#banner")
+        expect(banner).to_contain_text("The Spark session was lost")
+        expect(banner).to_contain_text("new Spark session")
+        assert session_id(page) != first_session
+        expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded · connection lost, no more rows")
+        nb.wait_status(cell, "lost")
+        expect(cell.locator("button.load-more")).to_be_hidden()
+        page.evaluate("window.scrollTo(0, 0)")
+        nb.screenshot("web-session-lost.png")
+        again = nb.add_cell("python", "kept")  # a new Spark session: the variable is gone
+        nb.run(again)
+        nb.wait_status(again, "error")
+        expect(again.locator(".error-class")).to_have_text("NameError")
+        assert nb.errors == []
+    finally:
+        context.close()
+        proxy.close()
+        gateway.stop()
+
+
+def test_events_lost_beyond_the_replay_buffer_are_marked(browser: Browser, spark_remote: str) -> None:
+    """Frames written into a dead connection and gone from a small replay buffer: after the resume
+    the cell is marked with exactly the rows that are missing; the session goes on."""
+    gateway = GatewayProcess(spark_remote, "--replay-buffer-bytes", "200000")
+    proxy = TcpProxy(gateway.port)
+    context, nb = open_notebook(browser, gateway, via=proxy)
+    try:
+        page = nb.page
+        first_session = session_id(page)
+        code = ("print('x' * 100)\n"
+                "for i in range(8):\n    display(spark.range(1000).selectExpr('id', \"repeat('x', 100) AS pad\"))")
+        cell = nb.add_cell("python", code)
+        proxy.blackhole = True  # what the gateway sends from now on vanishes on the way
+        nb.run(cell)
+        deadline = time.monotonic() + 60
+        while True:  # until the gateway has written it all (~900 kB)
+            before = proxy.discarded
+            page.wait_for_timeout(1000)
+            if before > 800_000 and proxy.discarded == before:
+                break
+            assert time.monotonic() < deadline, f"the gateway wrote {proxy.discarded} bytes only"
+        proxy.blackhole = False
+        proxy.cut()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
+        expect(page.locator(".toast.warning")).to_contain_text("Reconnected — but events")
+        assert session_id(page) == first_session
+        lost = page.evaluate("sparkGateway.client.lastResumed.lost")
+        [item] = [e for e in lost["executions"] if e["id"] is not None]
+        assert item["messages"]["stdout"] == 1 and item["results"]  # what the gateway says is gone...
+        note = cell.locator(".lost-events")  # ...is exactly what the cell says is missing
+        expect(note).to_contain_text(f"Lost in a reconnection (events {lost['from_seq']}–{lost['to_seq']}")
+        for r in item["results"]:
+            assert (r["from_offset"], r["to_offset"]) == (0, 1000)
+            expect(note).to_contain_text(f"rows 1–1,000 of result {r['result'] + 1};")
+        expect(note).to_contain_text("1 stdout event")
+        assert note.inner_text().count("rows 1–1,000 of result") == len(item["results"])
+        expect(cell).to_have_attribute("data-lost", "true")
+        nb.wait_status(cell, "ok")  # its end was in the replay buffer: the run still completes
+        cell.scroll_into_view_if_needed()
+        nb.screenshot("web-events-lost.png")
+        after = nb.add_cell("sql", "SELECT 'still here' AS msg")  # the session goes on
+        nb.run(after)
+        nb.wait_status(after, "ok")
+        assert nb.column(after, 0) == ["still here"]
+        assert nb.errors == []
+    finally:
+        context.close()
+        proxy.close()
+        gateway.stop()
 
 
 def test_dark_mode_follows_the_system_and_toggles(browser: Browser, web_gateway: GatewayProcess) -> None:

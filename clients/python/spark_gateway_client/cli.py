@@ -51,7 +51,8 @@ exit codes:
   0  the execution finished ok (its output is complete)
   1  query error: Spark or the Python code raised (the message is on stderr)
   2  usage error: bad arguments, unreadable input, unwritable output, or a request the gateway refused
-  3  connection failure: the gateway cannot be reached, refused the connection or went away,
+  3  connection failure: the gateway cannot be reached, refused the connection or went away
+     (a dropped connection is resumed first, within the gateway's grace period; see --no-resume),
      or its Spark Connect server is unavailable
   4  interrupted: Ctrl+C stopped the execution (a first Ctrl+C interrupts it on Spark and waits
      for it to stop; a second one exits at once)
@@ -97,6 +98,9 @@ def build_parser(prog: str = "spark-gateway query") -> argparse.ArgumentParser:
     parser.add_argument("--max-rows", type=_positive, default=DEFAULT_MAX_ROWS,
                         help=f"table format: rows shown at most (default {DEFAULT_MAX_ROWS})")
     parser.add_argument("--page-size", type=_positive, help="rows per page from the gateway")
+    parser.add_argument("--no-resume", dest="resume", action="store_false",
+                        help="fail at once when the connection drops (default: reconnect and resume the "
+                             "session, losing nothing, within the gateway's grace period)")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show a progress line on stderr (default: when stderr is a terminal)")
@@ -131,7 +135,7 @@ class Job:
 
     def __init__(self, *, url: str, token: str | None, code: str, language: str, format: str,
                  output: str | None, limit: int | None, max_rows: int, page_size: int | None,
-                 progress: bool) -> None:
+                 progress: bool, resume: bool = True) -> None:
         self.url = url
         self.token = token
         self.code = code
@@ -141,6 +145,7 @@ class Job:
         self.limit = limit
         self.max_rows = max_rows
         self.page_size = page_size
+        self.resume = resume
         self.err = sys.stderr
         self.progress = ProgressLine(self.err) if progress else None
         self.execution: Execution | None = None
@@ -177,7 +182,7 @@ class Job:
         progress = args.progress if args.progress is not None else sys.stderr.isatty()
         return cls(url=args.url, token=args.token, code=code, language=language, format=fmt,
                    output=args.output, limit=args.limit, max_rows=args.max_rows, page_size=args.page_size,
-                   progress=progress)
+                   progress=progress, resume=args.resume)
 
     async def run(self) -> int:
         self._install_sigint()
@@ -193,7 +198,7 @@ class Job:
 
     async def _run(self) -> int:
         try:
-            async with connect(self.url, token=self.token) as session:
+            async with connect(self.url, token=self.token, resume=self.resume) as session:
                 arrow = self.format in ("arrow", "parquet")
                 limit = self.limit
                 if self.format == "table":

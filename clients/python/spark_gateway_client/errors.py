@@ -8,14 +8,16 @@
     ├── RequestRefused             the gateway refused a request (unsupported, limit_exceeded, ...)
     ├── Interrupted                the execution was interrupted (by ``interrupt()`` or the gateway)
     └── GatewayConnectionError     no connection, or it was lost (also a builtin ``ConnectionError``)
-        └── SparkUnavailable       the gateway is up but its Spark Connect server is not
+        ├── SparkUnavailable       the gateway is up but its Spark Connect server is not
+        ├── SessionLost            the connection dropped and the session could not be resumed
+        └── ResultLost             resumed, but some of the execution's events were gone (``resumed.lost``)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from protocol.messages import QueryContext
+from protocol.messages import LostResult, QueryContext
 
 from ._wire import query_context
 
@@ -72,6 +74,39 @@ class GatewayConnectionError(SparkGatewayError, ConnectionError):
 
 class SparkUnavailable(GatewayConnectionError):
     """The gateway answered, but its Spark Connect server cannot be reached."""
+
+
+class SessionLost(GatewayConnectionError):
+    """The connection dropped and the session could not be resumed: it is gone on the gateway.
+
+    ``code`` is ``"resume_failed"`` when the gateway refused the resume (the session ended,
+    or stayed away longer than the gateway's ``resume_grace``), ``"unauthorized"`` when it
+    refused the credential, ``None`` when the gateway could not be reached in time. Open a
+    new session: temp views, SQL conf and Python variables of the old one are gone.
+    """
+
+    def __init__(self, message: str, *, session_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.session_id = session_id
+
+
+class ResultLost(GatewayConnectionError):
+    """The session was resumed, but events of this execution were lost for good.
+
+    They had left the gateway's replay buffer (``replay_buffer_bytes``) before the client
+    came back: ``from_seq``..``to_seq`` is the gap in the session's stream, ``messages``
+    counts the lost events of this execution by type, and ``results`` lists, per result,
+    the row offsets ``[from_offset, to_offset)`` that are missing. The execution is failed
+    (and interrupted on the gateway) rather than returning partial data.
+    """
+
+    def __init__(self, message: str, *, from_seq: int, to_seq: int, messages: dict[str, int],
+                 results: list[LostResult], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.from_seq = from_seq
+        self.to_seq = to_seq
+        self.messages = messages
+        self.results = results
 
 
 def error_from_event(event: dict[str, Any]) -> SparkGatewayError:

@@ -1,4 +1,12 @@
-"""The connection: ``connect()`` opens a websocket session; one reader task demultiplexes events by id."""
+"""The connection: ``connect()`` opens a websocket session; one reader task demultiplexes events by id.
+
+A session outlives its connection (docs/protocol.md, "Resume"): when the socket drops
+without the gateway having ended the session, the session's task reconnects to
+``/ws?resume=<session_id>&last_seq=<n>`` with backoff, checks the ``resumed`` frame, and
+carries on from the next ``seq``. Requests the gateway may not have received are rebuilt
+from the client's own state (executions never accepted, credit, close-result, interrupts,
+pings), so running executions and their iterators go on as if nothing happened.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,9 @@ import itertools
 import logging
 import time
 import urllib.parse
-from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -18,15 +25,44 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from protocol.codec import decode_arrow_frame, decode_event, encode_request
 from protocol.errors import ProtocolError
-from protocol.messages import PROTOCOL_VERSION, Interrupt, Ping, Progress, Request, SessionInfo
+from protocol.messages import (
+    PROTOCOL_VERSION,
+    CloseResult,
+    Interrupt,
+    LostResult,
+    Ping,
+    Progress,
+    Request,
+    SessionInfo,
+    StreamRows,
+)
 
 from . import _wire
-from .errors import GatewayConnectionError, SparkGatewayError, error_from_event
+from .errors import (
+    GatewayConnectionError,
+    ResultLost,
+    SessionLost,
+    SparkGatewayError,
+    error_from_event,
+)
 from .execution import DEFAULT_WINDOW, Execution, Format, Language
 
 log = logging.getLogger("spark_gateway_client")
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
+
+# Close codes after which the session cannot be resumed (docs/protocol.md, "Close codes").
+FINAL_CLOSE_CODES = frozenset({1000, 1001, 1008, 1013, 4001})
+RESUME_FIRST_DELAY = 0.1  # seconds before the first reconnect attempt, doubling...
+RESUME_MAX_DELAY = 2.0  # ...up to this
+# Reconnect attempts go on this long past the session's resume_grace: the gateway starts
+# its grace period when it notices the drop, which can be after the client did.
+RESUME_MARGIN = 5.0
+# Lost events of these types alone do not make an execution's outcome or data incomplete.
+_HARMLESS_LOSSES = frozenset({"progress", "accepted", "started", "rows", "arrow-rows"})  # rows: per result
+
+State = Literal["open", "resuming", "closed"]
+Dial = Callable[[str], Awaitable[ClientConnection]]
 
 
 def normalize_url(url: str, spark_session: str | None = None) -> str:
@@ -42,30 +78,72 @@ def normalize_url(url: str, spark_session: str | None = None) -> str:
     return urllib.parse.urlunsplit((scheme, parts.netloc, path, query, parts.fragment))
 
 
-class Session:
-    """One gateway session (one websocket, one Spark session). Build it with :func:`connect`."""
+def resume_url(url: str, session_id: str, last_seq: int) -> str:
+    """``url`` asking to resume ``session_id`` after ``last_seq`` (``spark_session`` dropped)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("spark_session", "resume", "last_seq")]
+    query += [("resume", session_id), ("last_seq", str(last_seq))]
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query),
+                                    parts.fragment))
 
-    def __init__(self, ws: ClientConnection, info: SessionInfo, url: str) -> None:
+
+class _Retry(Exception):
+    """A reconnect attempt failed in a way a later attempt may not."""
+
+
+class Session:
+    """One gateway session (one Spark session), over one websocket at a time. Build it with :func:`connect`.
+
+    When the connection drops (a network failure, not a close by either side), the session
+    resumes on a new connection by itself (``resume=True``, the default of :func:`connect`):
+    meanwhile ``state`` is ``"resuming"``; ``resumes`` counts the successful resumes.
+    """
+
+    def __init__(self, ws: ClientConnection, info: SessionInfo, url: str, *, dial: Dial | None = None,
+                 resume: bool = True, resume_timeout: float | None = None, open_timeout: float = 10.0) -> None:
         self.url = url
         self.info = info
+        self.resumes = 0  # connections this session was resumed on
         self._ws = ws
+        self._dial = dial
+        self._resume = resume and dial is not None
+        self._resume_timeout = resume_timeout
+        self._open_timeout = open_timeout
+        self._state: State = "open"
         self._executions: dict[str, Execution] = {}
         self._ids = itertools.count(1)
         self._used_ids: set[str] = set()
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
-        self._pongs: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._pings = itertools.count(1)
+        self._pongs: dict[int, tuple[asyncio.Future[float], float, Any]] = {}  # token → (future, sent, data)
         self._next_seq = 2  # the session event was seq 1
         self._failure: SparkGatewayError | None = None
         self._notice: SparkGatewayError | None = None  # e.g. shutting_down, reported on close
-        self._writer = asyncio.create_task(self._write(), name="spark-gateway-writer")
-        self._reader = asyncio.create_task(self._read(), name="spark-gateway-reader")
+        # What a resume must send again (the gateway may not have received it):
+        self._grants: dict[str, dict[int, int]] = {}  # execution id → result → rows granted with stream-rows
+        self._interrupts: set[str] = set()  # executions asked to stop
+        self._resent: set[str] = set()  # executions whose execute was sent again (duplicate_id expected)
+        self._writer: asyncio.Task[None] | None = None
+        self._task = asyncio.create_task(self._main(), name="spark-gateway-session")
 
     def __repr__(self) -> str:
-        return f"<Session {self.info.session_id} {self.url} {'closed' if self.closed else 'open'}>"
+        return f"<Session {self.info.session_id} {self.url} {self.state}>"
 
     @property
     def closed(self) -> bool:
         return self._failure is not None
+
+    @property
+    def state(self) -> State:
+        """``"open"``, ``"resuming"`` (the connection dropped; reconnecting) or ``"closed"``."""
+        return "closed" if self._failure is not None else self._state
+
+    @property
+    def resume_grace(self) -> float:
+        """Seconds the gateway keeps this session for a resume after a drop (0: it does not)."""
+        value = self.info.limits.get("resume_grace", 0)
+        return float(value) if isinstance(value, int | float) else 0.0
 
     # ------------------------------------------------------------ public API
 
@@ -106,26 +184,36 @@ class Session:
             self._send(Interrupt())
 
     async def ping(self, data: Any = None) -> float:
-        """Round trip to the gateway, in seconds."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pongs.append((future, time.perf_counter()))
-        self._send(Ping(data))
-        return float(await future)
+        """Round trip to the gateway, in seconds (across a resume, if one happens meanwhile)."""
+        if self._failure is not None:
+            raise self._failure
+        token = next(self._pings)
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pongs[token] = (future, time.perf_counter(), data)
+        self._put(Ping({"ping": token, "data": data}))
+        try:
+            return await future
+        finally:
+            self._pongs.pop(token, None)
 
     async def close(self) -> None:
         """Close the websocket; the gateway interrupts whatever is still running or queued."""
         if self._failure is None:
             self._fail(GatewayConnectionError("the session was closed"))
-        self._outgoing.put_nowait(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer), 5)
-        except (TimeoutError, Exception):  # noqa: BLE001 - closing anyway
-            self._writer.cancel()
-        await self._ws.close()
-        try:
-            await asyncio.wait_for(self._reader, 10)
-        except (TimeoutError, Exception):  # noqa: BLE001
-            self._reader.cancel()
+        if self._state == "open":
+            self._outgoing.put_nowait(None)
+            writer = self._writer
+            if writer is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(writer), 5)
+                except (TimeoutError, Exception):  # noqa: BLE001 - closing anyway
+                    writer.cancel()
+            await self._ws.close()
+        else:  # reconnecting: stop trying (the gateway ends the session after its grace period)
+            self._task.cancel()
+        await asyncio.wait({self._task}, timeout=10)
+        if not self._task.done():
+            self._task.cancel()
 
     async def __aenter__(self) -> Session:
         return self
@@ -137,6 +225,19 @@ class Session:
     # ------------------------------------------------------------ used by executions
 
     def _send(self, request: Request) -> None:
+        if self._failure is not None:
+            return
+        if isinstance(request, StreamRows):
+            per_result = self._grants.setdefault(request.id, {})
+            per_result[request.result] = per_result.get(request.result, 0) + request.max_rows
+        elif isinstance(request, Interrupt):
+            if request.id is None:
+                self._interrupts.update(self._executions)
+            else:
+                self._interrupts.add(request.id)
+        self._put(request)
+
+    def _put(self, request: Request) -> None:
         if self._failure is None:
             self._outgoing.put_nowait(encode_request(request))
 
@@ -150,44 +251,233 @@ class Session:
 
     def _forget(self, execution_id: str) -> None:
         self._executions.pop(execution_id, None)
+        self._grants.pop(execution_id, None)
+        self._interrupts.discard(execution_id)
 
-    # ------------------------------------------------------------ tasks
+    # ------------------------------------------------------------ the session's task
 
-    async def _write(self) -> None:
-        """The only task that writes to the socket, so requests go out in the order they were made."""
-        try:
-            while (text := await self._outgoing.get()) is not None:
-                await self._ws.send(text)
-        except ConnectionClosed:
-            pass
-
-    async def _read(self) -> None:
-        """The only task that reads: every event goes to its execution, by id."""
+    async def _main(self) -> None:
+        """Serve the connection; after a drop, resume on a new one; fail everything at the end."""
         failure: SparkGatewayError | None = None
         try:
-            async for frame in self._ws:
-                if isinstance(frame, bytes):
-                    self._on_binary(frame)
-                else:
-                    self._on_event(decode_event(frame))
-            failure = GatewayConnectionError("the gateway closed the connection")
-        except ConnectionClosed as exc:
-            failure = GatewayConnectionError(f"connection to the gateway lost: {exc}")
-        except GatewayConnectionError as exc:
+            while True:
+                failure = await self._serve(self._ws)
+                if failure is not None or self._failure is not None:
+                    break
+                self._state = "resuming"
+                self._ws = await self._reconnect()
+                self._state = "open"
+        except SparkGatewayError as exc:
             failure = exc
-            await self._ws.close(code=1002, reason="protocol violation")
-        except ProtocolError as exc:
-            failure = GatewayConnectionError(f"protocol violation: {exc.message}")
-            await self._ws.close(code=1002, reason="protocol violation")
-        except Exception as exc:  # noqa: BLE001 - a bad frame ends the session, never silently
-            log.exception("cannot read the gateway's frames")
-            failure = GatewayConnectionError(f"protocol violation: {type(exc).__name__}: {exc}")
-            await self._ws.close(code=1002, reason="protocol violation")
         finally:
             if self._notice is not None and failure is not None and self._failure is None:
                 failure = GatewayConnectionError(f"{self._notice.message} ({failure.message})",
                                                  code=self._notice.code)
             self._fail(failure or GatewayConnectionError("the connection ended"))
+            self._state = "closed"
+
+    async def _serve(self, ws: ClientConnection) -> SparkGatewayError | None:
+        """One connection, until it ends: how it failed, or ``None`` when a resume may repair it."""
+        writer = asyncio.create_task(self._write(ws), name="spark-gateway-writer")
+        self._writer = writer
+        try:
+            return await self._read(ws)
+        finally:
+            if not writer.done():
+                writer.cancel()
+            await asyncio.wait({writer})
+            self._writer = None
+
+    async def _write(self, ws: ClientConnection) -> None:
+        """The only task that writes to the socket, so requests go out in the order they were made."""
+        try:
+            while (text := await self._outgoing.get()) is not None:
+                await ws.send(text)
+        except ConnectionClosed:
+            pass
+
+    async def _read(self, ws: ClientConnection) -> SparkGatewayError | None:
+        """Every event goes to its execution, by id, until the connection ends."""
+        try:
+            while True:
+                frame = await ws.recv()
+                if isinstance(frame, bytes):
+                    self._on_binary(frame)
+                else:
+                    self._on_event(decode_event(frame))
+        except ConnectionClosed as exc:
+            return self._after_close(exc)
+        except GatewayConnectionError as exc:
+            failure = exc
+        except ProtocolError as exc:
+            failure = GatewayConnectionError(f"protocol violation: {exc.message}")
+        except Exception as exc:  # noqa: BLE001 - a bad frame ends the session, never silently
+            log.exception("cannot read the gateway's frames")
+            failure = GatewayConnectionError(f"protocol violation: {type(exc).__name__}: {exc}")
+        await ws.close(code=1002, reason="protocol violation")
+        return failure
+
+    def _after_close(self, exc: ConnectionClosed) -> SparkGatewayError | None:
+        """How the connection ended: a failure to report, or ``None`` to resume."""
+        if self._failure is not None:  # we closed it
+            return self._failure
+        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        reason = exc.rcvd.reason if exc.rcvd is not None else ""
+        said = f" ({reason})" if reason else ""
+        if code == 1000:
+            return GatewayConnectionError(f"the gateway ended the session{said}")
+        if code == 1001:
+            return GatewayConnectionError(f"the gateway is shutting down{said}")
+        if code == 1008:
+            return GatewayConnectionError(f"the gateway closed the connection (policy violation){said}")
+        if code == 1013:
+            return GatewayConnectionError(f"the gateway is busy: try again later{said}")
+        if code == 4001:
+            return GatewayConnectionError("the session was resumed on another connection")
+        if self._notice is not None or not self._resume or self.resume_grace <= 0:
+            return GatewayConnectionError(f"connection to the gateway lost: {exc}")
+        log.info("connection to the gateway lost (%s); resuming session %s", exc, self.info.session_id)
+        return None
+
+    # ------------------------------------------------------------ resume
+
+    async def _reconnect(self) -> ClientConnection:
+        """A new connection on which the session goes on; raises :class:`SessionLost` if none can be had."""
+        assert self._dial is not None
+        loop = asyncio.get_running_loop()
+        timeout = self._resume_timeout if self._resume_timeout is not None else self.resume_grace + RESUME_MARGIN
+        deadline = loop.time() + timeout
+        delay = RESUME_FIRST_DELAY
+        attempts = 0
+        last = "no attempt"
+        sid = self.info.session_id
+        while True:
+            attempts += 1
+            last_seq = self._next_seq - 1
+            try:
+                ws = await self._dial(resume_url(self.url, sid, last_seq))
+            except GatewayConnectionError as exc:
+                if exc.code == "unauthorized":
+                    raise SessionLost(f"cannot resume session {sid}: {exc.message}", code=exc.code,
+                                      session_id=sid) from None
+                last = exc.message
+            else:
+                try:
+                    resumed = await self._handshake(ws, last_seq)
+                except _Retry as exc:
+                    last = str(exc)
+                except BaseException:
+                    ws.transport.abort()
+                    raise
+                else:
+                    self._on_resumed(resumed)
+                    return ws
+            if loop.time() + delay >= deadline:
+                raise SessionLost(f"the connection to the gateway was lost and session {sid} could not be "
+                                  f"resumed within {timeout:g} s ({attempts} attempts; last: {last})",
+                                  session_id=sid)
+            log.debug("resume attempt %d failed (%s); next in %.1f s", attempts, last, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESUME_MAX_DELAY)
+
+    async def _handshake(self, ws: ClientConnection, last_seq: int) -> dict[str, Any]:
+        """The ``resumed`` frame of a new connection; raises :class:`_Retry` or :class:`SessionLost`."""
+        sid = self.info.session_id
+        try:
+            frame = await asyncio.wait_for(ws.recv(), self._open_timeout)
+        except TimeoutError:
+            ws.transport.abort()
+            raise _Retry("no answer to the resume") from None
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd is not None else 1006
+            if code in FINAL_CLOSE_CODES and code != 1013:
+                raise SessionLost(f"the gateway refused to resume session {sid} (close code {code})",
+                                  session_id=sid) from None
+            raise _Retry(f"connection closed during the resume ({code})") from None
+        try:
+            event = decode_event(frame)
+        except (ProtocolError, ValueError) as exc:
+            await ws.close(code=1002, reason="protocol violation")
+            raise SessionLost(f"protocol violation while resuming: {exc}", session_id=sid) from None
+        kind = event.get("type")
+        if kind == "resumed" and event.get("seq") == 0 and event.get("session_id") == sid \
+                and event.get("last_seq") == last_seq and isinstance(event.get("next_seq"), int):
+            return event
+        await ws.close()
+        if kind == "error" and event.get("code") == "limit_exceeded":
+            raise _Retry(str(event.get("message")))
+        if kind == "error":
+            raise SessionLost(f"the gateway refused to resume session {sid}: {event.get('message')}",
+                              code=str(event.get("code") or "resume_failed"), session_id=sid)
+        raise SessionLost(f"protocol violation: expected a resumed frame, got {kind!r}", session_id=sid)
+
+    def _on_resumed(self, resumed: dict[str, Any]) -> None:
+        """Continue the stream from ``next_seq``, fail what was lost, re-send what may not have arrived."""
+        self.resumes += 1
+        while not self._outgoing.empty():  # rebuilt below from the client's state
+            self._outgoing.get_nowait()
+        lost = resumed.get("lost")
+        self._next_seq = int(resumed["next_seq"])
+        log.info("session %s resumed after seq %s%s", self.info.session_id, resumed.get("last_seq"),
+                 " with lost events" if lost else "")
+        if isinstance(lost, dict):
+            self._on_lost(lost)
+        for execution in list(self._executions.values()):
+            request = execution.request
+            if request is None:
+                continue
+            if execution.queue_position is None:  # its `accepted` never came: perhaps never received
+                self._resent.add(execution.id)
+                self._put(request)
+            if execution.id in self._interrupts:
+                self._put(Interrupt(execution.id))
+            grants = self._grants.get(execution.id, {})
+            for stream in execution.result_streams:
+                if stream.ended:
+                    continue
+                if stream._closing:
+                    self._put(CloseResult(execution.id, stream.number))
+                    continue
+                # Credit granted and not used yet may have been lost on the way: grant it again
+                # (extra credit only lets a page or two more come early).
+                granted = grants.get(stream.number, 0)
+                owed = min(granted, request.page_size + granted - stream.rows_received)
+                if owed > 0:
+                    self._put(StreamRows(execution.id, stream.number, owed))
+        for token, (_future, _sent, data) in self._pongs.items():
+            self._put(Ping({"ping": token, "data": data}))
+
+    def _on_lost(self, lost: dict[str, Any]) -> None:
+        """Events left the gateway's replay buffer before the resume: fail the executions they belonged to."""
+        from_seq, to_seq = int(lost["from_seq"]), int(lost["to_seq"])
+        log.warning("session %s resumed with events %d..%d lost (beyond the gateway's replay buffer)",
+                    self.info.session_id, from_seq, to_seq)
+        for item in lost.get("executions") or []:
+            rid = item.get("id")
+            messages = {str(k): int(v) for k, v in (item.get("messages") or {}).items()}
+            results = [_wire.build(LostResult, r) for r in item.get("results") or []]
+            execution = self._executions.get(rid) if isinstance(rid, str) else None
+            if execution is None:
+                log.warning("lost events of %s: %s", f"execution {rid!r}" if rid else "the session", messages)
+                continue
+            streams = {s.number: s for s in execution.result_streams}
+            harmful = any(kind not in _HARMLESS_LOSSES for kind in messages) or any(
+                r.result not in streams or not streams[r.result]._closing for r in results)
+            if not harmful:
+                log.info("lost events of execution %r did not matter: %s", rid, messages)
+                continue
+            what = ", ".join(f"{n} {kind}" for kind, n in sorted(messages.items()))
+            rows = "; ".join(f"result {r.result} rows [{r.from_offset}, {r.to_offset})" for r in results)
+            error = ResultLost(
+                f"execution {rid!r}: events {from_seq}..{to_seq} of the session were lost while the "
+                f"connection was down (they had left the gateway's replay buffer): {what}"
+                + (f"; missing {rows}" if rows else ""),
+                from_seq=from_seq, to_seq=to_seq, messages=messages, results=results,
+                execution_id=rid, result=results[0].result if results else None)
+            self._put(Interrupt(rid))  # it cannot be shown whole: stop it and release its results
+            execution._finish_local("error", error)
+
+    # ------------------------------------------------------------ events
 
     def _fail(self, error: SparkGatewayError) -> None:
         if self._failure is None:
@@ -195,8 +485,7 @@ class Session:
         for execution in list(self._executions.values()):
             execution._finish_local("error", self._failure)
         self._executions.clear()
-        while self._pongs:
-            future, _ = self._pongs.popleft()
+        for future, _sent, _data in list(self._pongs.values()):
             if not future.done():
                 future.set_exception(self._failure)
 
@@ -206,20 +495,29 @@ class Session:
         self._next_seq += 1
 
     def _on_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if event.get("seq") == 0:  # about the connection, not part of the session's stream
+            log.warning("gateway: %s", event.get("message") or kind)
+            return
         self._check_seq(event.get("seq"))
         rid = event.get("id")
+        if kind == "error" and event.get("code") == "duplicate_id" and rid in self._resent:
+            self._resent.discard(rid)  # the execute sent again on a resume had arrived the first time
+            return
         execution = self._executions.get(rid) if isinstance(rid, str) else None
         if execution is not None:
             execution._on_event(event)
             return
-        kind = event["type"]
         if kind == "pong":
-            if self._pongs:
-                future, sent = self._pongs.popleft()
-                if not future.done():
-                    future.set_result(time.perf_counter() - sent)
+            data = event.get("data")
+            token = data.get("ping") if isinstance(data, dict) else None
+            entry = self._pongs.get(token) if isinstance(token, int) else None
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(time.perf_counter() - entry[1])
+        elif kind == "accepted" and rid in self._resent:
+            self._put(Interrupt(str(rid)))  # sent again for an execution given up meanwhile: stop it
         elif kind == "error":
-            if event.get("code") == "shutting_down":
+            if event.get("code") in ("shutting_down", "idle_timeout"):
                 self._notice = error_from_event(event)
             elif rid is None or event.get("request") == "execute":
                 log.warning("gateway error: %s: %s", event.get("code"), event.get("message"))
@@ -237,25 +535,31 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
 
     ``url`` is the gateway's websocket address (``ws://host:8765/ws``; ``host:port`` and
     ``http://`` forms are accepted). ``token`` is sent as ``Authorization: Bearer <token>``.
-    ``spark_session`` joins the Spark session of another gateway session. Extra keyword
-    arguments go to ``websockets.connect`` (e.g. ``ping_interval``). Raises
-    :class:`GatewayConnectionError` when the gateway cannot be reached or refuses.
+    ``spark_session`` joins the Spark session of another gateway session. ``resume``
+    (default on): when the connection drops, reconnect and resume the session, for up to
+    ``resume_timeout`` seconds (default: the gateway's ``resume_grace`` plus a few
+    seconds). Extra keyword arguments go to ``websockets.connect`` (e.g. ``ping_interval``).
+    Raises :class:`GatewayConnectionError` when the gateway cannot be reached or refuses.
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, spark_session: str | None = None,
-                 open_timeout: float = 10.0, compression: bool = False, **ws_options: Any) -> None:
+                 open_timeout: float = 10.0, compression: bool = False, resume: bool = True,
+                 resume_timeout: float | None = None, **ws_options: Any) -> None:
         self.url = normalize_url(url, spark_session)
         self.token = token
         self.open_timeout = open_timeout
         self.compression = compression
+        self.resume = resume
+        self.resume_timeout = resume_timeout
         self.ws_options = ws_options
         self._session: Session | None = None
 
-    async def open(self) -> Session:
+    async def _dial(self, url: str) -> ClientConnection:
+        """A websocket to ``url`` with this session's credential and options."""
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
         try:
-            ws = await websockets.connect(
-                self.url, subprotocols=[PROTOCOL_VERSION],  # type: ignore[list-item]
+            return await websockets.connect(
+                url, subprotocols=[PROTOCOL_VERSION],  # type: ignore[list-item]
                 additional_headers=headers, max_size=None, open_timeout=self.open_timeout,
                 compression="deflate" if self.compression else None, **self.ws_options)
         except InvalidURI as exc:
@@ -264,9 +568,12 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
             status = exc.response.status_code
             raise GatewayConnectionError(f"the gateway at {self.url} refused the connection: HTTP {status}",
                                          code="unauthorized" if status in (401, 403) else None) from None
-        except (OSError, InvalidHandshake, TimeoutError) as exc:
+        except (OSError, InvalidHandshake, TimeoutError, EOFError) as exc:
             raise GatewayConnectionError(f"cannot connect to the gateway at {self.url}: "
                                          f"{exc or type(exc).__name__}") from None
+
+    async def open(self) -> Session:
+        ws = await self._dial(self.url)
         try:
             event = decode_event(await asyncio.wait_for(ws.recv(), self.open_timeout))
         except (ConnectionClosed, TimeoutError, Exception) as exc:  # noqa: BLE001
@@ -277,7 +584,8 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
             if event.get("type") == "error":
                 raise error_from_event(event)
             raise GatewayConnectionError(f"expected a session event first, got {event.get('type')!r}")
-        return Session(ws, _wire.session_info(event), self.url)
+        return Session(ws, _wire.session_info(event), self.url, dial=self._dial, resume=self.resume,
+                       resume_timeout=self.resume_timeout, open_timeout=self.open_timeout)
 
     def __await__(self) -> Generator[Any, None, Session]:
         return self.open().__await__()

@@ -172,6 +172,16 @@ class SyncSession:
     def info(self) -> SessionInfo:
         return self.session.info
 
+    @property
+    def state(self) -> str:
+        """``"open"``, ``"resuming"`` (reconnecting after a drop) or ``"closed"``."""
+        return self.session.state
+
+    @property
+    def resumes(self) -> int:
+        """How many times the session was resumed on a new connection."""
+        return self.session.resumes
+
     def execute(self, code: str, *, language: Language = "sql", page_size: int | None = None,
                 limit: int | None = None, format: Format | None = None, window: int = DEFAULT_WINDOW,
                 on_stdout: Callable[[str], Any] | None = None, on_stderr: Callable[[str], Any] | None = None,

@@ -1,10 +1,19 @@
-// The session as the page sees it: one connection, one dispatch of gateway events to
-// the executions that asked for them, and the session FIFO's queue positions.
+// The session as the page sees it: one connection at a time, one dispatch of gateway events
+// to the executions that asked for them, and the session FIFO's queue positions.
+//
+// The session outlives its connection (docs/protocol.md, "Resume"): when the socket drops
+// (a network failure, a sleeping laptop; not a close of the gateway's), the next connection
+// asks for `?resume=<session_id>&last_seq=<last seq seen>`, its first frame is `resumed`,
+// and every event after that seq follows exactly once. Requests the gateway may not have
+// received are sent again from what this file tracks: executes not yet accepted, interrupts,
+// close-results, and the credit of results still streaming. Only when the gateway refuses
+// the resume (the session ended, or stayed away longer than its grace period) does the page
+// fall back to a new session, marking what was still open as lost.
 //
 // An execution "sink" is any object with these methods (all optional but `lost`):
 //   accepted(position) queued(position) started() progress(msg) output(stream, text)
 //   result(msg) rows(msg) resultClosed(msg) value(msg) error(msg) refused(msg)
-//   finished(msg) codeDone() lost()
+//   finished(msg) codeDone() lost() lostEvents(item)
 // notebook.js (a cell's run) and csv.js (an export) are the two kinds of sinks.
 
 import { Connection, defaultUrl } from "./connection.js";
@@ -12,23 +21,46 @@ import * as P from "./protocol.js";
 
 const { Evt } = P;
 
+// Close codes after which the session cannot be resumed (docs/protocol.md, "Close codes").
+const FINAL_CLOSES = new Set([1000, 1001, 1008, 1013]);
+const TAKEN_OVER = 4001;
+// Refusals of our own stream-rows / close-result / interrupt that only mean "it had ended already".
+const RACE_CODES = new Set(["invalid_state", "unknown_result", "unknown_execution"]);
+
 export class GatewayClient {
   /**
-   * @param {{onState: Function, onSession: Function, onDrop: Function, onNotice: Function}} ui
+   * @param {{onState: Function, onSession: (session: object, isNew: boolean, lostReason: string|null) => void,
+   *          onResumed: (resumed: object, affected: string[]) => void, onDrop: Function,
+   *          onNotice: Function, onTakenOver?: Function}} ui
    */
   constructor(ui, url = defaultUrl()) {
     this.ui = ui;
-    this.session = null;  // the `session` event of the current connection
+    this.session = null;  // the `session` event of the current session (kept while resuming)
     this.sessions = 0;    // sessions seen since the page loaded
+    this.resumes = 0;     // times the session was resumed on a new connection
+    this.lastResumed = null;  // the latest `resumed` frame
+    this.resuming = false;  // the socket dropped: the next connection resumes `session`
+    this.streaming = false;  // this socket delivers the session's stream (`session` or `resumed` came)
+    this.lostReason = null;  // why the previous session was lost (said when the next one opens)
+    this.endNotice = null;   // an `idle_timeout` / `shutting_down` error: the close that follows ends the session
+    this.refused = false;    // this socket's resume was refused: open a new session at once
     this.executions = new Map();  // id → sink, until `finished` (or a refused execute)
     this.queue = [];      // ids accepted and not started yet, in FIFO order
     this.running = null;  // id of the execution whose code runs now (as far as we know)
     this.expectedSeq = 1;
     this.nextId = 1;
+    // What a resume sends again (the gateway may not have received it before the drop):
+    this.pending = new Map();    // id → its execute request, until `accepted`
+    this.resent = new Set();     // ids whose execute was sent again (a duplicate_id answer is expected)
+    this.interrupts = new Set(); // ids asked to stop
+    this.closing = new Map();    // `${id}\n${result}` → [id, result]: close-result asked, result not ended yet
+    this.credit = new Map();     // id → {pageSize, results: Map(result → {granted, received})}
     this.connection = new Connection(url, {
       onFrame: (text) => this._onFrame(text),
-      onOpen: () => { this.expectedSeq = 1; },
-      onDrop: () => this._onDrop(),
+      onOpen: () => this._onOpen(),
+      onDrop: (close) => this._onDrop(close),
+      query: () => (this.resuming && this.session
+        ? { resume: this.session.session_id, last_seq: this.expectedSeq - 1 } : null),
       onState: (state, detail) => this.ui.onState(state, detail),
     });
   }
@@ -38,7 +70,7 @@ export class GatewayClient {
   }
 
   get connected() {
-    return this.connection.connected && this.session !== null;
+    return this.connection.connected && this.session !== null && this.streaming;
   }
 
   get pageSizeLimit() {
@@ -53,15 +85,20 @@ export class GatewayClient {
   /** Queue `code` in the session; returns false (and sends nothing) when offline. */
   execute(sink, id, code, language, options) {
     if (!this.connected) return false;
+    const request = P.execute(id, code, language, options);
     this.executions.set(id, sink);
-    if (!this.connection.send(P.execute(id, code, language, options))) {
+    if (!this.connection.send(request)) {
       this.executions.delete(id);
       return false;
     }
+    this.pending.set(id, request);
+    this.credit.set(id, { pageSize: request.page_size, results: new Map() });
     return true;
   }
 
   interrupt(id = null) {
+    if (id === null) for (const known of this.executions.keys()) this.interrupts.add(known);
+    else if (this.executions.has(id)) this.interrupts.add(id);
     return this.connection.send(P.interrupt(id));
   }
 
@@ -72,14 +109,19 @@ export class GatewayClient {
    */
   interruptAll() {
     for (const id of [...this.queue].reverse()) this.connection.send(P.interrupt(id));
-    return this.connection.send(P.interrupt(null));
+    return this.interrupt(null);
   }
 
   streamRows(id, result, maxRows) {
-    return this.connection.send(P.streamRows(id, result, maxRows));
+    if (!this.connection.send(P.streamRows(id, result, maxRows))) return false;
+    const stream = this.credit.get(id)?.results.get(result);
+    if (stream) stream.granted += maxRows;
+    return true;
   }
 
+  /** Stop a result's stream (sent again after a resume until the result has ended). */
   closeResult(id, result) {
+    if (this.credit.get(id)?.results.has(result)) this.closing.set(`${id}\n${result}`, [id, result]);
     return this.connection.send(P.closeResult(id, result));
   }
 
@@ -93,6 +135,14 @@ export class GatewayClient {
       this.ui.onNotice("error", `Unreadable message from the gateway: ${err.message}`);
       return;
     }
+    if (msg.seq === 0) {  // about this connection (resumed, or a refusal), not in the session's stream
+      this._onConnectionFrame(msg);
+      return;
+    }
+    if (typeof msg.seq === "number" && msg.seq < this.expectedSeq) {
+      console.warn(`spark-gateway: event seq ${msg.seq} again (expected ${this.expectedSeq}); ignored`, msg);
+      return;
+    }
     if (msg.seq !== this.expectedSeq) {
       console.warn(`spark-gateway: event seq ${msg.seq}, expected ${this.expectedSeq}`, msg);
     }
@@ -104,14 +154,24 @@ export class GatewayClient {
   dispatch(msg) {
     const sink = typeof msg.id === "string" ? this.executions.get(msg.id) : undefined;
     switch (msg.type) {
-      case Evt.SESSION:
+      case Evt.SESSION: {
         this.session = msg;
         this.sessions += 1;
-        this.ui.onSession(msg, this.sessions > 1);
+        this.streaming = true;
+        const lostReason = this.lostReason;
+        this.lostReason = null;
+        this.ui.onSession(msg, this.sessions > 1, lostReason);
         break;
+      }
       case Evt.ACCEPTED:
+        this.pending.delete(msg.id);
+        if (!sink) {
+          // Accepted for an execution given up meanwhile (its execute was sent again): stop it.
+          if (this.resent.has(msg.id)) this.connection.send(P.interrupt(msg.id));
+          break;
+        }
         if (msg.queue_position > 0) this.queue.push(msg.id);
-        sink?.accepted?.(msg.queue_position);
+        sink.accepted?.(msg.queue_position);
         break;
       case Evt.STARTED:
         this._dequeue(msg.id);
@@ -130,12 +190,18 @@ export class GatewayClient {
         sink?.output?.(msg.type, msg.text);
         break;
       case Evt.RESULT:
+        this.credit.get(msg.id)?.results.set(msg.result, { granted: 0, received: 0 });
         sink?.result?.(msg);
         break;
-      case Evt.ROWS:
+      case Evt.ROWS: {
+        const stream = this.credit.get(msg.id)?.results.get(msg.result);
+        if (stream) stream.received += msg.rows.length;
+        if (msg.last) this._resultEnded(msg.id, msg.result);
         sink?.rows?.(msg);
         break;
+      }
       case Evt.RESULT_CLOSED:
+        this._resultEnded(msg.id, msg.result);
         sink?.resultClosed?.(msg);
         break;
       case Evt.VALUE:
@@ -146,6 +212,7 @@ export class GatewayClient {
         break;
       case Evt.FINISHED:
         this.executions.delete(msg.id);
+        this._forget(msg.id);
         this._dequeue(msg.id);
         if (this.running === msg.id) this.running = null;
         this._announcePositions();
@@ -160,10 +227,23 @@ export class GatewayClient {
   }
 
   _onError(msg, sink) {
+    if (msg.request === P.Req.EXECUTE && msg.code === "duplicate_id" && this.resent.has(msg.id)) {
+      this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
+      return;
+    }
+    if (msg.request && msg.request !== P.Req.EXECUTE && RACE_CODES.has(msg.code)) {
+      return;  // e.g. more rows asked for a result that had just ended: nothing to say
+    }
+    if (!sink && (msg.code === "idle_timeout" || msg.code === "shutting_down")) {
+      this.endNotice = msg.message;  // the close that follows ends the session
+      this.ui.onNotice("warning", msg.message);
+      return;
+    }
     if (sink && msg.request) {
       // A request of this execution was refused (e.g. stream-rows on an ended result).
       if (msg.request === P.Req.EXECUTE) {
         this.executions.delete(msg.id);
+        this._forget(msg.id);
         this._dequeue(msg.id);
       }
       sink.refused?.(msg);
@@ -185,12 +265,145 @@ export class GatewayClient {
     this.queue.forEach((id, index) => this.executions.get(id)?.queued?.(index + ahead));
   }
 
-  _onDrop() {
+  _resultEnded(id, result) {
+    this.credit.get(id)?.results.delete(result);
+    this.closing.delete(`${id}\n${result}`);
+  }
+
+  _forget(id) {
+    this.pending.delete(id);
+    this.interrupts.delete(id);
+    const results = this.credit.get(id)?.results;
+    if (results) for (const result of results.keys()) this.closing.delete(`${id}\n${result}`);
+    this.credit.delete(id);
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  _onOpen() {
+    this.streaming = false;
+    this.refused = false;
+    if (!this.resuming) this.expectedSeq = 1;
+  }
+
+  /** A frame with seq 0: `resumed`, or the error refusing this connection. */
+  _onConnectionFrame(msg) {
+    if (msg.type === "resumed") {
+      this._onResumed(msg);
+    } else if (msg.type === Evt.ERROR && msg.code === "resume_failed") {
+      this.refused = true;
+      this._sessionLost(`it could not be resumed: ${msg.message}`);
+    } else if (msg.type === Evt.ERROR) {
+      this.ui.onNotice("warning", `The gateway refused the connection: ${msg.message}`);
+    } else {
+      console.warn("spark-gateway: unexpected connection frame", msg);
+    }
+  }
+
+  _onResumed(msg) {
+    if (!this.resuming || !this.session || msg.session_id !== this.session.session_id) {
+      console.warn("spark-gateway: resumed frame for another session", msg);
+      return;
+    }
+    this.resuming = false;
+    this.streaming = true;
+    this.resumes += 1;
+    this.lastResumed = msg;  // for the console and the tests
+    this.expectedSeq = msg.next_seq;
+    const affected = msg.lost ? this._applyLost(msg.lost) : [];
+    this._resendAfterResume();
+    this.ui.onResumed(msg, affected);
+  }
+
+  /** Events that left the gateway's replay buffer: each sink concerned marks what it misses. */
+  _applyLost(lost) {
+    const affected = [];
+    for (const item of lost.executions ?? []) {
+      const sink = typeof item.id === "string" ? this.executions.get(item.id) : undefined;
+      const kinds = Object.keys(item.messages ?? {}).filter((kind) => kind !== "progress");
+      if (!kinds.length) continue;  // progress snapshots only: nothing is missing
+      if (!sink) {
+        console.warn("spark-gateway: events lost in the reconnection", item);
+        continue;
+      }
+      // A lost `accepted` or `started` only delays the run's status; anything else is missing output.
+      if (kinds.some((kind) => kind !== "accepted" && kind !== "started")) affected.push(item.id);
+      if (item.messages.started) this._dequeue(item.id);
+      if (item.messages.finished) {  // its end will never come
+        this.executions.delete(item.id);
+        this._forget(item.id);
+        this._dequeue(item.id);
+        if (this.running === item.id) this.running = null;
+      }
+      sink.lostEvents?.(item, lost);
+    }
+    return affected;
+  }
+
+  /** Send again what the gateway may not have received before the connection dropped. */
+  _resendAfterResume() {
+    const send = (message) => this.connection.send(message);
+    for (const [id, request] of this.pending) {
+      this.resent.add(id);
+      send(request);
+    }
+    for (const id of [...this.interrupts].reverse()) send(P.interrupt(id));  // queued ones before the running one
+    for (const [id, result] of this.closing.values()) send(P.closeResult(id, result));
+    for (const [id, { pageSize, results }] of this.credit) {
+      for (const [result, stream] of results) {
+        if (this.closing.has(`${id}\n${result}`)) continue;
+        // Credit granted and not used yet may be lost: grant it again (extra credit is harmless).
+        const owed = Math.min(stream.granted, pageSize + stream.granted - stream.received);
+        if (owed > 0) send(P.streamRows(id, result, owed));
+      }
+    }
+  }
+
+  /**
+   * The socket closed after opening: resume the session, or (when it cannot be resumed) give
+   * it up. Returns how soon the connection should try again.
+   */
+  _onDrop(close) {
+    const streamed = this.streaming;
+    this.streaming = false;
+    if (this.refused) {  // the resume was refused: a new session, at once
+      this.refused = false;
+      return "now";
+    }
+    if (!streamed) return "backoff";  // closed before its first frame (busy, draining): same plan again
+    if (close.code === TAKEN_OVER) {
+      this._sessionLost("another connection resumed it");
+      this.ui.onTakenOver?.();
+      return "stop";
+    }
+    const grace = this.session?.limits?.resume_grace ?? 0;
+    if (FINAL_CLOSES.has(close.code) || this.endNotice !== null || !(grace > 0)) {
+      const why = this.endNotice ?? (close.code === 1001 ? "the gateway shut down"
+        : `the gateway closed the connection (${close.code}${close.reason ? `: ${close.reason}` : ""})`);
+      this.endNotice = null;
+      this._sessionLost(why);
+      return "backoff";
+    }
+    this.resuming = true;
+    this.ui.onDrop();
+    return "backoff";
+  }
+
+  /** The session is gone: what was in flight is lost; the next connection opens a new session. */
+  _sessionLost(reason) {
     const sinks = [...this.executions.values()];
     this.executions.clear();
     this.queue = [];
     this.running = null;
     this.session = null;
+    this.resuming = false;
+    this.streaming = false;
+    this.pending.clear();
+    this.resent.clear();
+    this.interrupts.clear();
+    this.closing.clear();
+    this.credit.clear();
+    this.lostReason = reason;
     for (const sink of sinks) sink.lost();
     this.ui.onDrop();
   }

@@ -2,7 +2,10 @@
 //
 // States: "connecting" (first attempt), "connected", "reconnecting" (lost, retrying
 // soon), "disconnected" (lost for a while or the browser is offline; still retrying,
-// slowly). Frames are handed over as text; decoding happens in client.js.
+// slowly; or stopped, when the session was taken over). Frames are handed over as text;
+// decoding happens in client.js, which also says, for each new socket, which query to add
+// (`?resume=<session>&last_seq=<n>` to resume a session) and, when a socket drops, how soon
+// to try again. The token never goes into the URL: it stays in the subprotocol (auth.js).
 
 import { subprotocols, tokenFor } from "./auth.js";
 import { SUBPROTOCOL, ping } from "./protocol.js";
@@ -21,10 +24,23 @@ export function defaultUrl() {
   return `${scheme}://${location.host}/ws`;
 }
 
+// What a socket closed by the page itself sends: a 4xxx code, so that the gateway keeps the
+// session for a resume (it ends the session only for 1000 and 1001, e.g. a closed tab).
+export const CLOSE_ABANDONED = 4000;
+
+/** `url` with `params` added to its query. */
+export function withQuery(url, params) {
+  const target = new URL(url);
+  for (const [key, value] of Object.entries(params)) target.searchParams.set(key, String(value));
+  return target.href;
+}
+
 export class Connection {
   /**
    * @param {string} url
-   * @param {{onFrame: (text: string) => void, onOpen: () => void, onDrop: () => void,
+   * @param {{onFrame: (text: string) => void, onOpen: () => void,
+   *          onDrop: (close: {code: number, reason: string}) => ("backoff"|"now"|"stop"|undefined),
+   *          query?: () => (object|null),
    *          onState: (state: string, detail: object) => void}} handlers
    */
   constructor(url, handlers) {
@@ -40,7 +56,8 @@ export class Connection {
     this._everConnected = false;
     this._handshakeFailures = 0;  // sockets that closed before opening, in a row
     this._refusalShown = false;
-    window.addEventListener("online", () => { if (!this.socket) this.retryNow(); });
+    this.stopped = false;  // no automatic retry (the session was taken over); retryNow() goes on
+    window.addEventListener("online", () => { if (!this.socket && !this.stopped) this.retryNow(); });
     window.addEventListener("offline", () => { if (this.socket) this.abandon(); });
   }
 
@@ -62,6 +79,7 @@ export class Connection {
   retryNow() {
     clearTimeout(this._retryTimer);
     this._retryTimer = 0;
+    this.stopped = false;
     if (!this.socket) this._open();
   }
 
@@ -73,7 +91,10 @@ export class Connection {
   _open() {
     let socket;
     try {
-      socket = new WebSocket(this.url, subprotocols(SUBPROTOCOL, this.url));
+      const query = this.handlers.query?.() ?? null;
+      const target = query ? withQuery(this.url, query) : this.url;
+      // The token is bound to the gateway's base URL and travels as a subprotocol entry only.
+      socket = new WebSocket(target, subprotocols(SUBPROTOCOL, this.url));
     } catch (err) {
       console.error("spark-gateway: cannot open websocket", err);
       this._scheduleRetry();
@@ -98,13 +119,28 @@ export class Connection {
       this.attempt = 0;
       if (typeof event.data === "string") this.handlers.onFrame(event.data);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       this._stopKeepalive();
-      if (opened) this.handlers.onDrop();
+      let plan = "backoff";
+      if (opened) plan = this.handlers.onDrop({ code: event?.code ?? 1006, reason: event?.reason ?? "" }) ?? "backoff";
       else this._handshakeFailed();
-      this._scheduleRetry();
+      if (plan === "stop") {
+        this.stopped = true;
+        clearTimeout(this._retryTimer);
+        this._retryTimer = 0;
+        this.retryAt = 0;
+        this._setState("disconnected", { stopped: true });
+      } else if (plan === "now") {
+        this.attempt = 0;
+        this.retryAt = Date.now();
+        this._setState("reconnecting");
+        clearTimeout(this._retryTimer);
+        this._retryTimer = setTimeout(() => { this._retryTimer = 0; this._open(); }, 0);
+      } else {
+        this._scheduleRetry();
+      }
     };
     socket.onerror = () => { /* onclose follows and handles it */ };
   }
@@ -125,15 +161,18 @@ export class Connection {
     }, () => { /* the gateway is down, not refusing: the usual reconnect notice applies */ });
   }
 
-  /** Give up on the current socket now, without waiting for a close handshake. */
+  /**
+   * Give up on the current socket now, without waiting for a close handshake (the path is
+   * dead, or the browser went offline). The session stays on the gateway for a resume.
+   */
   abandon() {
     const socket = this.socket;
     if (!socket) return;
     const onclose = socket.onclose;
     socket.onmessage = null;
     socket.onclose = null;
-    try { socket.close(); } catch { /* already closing */ }
-    onclose();
+    try { socket.close(CLOSE_ABANDONED, "connection lost"); } catch { /* already closing */ }
+    onclose({ code: 1006, reason: "abandoned" });
   }
 
   _scheduleRetry() {

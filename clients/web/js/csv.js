@@ -265,4 +265,9 @@ class RerunExport {
   lost() {
     this._fail(new Error("the connection to the gateway was lost"));
   }
+
+  lostEvents() {
+    this.client.interrupt(this.id);
+    this._fail(new Error("rows were lost in a reconnection (beyond the gateway's replay buffer)"));
+  }
 }

@@ -88,8 +88,9 @@ const STATE_TEXT = {
 let countdown = 0;
 
 function showConnection(state, detail, client) {
-  // The socket is open, but the session is usable only once its `session` event is in.
-  if (state === "connected" && !client.session) state = "connecting";
+  // The socket is open, but the session is usable only once its `session` (or, when
+  // resuming, its `resumed`) frame is in.
+  if (state === "connected" && !client.connected) state = client.resuming ? "reconnecting" : "connecting";
   const box = $("#connection");
   box.dataset.state = state;
   const text = $("#connection-text");
@@ -111,14 +112,20 @@ function showConnection(state, detail, client) {
   document.body.dataset.connection = state;
   if (refusedWithToken !== null && state !== "connected") {
     showRefused(refusedWithToken);
+  } else if (detail.stopped) {
+    showBanner("warning", "<strong>This session was taken over by another connection</strong> (it resumed "
+      + "the same session). This page stopped reconnecting; <em>Retry now</em> opens a new Spark session.");
   } else if (state === "disconnected" || state === "reconnecting") {
+    const keep = client.resuming
+      ? " Your Spark session is kept on the gateway for a while: running cells go on and nothing is lost if the connection comes back in time."
+      : "";
     showBanner("warning", state === "disconnected"
-      ? "<strong>Disconnected from the gateway.</strong> Still trying to reconnect; your cells are kept in this browser."
-      : "<strong>Connection lost.</strong> Reconnecting…");
+      ? `<strong>Disconnected from the gateway.</strong> Still trying to reconnect; your cells are kept in this browser.${keep}`
+      : `<strong>Connection lost.</strong> Reconnecting…${keep}`);
   }
 }
 
-function showSession(session, isNew, client) {
+function showSession(session, isNew, lostReason, client) {
   refusedWithToken = null;
   const box = $("#connection");
   box.title = `Session ${session.session_id}\nGateway ${session.gateway_version} · protocol ${session.protocol}`
@@ -132,12 +139,33 @@ function showSession(session, isNew, client) {
     ui.hidden = true;
   }
   if (isNew) {
-    showBanner("info", "<strong>Reconnected — this is a new Spark session.</strong> "
-      + "Session state from before (temporary views, cached tables, Python variables) was reset; "
+    const why = lostReason ? ` (${escapeText(lostReason)})` : "";
+    showBanner("warning", `<strong>The Spark session was lost</strong>${why}. `
+      + "Reconnected — this is a new Spark session: state from before (temporary views, cached tables, "
+      + "Python variables) is gone, and runs that were still open are marked <em>connection lost</em>; "
       + "re-run the cells you need.");
   } else {
     $("#banner").hidden = true;
   }
+}
+
+function showResumed(msg, affected, client) {
+  showConnection("connected", {}, client);
+  if (affected.length) {
+    $("#banner").hidden = true;
+    notify("warning", `Reconnected — but events ${msg.lost.from_seq}–${msg.lost.to_seq} had left the gateway's `
+      + `replay buffer and are lost: the ${affected.length === 1 ? "cell concerned is" : `${affected.length} cells concerned are`} `
+      + "marked, with the rows that are missing.", { timeout: 0 });
+  } else {
+    $("#banner").hidden = true;
+    notify("info", "Reconnected — nothing lost.", { timeout: 4000 });
+  }
+}
+
+function escapeText(text) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
 }
 
 // ------------------------------------------------------------------ start
@@ -165,7 +193,8 @@ function start() {
   let notebook;
   const client = new GatewayClient({
     onState: (state, detail) => showConnection(state, detail, client),
-    onSession: (session, isNew) => showSession(session, isNew, client),
+    onSession: (session, isNew, lostReason) => showSession(session, isNew, lostReason, client),
+    onResumed: (msg, affected) => showResumed(msg, affected, client),
     onDrop: () => {},
     onNotice: (kind, text) => notify(kind, text),
   });

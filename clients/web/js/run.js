@@ -30,7 +30,12 @@ export class RunView {
     this.gatewayElapsedMs = null;
     this.position = 0;
     this.codeReturned = false;
+    this.lostNote = null;  // what a reconnection could not bring back, when anything
+    this._released = new Set();  // results closed because their `result` event was lost
+    this._headless = new Set();  // results whose rows came without their `result` event
+    this.lostNoteEl = null;
     this._ticker = 0;
+    delete cell.element.dataset.lost;  // a mark of the previous run's losses
     this._build();
   }
 
@@ -224,7 +229,23 @@ export class RunView {
 
   rows(msg) {
     const table = this.tables.get(msg.result);
-    if (!table) return;
+    if (!table) {
+      // A result whose `result` event (its columns) was lost in a reconnection: its rows cannot
+      // be shown; say so once, and release it if it is still streaming.
+      if (msg.rows.length && !this._headless.has(msg.result)) {
+        this._headless.add(msg.result);
+        if (this.lostNoteEl) {
+          this.lostNoteEl.textContent += ` Result ${msg.result + 1} lost its columns: its rows cannot be shown.`;
+          this.lostNote = this.lostNoteEl.textContent;
+        }
+      }
+      if (!msg.last && !this._released.has(msg.result)) {
+        this._released.add(msg.result);
+        this.client.closeResult(this.id, msg.result);
+      }
+      return;
+    }
+    if (table.end === "gap") return;  // rows after the missing ones: the table stopped at the gap
     table.addRows(msg);
     this._checkReady();
   }
@@ -270,6 +291,52 @@ export class RunView {
     this.progressText.textContent = "";
     const state = { [Status.OK]: "ok", [Status.ERROR]: "error", [Status.INTERRUPTED]: "interrupted" }[msg.status] ?? "error";
     this._setState(state);
+  }
+
+  /**
+   * Events of this execution were lost in a reconnection (they had left the gateway's replay
+   * buffer): say exactly what is missing, stop each result at its gap, and mark the cell.
+   * @param {{id: string, messages: Object<string, number>, results: {result: number, from_offset: number, to_offset: number}[]}} item
+   */
+  lostEvents(item, lost) {
+    if (item.messages?.accepted && this.state === "sending") this.accepted(0);
+    if (item.messages?.started && (this.state === "sending" || this.state === "queued")) this.started();
+    const parts = [];
+    for (const r of item.results ?? []) {
+      const table = this.tables.get(r.result);
+      const range = `rows ${count(r.from_offset + 1)}–${count(r.to_offset)} of result ${r.result + 1}`;
+      parts.push(range);
+      if (table && table.streaming) {
+        table.gap(r.from_offset, r.to_offset);
+        this.client.closeResult(this.id, r.result);  // the rest cannot be shown in place: release it
+      } else if (!table) {
+        this._released.add(r.result);
+        this.client.closeResult(this.id, r.result);
+      }
+    }
+    const others = Object.entries(item.messages ?? {})
+      .filter(([kind]) => !["progress", "rows", "accepted", "started"].includes(kind))
+      .map(([kind, n]) => `${n} ${kind} event${n === 1 ? "" : "s"}`);
+    if (others.length) parts.push(others.join(", "));
+    if (!(item.results ?? []).length && Object.keys(item.messages ?? {}).every(
+      (kind) => kind === "progress" || kind === "accepted" || kind === "started")) return;
+    const note = document.createElement("div");
+    note.className = "note warning lost-events";
+    note.setAttribute("role", "alert");
+    note.textContent = `Lost in a reconnection (events ${lost.from_seq}–${lost.to_seq} had left the gateway's replay buffer): `
+      + `${parts.join("; ")}.`;
+    this.lostNote = note.textContent;
+    this.lostNoteEl = note;
+    this.element.dataset.lost = "true";
+    this.cell.element.dataset.lost = "true";
+    this.outputs.append(note);
+    if (item.messages?.finished) {  // its end never comes: stop here
+      if (this.state === "running") this.elapsedMs = performance.now() - this.startedAt;
+      for (const table of this.tables.values()) if (table.streaming) table.closed("lost");
+      this.progressEl.hidden = true;
+      this.progressText.textContent = "";
+      if (this.open) this._setState("lost", "events lost in a reconnection");
+    }
   }
 
   lost() {

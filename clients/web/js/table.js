@@ -27,7 +27,8 @@ export class ResultTable {
     this.host = host;
     this.rows = [];
     this.requested = host.pageSize;  // the first page is granted by `execute` itself
-    this.end = null;  // null while streaming; "last", "closed", "interrupted", "error", "lost"
+    this.end = null;  // null while streaming; "last", "closed", "interrupted", "error", "lost", "gap"
+    this.missing = null;  // [from, to) row offsets lost in a reconnection (end "gap")
     this.truncated = false;
     this.rowHeight = 0;
     this._window = [-1, -1];
@@ -65,6 +66,14 @@ export class ResultTable {
 
   closed(reason) {
     if (this.end === null) this.end = reason;
+    this._refresh();
+  }
+
+  /** Rows [from, to) were lost in a reconnection: the table keeps what came before and stops. */
+  gap(from, to) {
+    if (this.end !== null) return;
+    this.end = "gap";
+    this.missing = [from, to];
     this._refresh();
   }
 
@@ -274,6 +283,8 @@ export class ResultTable {
       case "last": text = `${count(n)} ${n === 1 ? "row" : "rows"} (all)`; break;
       case null: text = n ? `${count(n)} ${n === 1 ? "row" : "rows"} loaded` : "Waiting for the first rows…"; break;
       case "lost": text = `${count(n)} rows loaded · connection lost, no more rows`; break;
+      case "gap": text = `${count(n)} rows loaded · rows ${count(this.missing[0] + 1)}–${count(this.missing[1])} `
+        + "were lost in a reconnection, no more rows"; break;
       default: text = `${count(n)} rows loaded · stream ${this.end}`;
     }
     this.counter.textContent = text;
