@@ -109,6 +109,10 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
     """Fast client: execute, keep CREDIT_WINDOW rows of credit outstanding, count rows."""
     import orjson
 
+    if p.get("gc"):
+        import gc
+
+        gc.set_threshold(*p["gc"])  # as the gateway does (gateway/cli.py)
     ws = await _ws_connect(p["url"], p["compression"])
     try:
         ws_ext = ws.response.headers.get("Sec-WebSocket-Extensions") or ""
@@ -368,9 +372,109 @@ def role_direct_arrow(p: dict[str, Any]) -> dict[str, Any]:
             "client_base_rss": base, "client_maxrss": _maxrss()}
 
 
+# ---------------------------------------------------------------- the project's Python client
+
+
+def _count_wire(ws: Any) -> None:
+    """Count the bytes a websockets client connection reads from its socket (``ws.wire_bytes``)."""
+    ws.wire_bytes = 0
+    received = ws.data_received
+
+    def counting(data: bytes) -> None:
+        ws.wire_bytes += len(data)
+        received(data)
+
+    ws.data_received = counting
+
+
+async def role_client_stream(p: dict[str, Any]) -> dict[str, Any]:
+    """clients/python (spark_gateway_client): one result, Arrow or JSON, in this process.
+
+    ``mode`` "iter": ``async for batch in session.execute(q, format=...)`` counting rows
+    (pyarrow RecordBatches in Arrow format, lists of rows in JSON); "to_arrow":
+    ``await session.execute(q, format="arrow").to_arrow()``, the whole result as a Table.
+    """
+    from spark_gateway_client import connect
+
+    async with connect(p["url"], open_timeout=30) as session:
+        _count_wire(session._ws)
+        await session.sql("SELECT 1").rows()  # creates the session's Spark session
+        base = _rss_now()
+        wire0 = session._ws.wire_bytes
+        arrow = p["format"] == "arrow"
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        execution = session.execute(p["query"], format=p["format"], page_size=p.get("page_size"))
+        rows = nbytes = 0
+        first = None
+        if p["mode"] == "to_arrow":
+            table = await execution.to_arrow()
+            first = time.perf_counter() - t0
+            rows, nbytes = table.num_rows, table.nbytes
+            del table
+        else:
+            async for batch in execution:
+                if first is None:
+                    first = time.perf_counter() - t0
+                rows += batch.num_rows if arrow else len(batch)
+                if arrow:
+                    nbytes += batch.nbytes
+            await execution
+        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        wire = session._ws.wire_bytes - wire0
+    return {"rows": rows, "bytes": nbytes or wire, "wire_bytes": wire, "seconds": elapsed, "first": first,
+            "client_cpu": cpu, "client_base_rss": base, "client_maxrss": _maxrss()}
+
+
+def role_client_cli(p: dict[str, Any]) -> dict[str, Any]:
+    """The client's command line writing the result to a file, as a user would run it:
+
+    ``python -m spark_gateway_client --url URL --no-progress --format F -o FILE "SQL"``
+    (the same program as ``spark-gateway query``), in a child process of this one; its
+    peak RSS and CPU come from ``getrusage(RUSAGE_CHILDREN)``. Checks the file's row count.
+    """
+    import resource
+
+    out = Path(p["dir"]) / f"bench-cli-{os.getpid()}.{p['format']}"
+    cmd = [sys.executable, "-m", "spark_gateway_client", "--url", p["url"], "--no-progress",
+           "--format", p["format"], "-o", str(out), p["query"]]
+    try:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=ROLE_TIMEOUT)
+        elapsed = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"CLI exited {proc.returncode}: {proc.stderr[-2000:]}")
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        size = out.stat().st_size
+        rows = _file_rows(out, p["format"])
+    finally:
+        out.unlink(missing_ok=True)
+    return {"rows": rows, "bytes": size, "file_bytes": size, "seconds": elapsed, "first": elapsed,
+            "client_cpu": usage.ru_utime + usage.ru_stime, "client_maxrss": usage.ru_maxrss * 1024}
+
+
+def _file_rows(path: Path, fmt: str) -> int:
+    """Rows in a file the CLI wrote (read batch by batch / block by block: constant memory)."""
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if fmt == "arrow":
+        import pyarrow as pa
+
+        with pa.OSFile(str(path)) as f:
+            return sum(batch.num_rows for batch in pa.ipc.open_stream(f))
+    lines = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            lines += block.count(b"\n")
+    return lines - 1  # the header
+
+
 ROLES = {
     "ws-stream": role_ws_stream, "ws-slow": role_ws_slow, "ws-select1": role_select1,
     "direct-iter": role_direct_iter, "direct-arrow": role_direct_arrow,
+    "client-stream": role_client_stream, "client-cli": role_client_cli,
 }
 
 
@@ -387,6 +491,8 @@ def run_role(name: str, params: dict[str, Any]) -> None:
 CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
     "gw": ("gateway JSON, page 10000", "ws-stream",
            {"page_size": 10_000, "compression": None}, 10**12, 99),
+    "gw-gc": ("gateway JSON, page 10000, client with the gateway's GC thresholds", "ws-stream",
+              {"page_size": 10_000, "compression": None, "gc": [100_000, 50, 100]}, 10**12, 99),
     "gw-p1000": ("gateway JSON, page 1000", "ws-stream",
                  {"page_size": 1_000, "compression": None}, 10**12, 1),
     "gw-deflate": ("gateway JSON, page 10000, permessage-deflate", "ws-stream",
@@ -395,9 +501,20 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
                  {"page_size": 10_000, "compression": None, "format": "arrow"}, 10**12, 99),
     "gw-arrow-deflate": ("gateway Arrow frames, page 10000, permessage-deflate", "ws-stream",
                          {"page_size": 10_000, "compression": "deflate", "format": "arrow"}, 1_000_000, 99),
+    "client-arrow": ("Python client, Arrow, `async for batch in execution`", "client-stream",
+                     {"format": "arrow", "mode": "iter"}, 10**12, 99),
+    "client-arrow-table": ("Python client, Arrow, `await execution.to_arrow()`", "client-stream",
+                           {"format": "arrow", "mode": "to_arrow"}, 10**12, 99),
+    "client-json": ("Python client, JSON, page 10000, `async for rows in execution`", "client-stream",
+                    {"format": "json", "mode": "iter", "page_size": 10_000}, 10**12, 99),
     "direct-iter": ("direct `_execute_and_fetch_as_iterator` (Arrow)", "direct-iter", {}, 10**12, 99),
     "direct-arrow": ("direct `toArrow()`", "direct-arrow", {}, 10**12, 99),
 }
+# Throughput target per row of the ratio table (gateway or client rows/s ÷ direct rows/s).
+TARGETS = {"gw-arrow": 0.9, "client-arrow": 0.9, "client-arrow-table": 0.9}
+DEFAULT_TARGET = 0.7
+# The client's command line writing a file (peak RSS must not grow with N): format, repetitions at N > 1M.
+CLI_FORMATS = {"parquet": 99, "arrow": 99, "csv": 1}
 
 
 class Sampler:
@@ -512,7 +629,7 @@ class Bench:
 
     def role(self, name: str, params: dict[str, Any], *, sample_gateway: bool | str = False,
              profile: Path | None = None, profile_gil: bool = False) -> dict[str, Any]:
-        params = {"url": self.ws_url if name.startswith("ws") else self.url, **params}
+        params = {"url": self.ws_url if name.startswith(("ws", "client")) else self.url, **params}
         cmd = [sys.executable, __file__, "--role", name, "--params", json.dumps(params)]
         spy = None
         if profile is not None:
@@ -582,48 +699,63 @@ class Bench:
         log(f"warm-up done at {time.perf_counter() - t_start:.0f}s")
 
         # 5. Slow reader first, while the gateway's heap is not yet inflated by the fast streams.
-        slow_n = max(rows)
-        slow = self.role("ws-slow", {"query": query(slow_n), "grant": 10_000, "interval": 0.1,
-                                     "seconds": a.slow_seconds, "compression": None},
-                         sample_gateway="with-jvm")
-        slow["n"] = slow_n
-        self.slow = slow
-        log(f"slow reader: {slow['rows']} rows in {slow['seconds']:.1f}s, gateway RSS "
-            f"{mib(slow['gw_base'])} -> peak {mib(slow['gw_peak'])} MiB")
+        self.slow = None
+        if not a.no_slow:
+            slow_n = max(rows)
+            slow = self.role("ws-slow", {"query": query(slow_n), "grant": 10_000, "interval": 0.1,
+                                         "seconds": a.slow_seconds, "compression": None},
+                             sample_gateway="with-jvm")
+            slow["n"] = slow_n
+            self.slow = slow
+            log(f"slow reader: {slow['rows']} rows in {slow['seconds']:.1f}s, gateway RSS "
+                f"{mib(slow['gw_base'])} -> peak {mib(slow['gw_peak'])} MiB")
 
-        # 1-4. Throughput, interleaved round-robin.
+        # 1-4. Throughput, interleaved round-robin; then the client's command line writing files.
+        only = set(a.only.split(",")) if a.only else None
         for rep in range(a.reps):
             for n in rows:
                 for key, (_label, role, extra, max_n, big_reps) in CONFIGS.items():
-                    if n > max_n or (n > 1_000_000 and rep >= big_reps):
+                    if n > max_n or (n > 1_000_000 and rep >= big_reps) or (only and key not in only):
                         continue  # slow variants: fewer runs at large N keep the bench under ~10 min
                     params = {"query": query(n), **extra}
                     if role == "ws-stream":
                         params["window"] = CREDIT_WINDOW
-                    try:
-                        r = self.role(role, params, sample_gateway=role.startswith("ws"))
-                        if r["rows"] != n:
-                            raise RuntimeError(f"got {r['rows']} rows")
-                    except RuntimeError as exc:  # a stall is a finding: report it, keep measuring
-                        log(f"rep {rep} N={n} {key} FAILED: {exc}")
-                        self.failures.append(f"{key} N={n} rep {rep}: {str(exc).splitlines()[0]}")
+                    self.measure(key, role, params, n, rep)
+                for fmt, big_reps in CLI_FORMATS.items():
+                    key = f"cli-{fmt}"
+                    if a.no_cli or (n > 1_000_000 and rep >= big_reps) or (only and key not in only):
                         continue
-                    r.update(key=key, n=n, rep=rep, load=self.loads[-1][0])
-                    self.results.append(r)
-                    log(f"rep {rep} N={n:>9} {key:<16} {r['seconds']:6.2f}s {n / r['seconds'] / 1e6:5.2f} Mrows/s"
-                        f" first {r['first']:.3f}s client cpu {r['client_cpu']:.1f}s gw cpu {r['gateway_cpu']:.1f}s"
-                        f" jvm cpu {r['jvm_cpu']:.1f}s load {self.loads[-1][0]:.1f}")
+                    self.measure(key, "client-cli", {"query": query(n), "format": fmt, "dir": str(self.workdir)},
+                                 n, rep)
 
         # 6. SELECT 1 round trips.
-        n1 = 50 if a.quick else a.select1
-        self.sel = self.role("ws-select1", {"n": n1, "warmup": 20, "compression": None, "sc_url": self.url})
-        log("SELECT 1 done")
+        self.sel = None
+        if not a.no_select1:
+            n1 = 50 if a.quick else a.select1
+            self.sel = self.role("ws-select1", {"n": n1, "warmup": 20, "compression": None, "sc_url": self.url})
+            log("SELECT 1 done")
 
         if a.profile:
             self.profile(Path(a.profile), max(rows))
         self.note_load()
         self.total_seconds = time.perf_counter() - t_start
         return self.report()
+
+    def measure(self, key: str, role: str, params: dict[str, Any], n: int, rep: int) -> None:
+        """One throughput run; a failure or stall is a finding: it is reported and the bench goes on."""
+        try:
+            r = self.role(role, params, sample_gateway=role.startswith(("ws", "client")))
+            if r["rows"] != n:
+                raise RuntimeError(f"got {r['rows']} rows")
+        except RuntimeError as exc:
+            log(f"rep {rep} N={n} {key} FAILED: {exc}")
+            self.failures.append(f"{key} N={n} rep {rep}: {str(exc).splitlines()[0]}")
+            return
+        r.update(key=key, n=n, rep=rep, load=self.loads[-1][0])
+        self.results.append(r)
+        log(f"rep {rep} N={n:>9} {key:<18} {r['seconds']:6.2f}s {n / r['seconds'] / 1e6:5.2f} Mrows/s"
+            f" first {r['first']:.3f}s client cpu {r['client_cpu']:.1f}s gw cpu {r['gateway_cpu']:.1f}s"
+            f" jvm cpu {r['jvm_cpu']:.1f}s client rss {mib(r['client_maxrss'])} MiB load {self.loads[-1][0]:.1f}")
 
     def profile(self, outdir: Path, n: int) -> None:
         """Extra fast streams under py-spy; raw collapsed stacks and a summary per run.
@@ -692,7 +824,7 @@ class Bench:
                     f"| {label} | {n / 1e6:g}M | {len(rs)} | {st['med']:.2f} ({st['min']:.2f}) | {fmt_rate(n / st['med'])} ({fmt_rate(n / st['min'])})"
                     f" | {mb / st['med']:.0f} | {wire} | {st['first_med']:.3f} ({st['first_min']:.3f})"
                     f" | {med(r['client_cpu'] for r in rs):.2f} | "
-                    + (f"{med(r['gateway_cpu'] for r in rs):.2f}" if key.startswith("gw") else "–")
+                    + (f"{med(r['gateway_cpu'] for r in rs):.2f}" if not key.startswith("direct") else "–")
                     + f" | {med(r['jvm_cpu'] for r in rs):.2f} | {rss} | {growth} | {med(r['load'] for r in rs):.1f} |")
         lines += ["", "time, rows/s, first page: median (best). MB/s: payload bytes per second, i.e. frame bytes after inflate "
                   "for the gateway (JSON text or Arrow IPC), Arrow buffer bytes for direct. wire MB: bytes the client read "
@@ -702,12 +834,13 @@ class Bench:
             lines += ["**Failed / stalled runs (not in the medians):** " + "; ".join(self.failures), ""]
 
         # Ratios vs targets.
-        lines += ["| rows/s ratio: gateway path ÷ direct | N | ÷ incremental, median (best÷best) | ÷ `toArrow()`, median (best÷best) | target ≥ 0.7× |",
-                  "|---|---|---|---|---|"]
+        lines += ["| rows/s ratio: gateway path ÷ direct | N | ÷ incremental, median (best÷best) | ÷ `toArrow()`, median (best÷best) | target | met |",
+                  "|---|---|---|---|---|---|"]
         for n in rows:
-            for gw in [k for k in CONFIGS if k.startswith("gw")]:
+            for gw in [k for k in CONFIGS if k.startswith(("gw", "client"))]:
                 if (gw, n) not in stats:
                     continue
+                target = TARGETS.get(gw, DEFAULT_TARGET)
                 cells, ok = [], []
                 for direct in ("direct-iter", "direct-arrow"):
                     if (direct, n) not in stats:
@@ -716,10 +849,11 @@ class Bench:
                     ratio = stats[(direct, n)]["med"] / stats[(gw, n)]["med"]
                     best = stats[(direct, n)]["min"] / stats[(gw, n)]["min"]
                     cells.append(f"{ratio:.2f}× ({best:.2f}×)")
-                    ok.append(ratio >= 0.7)
+                    ok.append(ratio >= target)
                 verdict = "met" if ok and all(ok) else ("**not met**" if ok and not any(ok) else "partly")
-                lines.append(f"| {names[gw]} | {n / 1e6:g}M | {cells[0]} | {cells[1]} | {verdict} |")
+                lines.append(f"| {names[gw]} | {n / 1e6:g}M | {cells[0]} | {cells[1]} | ≥ {target:g}× | {verdict} |")
         lines.append("")
+        lines += self.cli_report(rows)
 
         n_big = max(rows)
         lines += [f"| time to first page, N = {n_big / 1e6:g}M (execute/request → first rows) | median s | best s |",
@@ -727,16 +861,23 @@ class Bench:
         for key in CONFIGS:
             if (key, n_big) in stats:
                 st = stats[(key, n_big)]
-                what = "whole result (first row = last row)" if key == "direct-arrow" else (
-                    "first Arrow batch" if key == "direct-iter" else "first `rows` page (session already warm)")
+                what = ("whole result (first row = last row)" if key in ("direct-arrow", "client-arrow-table") else
+                        "first Arrow batch" if key == "direct-iter" else
+                        "first batch out of the client (session already warm)" if key.startswith("client") else
+                        "first `rows` page (session already warm)")
                 lines.append(f"| {names[key]}: {what} | {st['first_med']:.3f} | {st['first_min']:.3f} |")
         lines.append("")
 
-        s = self.slow
-        growth = s["gw_peak"] - s["gw_base"]
-        fast_growth = [r["gw_peak"] - r["gw_base"] for r in self.results if r["key"].startswith("gw") and r["n"] == n_big]
-        lines += [
-            "| gateway RSS | MiB | target | met |", "|---|---|---|---|",
+        s = self.slow or {}
+        fast_growth = [r["gw_peak"] - r["gw_base"] for r in self.results if "gw_peak" in r and r["n"] == n_big]
+        lines += ["| gateway RSS | MiB | target | met |", "|---|---|---|---|"]
+        if not s:
+            lines += [
+                f"| fast {n_big / 1e6:g}M streams: peak growth, median (max) over {len(fast_growth)} runs | "
+                f"{mib(statistics.median(fast_growth)) if fast_growth else '–'} ({mib(max(fast_growth)) if fast_growth else '–'}) | ≤ 150 | "
+                f"{'yes' if fast_growth and max(fast_growth) <= 150 * 2**20 else 'no'} |", ""]
+        growth = s.get("gw_peak", 0) - s.get("gw_base", 0)
+        lines += [] if not s else [
             f"| slow reader (10k rows credit / 100 ms, {s['seconds']:.0f}s, {s['rows']:,} of {s['n']:,} rows, then close-result): baseline | {mib(s['gw_base'])} | | |",
             f"| slow reader: peak | {mib(s['gw_peak'])} | | |",
             f"| slow reader: growth | {mib(growth)} | ≤ 150 | {'yes' if growth <= 150 * 2**20 else 'no'} |",
@@ -753,6 +894,8 @@ class Bench:
         ]
 
         sel = self.sel
+        if sel is None:
+            return "\n".join(lines) + "\n"
         g = sel["gateway"]
         p = lambda xs, q: percentile(xs, q) * 1000  # noqa: E731
         over = p(g, 50) - p(sel["collect"], 50)
@@ -776,6 +919,40 @@ class Bench:
         ]
         return "\n".join(lines) + "\n"
 
+    def cli_report(self, rows: list[int]) -> list[str]:
+        """The client's command line writing the result to a file: time and, above all, peak RSS."""
+        runs = [r for r in self.results if r["key"].startswith("cli-")]
+        if not runs:
+            return []
+        med = statistics.median
+        lines = ["| client CLI (`python -m spark_gateway_client --format F -o FILE`), whole process | N | runs | "
+                 "time s | rows/s | file MB | client CPU s | client peak RSS MiB | gateway CPU s | load |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        peaks: dict[str, dict[int, float]] = {}
+        for fmt in CLI_FORMATS:
+            for n in rows:
+                rs = [r for r in runs if r["key"] == f"cli-{fmt}" and r["n"] == n]
+                if not rs:
+                    continue
+                secs = [r["seconds"] for r in rs]
+                peak = peaks.setdefault(fmt, {})[n] = max(r["client_maxrss"] for r in rs)
+                lines.append(
+                    f"| `--format {fmt}` | {n / 1e6:g}M | {len(rs)} | {med(secs):.2f} ({min(secs):.2f}) | "
+                    f"{fmt_rate(n / med(secs))} ({fmt_rate(n / min(secs))}) | {med(r['file_bytes'] for r in rs) / 1e6:.0f} | "
+                    f"{med(r['client_cpu'] for r in rs):.2f} | {mib(peak)} | {med(r['gateway_cpu'] for r in rs):.2f} | "
+                    f"{med(r['load'] for r in rs):.1f} |")
+        lines.append("")
+        if len(rows) > 1:
+            lo, hi = min(rows), max(rows)
+            flat = [f"{fmt} {mib(p[hi] - p[lo])} MiB" for fmt, p in peaks.items() if lo in p and hi in p]
+            if flat:
+                lines += [f"Client peak RSS, {hi / 1e6:g}M rows minus {lo / 1e6:g}M rows (flat = does not grow with N; "
+                          f"target: flat): {', '.join(flat)}. Time includes starting Python, connecting and creating "
+                          "the Spark session (the CLI's defaults: Arrow pages of 10000 rows for parquet/arrow, JSON pages "
+                          "of 1000 rows for csv, 4 pages of credit).", ""]
+        return lines
+
+
 
 # ====================================================================== helpers
 
@@ -783,7 +960,8 @@ class Bench:
 # Where the gateway's samples go, by the first marker found in a stack (most specific first).
 PROFILE_ROLLUP = [
     ("websocket permessage-deflate (zlib)", "PerMessageDeflate.encode"),
-    ("row conversion: batch_to_rows (worker thread)", "batch_to_rows ("),
+    ("row conversion: batch_to_json (fetch thread)", "batch_to_json ("),
+    ("row conversion: batch_to_rows (worker thread; before the JSON-text path)", "batch_to_rows ("),
     ("JSON page encoding: encode_event (orjson)", "encode_event ("),
     ("websocket send (framing, transport write)", "WebSocket.send ("),
     ("Spark fetch: ResultStream.next_batch (gRPC + Arrow IPC read)", "ResultStream.next_batch ("),
@@ -883,6 +1061,11 @@ def main() -> int:
     ap.add_argument("--slow-seconds", type=float, default=15.0)
     ap.add_argument("--select1", type=int, default=200, help="measured SELECT 1 round trips")
     ap.add_argument("--profile", metavar="DIR", help="also record the gateway with py-spy during one 10M stream per config")
+    ap.add_argument("--only", help="comma-separated throughput configurations to run (default: all), e.g. "
+                    "gw,client-arrow,direct-iter,cli-parquet")
+    ap.add_argument("--no-slow", action="store_true", help="skip the slow-reader run")
+    ap.add_argument("--no-select1", action="store_true", help="skip the SELECT 1 round trips")
+    ap.add_argument("--no-cli", action="store_true", help="skip the client command line runs")
     ap.add_argument("--out", default=str(BENCH / "results-latest.md"))
     ap.add_argument("--role", help=argparse.SUPPRESS)
     ap.add_argument("--params", help=argparse.SUPPRESS)

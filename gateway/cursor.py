@@ -1,7 +1,8 @@
 """ResultCursor: pages one result to the client as its credit allows.
 
 A fetcher task pulls Arrow batches from Spark in a worker thread (converting them to
-JSON-ready rows there, in JSON format); a bounded stream of one chunk between it and
+JSON text there, in JSON format: ``protocol.arrow_json.batch_to_json``, so the event
+loop only joins and frames bytes); a bounded stream of one chunk between it and
 the pager is the read-ahead bound. The pager sends pages of at most ``page_size`` rows
 (``rows`` events, or binary ``arrow-rows`` frames), only while the client has credit and
 the outbox has room. Every cursor ends with exactly one final event: a last page, or a
@@ -10,18 +11,17 @@ the outbox has room. Every cursor ends with exactly one final event: a last page
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import anyio
 import anyio.to_thread
 import pyarrow as pa
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from protocol.arrow_json import batch_to_rows
+from protocol.arrow_json import JsonRows, batch_to_json, rows_value
 from protocol.messages import ArrowRows, Result, ResultClosed, Rows
 
 from . import spark
@@ -34,14 +34,14 @@ EndReason = Literal["last", "closed", "interrupted", "error"]
 JOB_START_PATIENCE_SECONDS = 30.0
 ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
-# A chunk is what one Spark batch becomes: a list of JSON-ready rows, or an Arrow batch.
-Chunk = list[Any] | pa.RecordBatch
+# A chunk is what one Spark batch becomes: its rows as JSON text, or the Arrow batch itself.
+Chunk: TypeAlias = "JsonRows | pa.RecordBatch"
 
 
 def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
-    """Rows start..stop of a chunk (zero-copy for Arrow)."""
-    if isinstance(chunk, list):
-        return chunk[start:stop]
+    """Rows start..stop of a chunk (zero-copy)."""
+    if isinstance(chunk, JsonRows):
+        return chunk.slice(start, stop)
     return chunk.slice(start, stop - start)
 
 
@@ -182,7 +182,10 @@ class ResultCursor:
                 # Someone must read for Spark's progress reports (and so the job) to show up.
                 tg.start_soon(self._drain)
                 await self._stop_operation()
-        await anyio.to_thread.run_sync(self.stream.close, limiter=self._limiter)
+        if self.stream.finished:
+            self.stream.close()  # read to the end: Spark released it already, nothing blocks
+        else:
+            await anyio.to_thread.run_sync(self.stream.close, limiter=self._limiter)
 
     async def _drain(self) -> None:
         self._in_fetch = True
@@ -217,29 +220,41 @@ class ResultCursor:
         self.first_page.set()
 
     async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
-        """Pull chunks from Spark, one chunk ahead of the pager."""
+        """Pull chunks from Spark, one page of rows ahead of the pager."""
         remaining = None if self.limit is None else self.limit + 1
-        while remaining is None or remaining > 0:
+        ended = False
+        while not ended and (remaining is None or remaining > 0):
             self._in_fetch = True
             try:
-                chunk = await anyio.to_thread.run_sync(self._next_chunk, limiter=self._limiter)
+                chunks, ended = await anyio.to_thread.run_sync(self._next_chunks, limiter=self._limiter)
             finally:
                 self._in_fetch = False
-            if chunk is None:
-                break
-            if remaining is not None:
-                chunk = _cut(chunk, 0, min(remaining, len(chunk)))
-                remaining -= len(chunk)
-            await send.send(chunk)
+            for chunk in chunks:
+                if remaining is not None:
+                    if remaining <= 0:
+                        break
+                    chunk = _cut(chunk, 0, min(remaining, len(chunk)))
+                    remaining -= len(chunk)
+                await send.send(chunk)
         # Closed only on a clean end: after a failure the pager must not see "end of result".
         await send.aclose()
 
-    def _next_chunk(self) -> Chunk | None:
-        """Worker thread: one Arrow batch from Spark (as JSON-ready rows in JSON format)."""
-        batch = self.stream.next_batch()
-        if batch is None or self.format == "arrow":
-            return batch
-        return batch_to_rows(batch)
+    def _next_chunks(self) -> tuple[list[Chunk], bool]:
+        """Worker thread: the next batches from Spark, as chunks, and whether the result ended.
+
+        Reads on while it has less than a page: the pager would wait for those rows anyway,
+        and a small result (and the end of any result) then costs one thread round trip
+        instead of one per batch plus one for the end.
+        """
+        chunks: list[Chunk] = []
+        rows = 0
+        while rows < self.page_size:
+            batch = self.stream.next_batch()
+            if batch is None:
+                return chunks, True
+            chunks.append(batch if self.format == "arrow" else batch_to_json(batch))
+            rows += batch.num_rows
+        return chunks, False
 
     async def _page(self, receive: ObjectReceiveStream[Chunk]) -> None:
         """Send full pages as credit allows; the final page says ``last``."""
@@ -278,21 +293,21 @@ class ResultCursor:
             event: Rows | ArrowRows = ArrowRows(self.execution_id, self.number, self.sent, count, last,
                                                 truncated, self._arrow_payload(pieces, last))
         else:
-            rows = pieces[0] if len(pieces) == 1 else list(itertools.chain.from_iterable(pieces))
-            event = Rows(self.execution_id, self.number, self.sent, rows, last, truncated)
+            # JSON text made in the fetch thread; encoding the event copies it once.
+            event = Rows(self.execution_id, self.number, self.sent, rows_value(pieces), last, truncated)
         self._outbox.put(event)
         self.sent += count
         self.credit -= count
         self.first_page.set()
 
-    def _arrow_payload(self, pieces: list[Chunk], last: bool) -> bytes:
+    def _arrow_payload(self, pieces: list[Any], last: bool) -> bytes:
         """IPC messages of one page; the result's frames concatenated form one IPC stream."""
         parts = []
         if not self._arrow_schema_sent:
             schema = pieces[0].schema if pieces else self.stream.arrow_schema()
-            parts.append(schema.serialize().to_pybytes())
+            parts.append(schema.serialize())
             self._arrow_schema_sent = True
-        parts.extend(piece.serialize().to_pybytes() for piece in pieces)
+        parts.extend(piece.serialize() for piece in pieces)  # pyarrow Buffers: joined with one copy
         if last:
             parts.append(ARROW_EOS)
         return b"".join(parts)

@@ -18,6 +18,13 @@ reference.  In short:
 
 Conversion is columnar: one converter per Arrow type, chosen once per schema,
 turns a whole column into a list, and rows are built with ``zip``.
+
+The gateway's streaming path uses :func:`batch_to_json` instead: the same mapping,
+but written straight to JSON text (``JsonRows``) with Arrow compute kernels, which
+run without the GIL and make no Python object per value for the common types
+(integers, booleans, decimals, strings). Its text is byte for byte what
+``orjson.dumps`` writes for :func:`batch_to_rows`'s rows; :func:`rows_value` turns
+a page of it into the value of a ``rows`` event.
 """
 
 from __future__ import annotations
@@ -33,10 +40,12 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
-__all__ = ["batch_to_rows", "rows_converter"]
+__all__ = ["JsonRows", "batch_to_json", "batch_to_rows", "json_converter", "rows_converter", "rows_value"]
 
 # A column converter: an Arrow array in, one JSON-ready value per slot out.
 Converter = Callable[[Any], list[Any]]
@@ -74,16 +83,33 @@ def rows_converter(schema: Any) -> RowsConverter:
     Raises ``TypeError`` naming the Arrow type when some column cannot be
     mapped, so a caller can reject a result before streaming any row.
     """
+    return _cached(_CACHE, schema, _build_rows_converter)  # type: ignore[no-any-return]
+
+
+def batch_to_json(batch: Any) -> JsonRows:
+    """The batch's rows as JSON text: ``orjson.dumps(batch_to_rows(batch))``, without the Python rows.
+
+    Raises what :func:`batch_to_rows` raises (TypeError for a type with no mapping).
+    """
+    return json_converter(batch.schema)(batch)
+
+
+def json_converter(schema: Any) -> Callable[[Any], JsonRows]:
+    """Return the (cached) batch-to-JSON-text function for ``schema`` (see :func:`rows_converter`)."""
+    return _cached(_JSON_CACHE, schema, _build_json_converter)  # type: ignore[no-any-return]
+
+
+def _cached(cache: list[tuple[Any, Any]], schema: Any, build: Callable[[Any], Any]) -> Any:
     with _CACHE_LOCK:
-        for index, (cached_schema, cached) in enumerate(_CACHE):
+        for index, (cached_schema, cached) in enumerate(cache):
             # Field metadata matters (it marks variants), hence check_metadata.
             if cached_schema is schema or cached_schema.equals(schema, check_metadata=True):
                 if index:
-                    _CACHE.insert(0, _CACHE.pop(index))
+                    cache.insert(0, cache.pop(index))
                 return cached
-        built = _build_rows_converter(schema)
-        _CACHE.insert(0, (schema, built))
-        del _CACHE[_CACHE_SIZE:]
+        built = build(schema)
+        cache.insert(0, (schema, built))
+        del cache[_CACHE_SIZE:]
         return built
 
 
@@ -91,6 +117,7 @@ def rows_converter(schema: Any) -> RowsConverter:
 # field metadata, so a short list scanned with equals() is used instead.
 # The gateway converts from several worker threads, hence the lock.
 _CACHE: list[tuple[Any, RowsConverter]] = []
+_JSON_CACHE: list[tuple[Any, Callable[[Any], JsonRows]]] = []
 _CACHE_SIZE: Final = 32
 _CACHE_LOCK: Final = threading.Lock()
 
@@ -108,6 +135,403 @@ def _build_rows_converter(schema: Any) -> RowsConverter:
         return list(zip(*columns, strict=True))
 
     return convert
+
+
+# --------------------------------------------------------------------------
+# JSON text: the gateway's streaming path.  Each column becomes an Arrow
+# large_string array holding every value's JSON text, then one
+# binary_join_element_wise writes whole rows "[v1,v2,...]," into one buffer.
+# Integers, booleans, decimals and strings never become Python objects; other
+# types go through their column converter above and orjson, column by column.
+# --------------------------------------------------------------------------
+
+_LS: Final = pa.large_string()
+_SCALARS: dict[str, Any] = {}
+
+
+def _text_scalar(text: str) -> Any:
+    scalar = _SCALARS.get(text)
+    if scalar is None:
+        scalar = _SCALARS[text] = pa.scalar(text, _LS)
+    return scalar
+
+
+_NULL: Final = _text_scalar("null")
+_QUOTE: Final = _text_scalar('"')
+_EMPTY: Final = _text_scalar("")
+
+# A column's JSON text (a large_string array without nulls) and whether its values
+# still need their enclosing quotes (added by the row join, which is cheaper).
+TextEncoder = Callable[[Any], tuple[Any, bool]]
+
+
+class JsonRows:
+    """Rows as JSON text, without a Python object per row or value.
+
+    ``data`` is the rows' JSON arrays joined by commas; row ``i`` starts at ``offsets[i]``
+    and ends one byte (its comma) before ``offsets[i + 1]``, so consecutive rows are one
+    contiguous slice. ``slice`` is zero-copy; a page that is a whole batch is sent
+    without copying its text.
+    """
+
+    __slots__ = ("_data", "_offsets", "_start", "_stop")
+
+    def __init__(self, data: bytes, offsets: npt.NDArray[np.int64], start: int = 0,
+                 stop: int | None = None) -> None:
+        self._data = data
+        self._offsets = offsets
+        self._start = start
+        self._stop = len(offsets) - 1 if stop is None else stop
+
+    @classmethod
+    def from_array(cls, rows: Any) -> JsonRows:
+        """From a large_string array without nulls whose values are the rows' texts, each with a comma."""
+        count = len(rows)
+        if not count:
+            return cls(b"", np.zeros(1, np.int64))
+        _, offsets_buffer, data_buffer = rows.buffers()
+        offsets = np.frombuffer(offsets_buffer, np.int64, count + 1, rows.offset * 8)
+        # One copy into a bytes object, here in the converting thread: the event loop then
+        # only refers to it (or joins slices of several).
+        data = memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1]) - 1].tobytes()
+        return cls(data, offsets - offsets[0])
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __repr__(self) -> str:
+        return f"<JsonRows {len(self)} rows>"
+
+    def slice(self, start: int, stop: int) -> JsonRows:
+        """Rows ``start``..``stop`` of these."""
+        stop = min(stop, len(self))
+        return JsonRows(self._data, self._offsets, self._start + start, self._start + max(start, stop))
+
+    def text(self) -> bytes | memoryview:
+        """The rows' JSON arrays joined by commas (no copy)."""
+        if self._start == 0 and self._stop == len(self._offsets) - 1:
+            return self._data
+        offsets = self._offsets
+        return memoryview(self._data)[int(offsets[self._start]) : int(offsets[self._stop]) - 1]
+
+    def rows(self) -> list[Any]:
+        """The rows decoded again (for checks and debugging; not for the hot path)."""
+        return list(rows_value([self]))
+
+
+class _EncodedRows(list):  # type: ignore[type-arg]
+    """The ``rows`` value of a page whose rows are JSON text already.
+
+    orjson writes a list subclass like a list, item by item, from the list's own
+    storage: the single item is an ``orjson.Fragment`` holding ``row,row,...``, so the
+    encoded event carries exactly the text that a list of rows would give. ``len()``
+    is the number of rows (what the outbox counts); iterating or indexing decodes.
+    """
+
+    __slots__ = ("_count", "_text")
+    _count: int
+    _text: bytes
+
+    def __len__(self) -> int:
+        return self._count
+
+    def rows(self) -> list[Any]:
+        return orjson.loads(b"[" + self._text + b"]")  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Any:
+        return iter(self.rows())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return self.rows() == (other.rows() if isinstance(other, _EncodedRows) else other)
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<{self._count} rows of JSON text>"
+
+
+def rows_value(pieces: list[JsonRows]) -> list[Any]:
+    """The value for a ``rows`` event holding these rows, in order.
+
+    ``orjson.dumps`` writes it exactly as it writes the list of the same rows as Python
+    values; building it costs one copy of the text.
+    """
+    count = 0
+    parts = []
+    for piece in pieces:
+        if len(piece):
+            count += len(piece)
+            parts.append(piece.text())
+    if not count:
+        return []
+    text = parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b",".join(parts)
+    value = _EncodedRows((orjson.Fragment(text),))
+    value._count = count
+    value._text = text
+    return value
+
+
+# Up to this many rows, a batch goes through batch_to_rows and orjson row by row: the
+# Arrow kernels cost ~10 us per call whatever the size, which small results (SELECT 1)
+# would feel.
+_SMALL_BATCH: Final = 32
+
+
+def _build_json_converter(schema: Any) -> Callable[[Any], JsonRows]:
+    encoders = [_text_encoder_for(field) for field in schema]
+    readable = _readable_schema(schema)
+    to_rows = _build_rows_converter(schema)
+    csv_columns = [_csv_column_for(field) for field in schema]
+    csv_ready = bool(csv_columns) and all(prepare is not None for prepare in csv_columns)
+
+    def convert(batch: Any) -> JsonRows:
+        count = batch.num_rows
+        if 0 < count <= _SMALL_BATCH:
+            dumps = orjson.dumps
+            texts = [dumps(row) for row in to_rows(batch)]
+            offsets = np.zeros(count + 1, np.int64)
+            np.cumsum([len(text) + 1 for text in texts], out=offsets[1:])
+            return JsonRows(b",".join(texts), offsets)
+        if readable is not None:
+            batch = _reinterpret(batch, readable)
+        if not encoders:
+            return JsonRows(b",".join([b"[]"] * count), np.arange(0, 3 * count + 1, 3, dtype=np.int64))
+        if not count:
+            return JsonRows(b"", np.zeros(1, np.int64))
+        if csv_ready and _USE_CSV_WRITER:
+            columns = [prepare(batch.column(i)) for i, prepare in enumerate(csv_columns)]  # type: ignore[misc]
+            if all(column is not None for column in columns):
+                return _rows_by_csv_writer(columns)
+        args = []
+        glue = "["
+        for i, encode in enumerate(encoders):
+            text, quoted = encode(batch.column(i))
+            glue += '"' if quoted else ""
+            args += [_text_scalar(glue), text]
+            glue = '",' if quoted else ","
+        args.append(_text_scalar(glue[:-1] + "],"))
+        return JsonRows.from_array(pc.binary_join_element_wise(*args, _EMPTY))
+
+    return convert
+
+
+# The common flat case: every column an integer, boolean, decimal or string (without
+# characters JSON escapes). Arrow's CSV writer then writes whole rows in one C++ pass,
+# ~2x faster than binary_join_element_wise: with quoting "needed" it quotes exactly the
+# string columns (decimals are written as their text), numbers and booleans are bare,
+# and nulls are the null_string. Each row ends with "]\n[" (the EOL may not contain the
+# delimiter); the newlines, which no value can contain, mark the rows and become commas.
+_USE_CSV_WRITER = True
+_NEWLINE: Final = ord("\n")
+
+
+def _rows_by_csv_writer(columns: list[Any]) -> JsonRows:
+    count = len(columns[0])
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(pa.record_batch(columns, names=[str(i) for i in range(len(columns))]), sink,
+                     pa_csv.WriteOptions(include_header=False, delimiter=",", quoting_style="needed",
+                                         null_string="null", eol="]\n[", batch_size=max(count, 1)))
+    written = sink.getvalue()
+    newlines = np.flatnonzero(np.frombuffer(written, np.uint8) == _NEWLINE)
+    if newlines.size != count:  # cannot happen (no value holds a control character): be safe anyway
+        raise AssertionError(f"CSV writer wrote {newlines.size} row ends for {count} rows")
+    text = (b"[" + memoryview(written)[:-2]).replace(b"\n", b",")
+    offsets = np.empty(count + 1, np.int64)
+    offsets[0] = 0
+    offsets[1:] = newlines + 2
+    return JsonRows(text, offsets)
+
+
+def _csv_column_for(field: Any) -> Callable[[Any], Any] | None:
+    """How a column goes to the CSV writer (None: its type cannot); the callable returns None
+    when this batch's values need the general path."""
+    arrow_type = field.type
+    types = pa.types
+    if _is_variant(field) or arrow_type.id == _MONTH_INTERVAL_ID:
+        return None
+    if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
+        return lambda arr: arr
+    if types.is_decimal(arrow_type):
+        return _decimal_text_converter(arrow_type.scale)
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
+        return _plain_string
+    return None
+
+
+def _plain_string(arr: Any) -> Any | None:
+    """The column as large_string if no value needs a JSON escape, else None."""
+    arr = _valid_large_string(arr)
+    return None if _escape_rows(arr) else arr
+
+
+def _text_encoder_for(field: Any) -> TextEncoder:
+    arrow_type = field.type
+    types = pa.types
+    if _is_variant(field):
+        return _per_value_encoder(_convert_variant)
+    if arrow_type.id != _MONTH_INTERVAL_ID:
+        if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
+            return _text_exact_primitive
+        if types.is_decimal(arrow_type):
+            return _decimal_text_encoder(arrow_type.scale)
+        if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
+            return _text_string
+    converter = _converter_for(field)  # raises TypeError for a type with no mapping
+    if arrow_type.id == _MONTH_INTERVAL_ID or _is_comma_free(arrow_type):
+        return _comma_free_encoder(converter)
+    return _per_value_encoder(converter)
+
+
+def _is_comma_free(arrow_type: Any) -> bool:
+    """Scalars whose JSON text never holds a comma: numbers, base64, dates, times, intervals, null."""
+    types = pa.types
+    return bool(
+        types.is_null(arrow_type)
+        or types.is_floating(arrow_type)
+        or types.is_binary(arrow_type)
+        or types.is_large_binary(arrow_type)
+        or types.is_binary_view(arrow_type)
+        or types.is_date32(arrow_type)
+        or types.is_timestamp(arrow_type)
+        or types.is_duration(arrow_type)
+        or arrow_type == pa.month_day_nano_interval()
+    )
+
+
+def _quoted_or_null(text: Any, has_nulls: bool) -> tuple[Any, bool]:
+    """Leave the quotes to the row join, unless nulls (written ``null``) need them per value."""
+    if not has_nulls:
+        return text, True
+    return pc.binary_join_element_wise(_QUOTE, text, _QUOTE, _EMPTY).fill_null(_NULL), False
+
+
+def _replace_at(text: Any, rows: list[int], values: list[str]) -> Any:
+    mask = np.zeros(len(text), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(text, pa.array(mask), pa.array(values, _LS))
+
+
+def _text_exact_primitive(arr: Any) -> tuple[Any, bool]:
+    # Arrow's cast writes every digit of any integer, and true/false for booleans.
+    text = pc.cast(arr, _LS)
+    return (text.fill_null(_NULL) if arr.null_count else text), False
+
+
+def _decimal_text_converter(scale: int) -> Callable[[Any], Any]:
+    """Decimals as large_string text with the exact scale (nulls stay null)."""
+    # The same cast as _decimal_converter, with the same fix for scientific notation.
+    needs_fix = scale > 6 or scale < 0
+
+    def convert(arr: Any) -> Any:
+        text = _small_decimal_text(arr, scale)
+        if text is not None:
+            return text
+        text = pc.cast(arr, _LS)
+        if needs_fix:
+            scientific = pc.match_substring(text, "E").fill_null(False)
+            if pc.any(scientific).as_py():
+                rows = np.flatnonzero(scientific.to_numpy(zero_copy_only=False)).tolist()
+                fixed = [format(Decimal(v), "f") for v in text.take(rows).to_pylist()]
+                text = _replace_at(text, rows, fixed)
+        return text
+
+    return convert
+
+
+def _small_decimal_text(arr: Any, scale: int) -> Any | None:
+    """Decimal128 text through int64 (2-3x faster than Arrow's decimal cast), or None.
+
+    Applies when every unscaled value fits int64 and has more digits than the scale
+    (|u| >= 10**scale, so the point goes between digits), with 1 <= scale <= 18: the
+    int64's digits with a point inserted are then exactly the decimal cast's text.
+    """
+    if not 1 <= scale <= 18 or arr.type.byte_width != 16 or len(arr) == 0:
+        return None
+    words = np.frombuffer(arr.buffers()[1], np.int64, 2 * len(arr), 16 * arr.offset).reshape(-1, 2)
+    low = words[:, 0]
+    ok = (words[:, 1] == (low >> 63)) & ((low >= 10**scale) | (low <= -(10**scale)))
+    if arr.null_count:
+        valid = arr.is_valid().to_numpy(zero_copy_only=False)
+        if not (ok | ~valid).all():
+            return None
+        ints = pa.array(low, pa.int64(), mask=~valid)
+    else:
+        if not ok.all():
+            return None
+        ints = pa.array(low, pa.int64())
+    return pc.binary_replace_slice(pc.cast(ints, _LS), start=-scale, stop=-scale, replacement=".")
+
+
+def _decimal_text_encoder(scale: int) -> TextEncoder:
+    to_text = _decimal_text_converter(scale)
+
+    def encode(arr: Any) -> tuple[Any, bool]:
+        return _quoted_or_null(to_text(arr), bool(arr.null_count))
+
+    return encode
+
+
+def _valid_large_string(arr: Any) -> Any:
+    if not pa.types.is_large_string(arr.type):
+        arr = pc.cast(arr, _LS)
+    try:
+        arr.validate(full=True)  # the bytes go to the client as they are: they must be UTF-8
+    except pa.ArrowInvalid:
+        arr.to_pylist()  # raises UnicodeDecodeError, as batch_to_rows does
+        raise
+    return arr
+
+
+def _escape_rows(arr: Any) -> list[int]:
+    """Rows of a large_string array holding a byte JSON escapes: control characters, quote, backslash."""
+    count = len(arr)
+    _, offsets_buffer, data_buffer = arr.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64, count + 1, arr.offset * 8)
+    first, end = int(offsets[0]), int(offsets[-1])
+    if data_buffer is None or end <= first:
+        return []
+    data = np.frombuffer(data_buffer, np.uint8, end - first, first)
+    special = np.flatnonzero((data < 0x20) | (data == 0x22) | (data == 0x5C))
+    if not special.size:
+        return []
+    return np.unique(np.searchsorted(offsets, special + first, side="right") - 1).tolist()  # type: ignore[no-any-return]
+
+
+def _text_string(arr: Any) -> tuple[Any, bool]:
+    arr = _valid_large_string(arr)
+    rows = _escape_rows(arr)
+    if not rows:
+        return _quoted_or_null(arr, bool(arr.null_count))
+    values = arr.take(rows).to_pylist()
+    fixed = [(row, orjson.dumps(v).decode()) for row, v in zip(rows, values, strict=True) if v is not None]
+    text = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
+    if fixed:
+        text = _replace_at(text, [row for row, _ in fixed], [v for _, v in fixed])
+    return (text.fill_null(_NULL) if arr.null_count else text), False
+
+
+def _comma_free_encoder(convert: Converter) -> TextEncoder:
+    """orjson writes the whole column at once; its values are split at the commas."""
+
+    def encode(arr: Any) -> tuple[Any, bool]:
+        values = convert(arr)
+        if not values:
+            return pa.array([], _LS), False
+        text = orjson.dumps(values)[1:-1]
+        return pc.split_pattern(pa.array([text], _LS), ",").flatten(), False
+
+    return encode
+
+
+def _per_value_encoder(convert: Converter) -> TextEncoder:
+    def encode(arr: Any) -> tuple[Any, bool]:
+        dumps = orjson.dumps
+        return pa.array([dumps(v) for v in convert(arr)], pa.large_binary()).view(_LS), False
+
+    return encode
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,173 @@
+"""Checks that the gateway's JSON-text path writes exactly what the row path writes.
+
+``protocol.arrow_json.batch_to_json`` (Arrow kernels, used by the gateway to stream JSON
+pages) must give, byte for byte, ``orjson.dumps(batch_to_rows(batch))`` (the reference
+mapping that tests/test_type_mapping.py checks). Two ways to run it:
+
+    .venv/bin/python bench/check_json_text.py                 # randomized batches of every mapped type
+    .venv/bin/python -m pytest -p bench.check_json_text tests/test_type_mapping.py
+        # every batch the type-mapping tests convert (hand-made and real Spark results)
+        # is also converted by batch_to_json, its slices too, and compared
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+import pyarrow as pa  # noqa: E402
+
+from protocol import arrow_json  # noqa: E402
+
+checked = {"batches": 0}
+
+
+def check(batch: Any) -> None:
+    """Raise AssertionError unless batch_to_json(batch) == orjson.dumps(batch_to_rows(batch)) (and slices).
+
+    Every way batch_to_json has: Arrow's CSV writer, binary_join_element_wise, and row by
+    row for small batches.
+    """
+    small, csv = arrow_json._SMALL_BATCH, arrow_json._USE_CSV_WRITER
+    try:
+        arrow_json._SMALL_BATCH = 0  # the Arrow kernels whatever the size: with the CSV writer
+        _check(batch)
+        arrow_json._USE_CSV_WRITER = False  # and with binary_join_element_wise
+        _check(batch)
+    finally:
+        arrow_json._SMALL_BATCH, arrow_json._USE_CSV_WRITER = small, csv
+    _check(batch)
+    checked["batches"] += 1
+
+
+def _check(batch: Any) -> None:
+    try:
+        expected = orjson.dumps(_reference(batch))
+    except Exception as exc:  # noqa: BLE001 - the JSON path must fail the same way
+        try:
+            arrow_json.batch_to_json(batch)
+        except type(exc):
+            return
+        raise AssertionError(f"batch_to_rows raised {exc!r}, batch_to_json did not") from None
+    got = arrow_json.batch_to_json(batch)
+    assert len(got) == batch.num_rows
+    text = orjson.dumps(arrow_json.rows_value([got]))
+    assert text == expected, f"\nrows: {expected[:600]!r}\njson: {text[:600]!r}"
+    n = batch.num_rows
+    if n >= 3:
+        cuts = sorted({0, 1, n // 2, n - 1, n})
+        pieces = [got.slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+        assert orjson.dumps(arrow_json.rows_value(pieces)) == expected
+        assert orjson.dumps(arrow_json.rows_value([got.slice(1, n - 1)])) == orjson.dumps(_reference(batch)[1:n - 1])
+        sliced = batch.slice(1, n - 2)
+        assert orjson.dumps(arrow_json.rows_value([arrow_json.batch_to_json(sliced)])) == orjson.dumps(
+            _reference(sliced))
+
+
+_original = arrow_json.batch_to_rows
+
+
+def _reference(batch: Any) -> Any:
+    return _original(batch)
+
+
+def _checking_batch_to_rows(batch: Any) -> Any:
+    check(batch)
+    return _original(batch)
+
+
+# As a pytest plugin (-p bench.check_json_text): every batch_to_rows call in the tests checks too.
+def pytest_configure(config: Any) -> None:
+    arrow_json.batch_to_rows = _checking_batch_to_rows
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(f"check_json_text: {checked['batches']} batches identical on both paths")
+
+
+# ---------------------------------------------------------------- randomized batches
+
+_TEXT = ["", "a", "row-1", 'quote"d', "back\\slash", "tab\tnew\nline\r", "\x00\x01\x1f\x7f", "é中文🎉",
+         "\u2028\u2029", ",", "[1,2]", '{"a":1}', "null", " spaced ", "x" * 300]
+
+
+def _values(kind: str, n: int, rng: random.Random) -> list[Any]:
+    def maybe(v: Any) -> Any:
+        return None if rng.random() < 0.2 else v
+
+    if kind == "int":
+        return [maybe(rng.choice([0, -1, 2**63 - 1, -(2**63), rng.randrange(-10**12, 10**12)])) for _ in range(n)]
+    if kind == "str":
+        return [maybe(rng.choice(_TEXT) + rng.choice(_TEXT)) for _ in range(n)]
+    if kind == "double":
+        return [maybe(rng.choice([0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 5e-324, float("nan"), float("inf"),
+                                  -float("inf"), rng.uniform(-1e6, 1e6)])) for _ in range(n)]
+    if kind == "bool":
+        return [maybe(rng.random() < 0.5) for _ in range(n)]
+    if kind.startswith("dec"):
+        scale = int(kind[3:])
+        return [maybe(decimal.Decimal(rng.randrange(-10**8, 10**8)).scaleb(-scale)) for _ in range(n)]
+    if kind == "ts":
+        return [maybe(dt.datetime(2000, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=rng.randrange(10**15)))
+                for _ in range(n)]
+    if kind == "date":
+        return [maybe(dt.date(1, 1, 1) + dt.timedelta(days=rng.randrange(3_000_000))) for _ in range(n)]
+    if kind == "bin":
+        return [maybe(rng.randbytes(rng.randrange(6))) for _ in range(n)]
+    if kind == "list":
+        return [maybe([rng.choice(_TEXT), None]) for _ in range(n)]
+    if kind == "struct":
+        return [maybe({"a": rng.randrange(10), "b": rng.choice(_TEXT)}) for _ in range(n)]
+    if kind == "map":
+        return [maybe([(rng.choice(_TEXT), rng.randrange(5))]) for _ in range(n)]
+    raise ValueError(kind)
+
+
+_TYPES = {
+    "int": pa.int64(), "str": pa.string(), "double": pa.float64(), "bool": pa.bool_(),
+    "dec1": pa.decimal128(23, 1), "dec10": pa.decimal128(38, 10), "dec0": pa.decimal128(10, 0),
+    "ts": pa.timestamp("us", "UTC"), "date": pa.date32(), "bin": pa.binary(),
+    "list": pa.list_(pa.string()), "struct": pa.struct([("a", pa.int32()), ("b", pa.string())]),
+    "map": pa.map_(pa.string(), pa.int32()),
+}
+
+
+def main() -> int:
+    rng = random.Random(1234)
+    for _ in range(300):
+        kinds = rng.sample(sorted(_TYPES), rng.randrange(1, 5))
+        n = rng.choice([0, 1, 2, 3, 17, 1000])
+        columns = [pa.array(_values(k, n, rng), _TYPES[k]) for k in kinds]
+        batch = pa.record_batch(columns, names=[f"c{i}" for i in range(len(kinds))])
+        check(batch)
+        check(pa.record_batch([pa.array(["plain"] * n, pa.large_string()),
+                               pa.array([i % 100 for i in range(n)], pa.int8())], names=["s", "i"]))
+    for _ in range(100):  # flat schemas the CSV writer takes: integers, booleans, decimals, strings
+        kinds = rng.sample(["int", "str", "bool", "dec1", "dec10", "dec0"], rng.randrange(1, 5))
+        n = rng.choice([33, 100, 1000])
+        check(pa.record_batch([pa.array(_values(k, n, rng), _TYPES[k]) for k in kinds],
+                              names=[f"c{i}" for i in range(len(kinds))]))
+        plain = [None if rng.random() < 0.1 else rng.choice(["", "a,b", "é中文🎉", "x y", "[1]", "{}", "'"])
+                 for _ in range(n)]
+        check(pa.record_batch([pa.array(plain, pa.string()), pa.array(_values("int", n, rng), pa.int64())],
+                              names=["s", "i"]))
+    check(pa.record_batch([pa.array([1.5, 2.0])], names=["x"]).select([]))  # no columns
+    # Negative scale: Arrow's cast writes 1.2E+3.
+    check(pa.record_batch([pa.array([decimal.Decimal("1.2E+3"), None], pa.decimal128(5, -2))], names=["d"]))
+    # Invalid UTF-8 fails on both paths.
+    check(pa.record_batch([pa.array([b"\xff"], pa.binary()).view(pa.string())], names=["bad"]))
+    print(f"check_json_text: {checked['batches']} batches identical on both paths")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
