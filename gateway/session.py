@@ -8,6 +8,7 @@ Spark call ever runs on the loop and every event goes through the one outbox.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
@@ -102,6 +103,7 @@ class Session:
         self._tags = itertools.count(1)
         self._tg: TaskGroup | None = None
         self._token: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._last_progress: dict[str, tuple[float, Any]] = {}
         self._stopped = anyio.Event()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
@@ -115,6 +117,7 @@ class Session:
     async def run(self) -> None:
         """Run executions until closed (the connection owns this task)."""
         self._token = anyio.lowlevel.current_token()
+        self._loop = asyncio.get_running_loop()  # uvicorn runs the gateway on asyncio
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -394,8 +397,15 @@ class Session:
         anyio.from_thread.run(fn, *args, token=self._token)
 
     def _call_loop_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        """From any thread: have ``fn`` run on the event loop, without waiting for it.
+
+        For progress reports and printed output: the thread reading results or running
+        the user's code goes on at once. Same queue as :meth:`_call_loop`, so order holds.
+        """
+        if self._loop is None:
+            return  # not running yet: nobody to tell
         try:
-            anyio.from_thread.run_sync(fn, *args, token=self._token)
+            self._loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:
             pass  # the loop is shutting down
 
