@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import TextIO
 
@@ -19,12 +20,19 @@ _route = threading.local()
 
 
 class OutputSink:
-    """Text printed by one execution, waiting to be sent as stdout/stderr events."""
+    """Text printed by one execution, waiting to be sent as stdout/stderr events.
 
-    def __init__(self, wake: Callable[[], None], max_pending: int = 1 << 20) -> None:
+    Only a plain ``threading.Lock``, held for a list append, and a polling wait for room:
+    the printing thread may receive an asynchronous interrupt at any point, and a
+    ``Condition`` interrupted halfway leaves its lock held for the event loop to hang on.
+    """
+
+    def __init__(self, wake: Callable[[], None], max_pending: int = 1 << 20,
+                 check_stop: Callable[[], None] = lambda: None) -> None:
         self._wake = wake
         self._max_pending = max_pending
-        self._cond = threading.Condition()
+        self._check_stop = check_stop
+        self._lock = threading.Lock()
         self._chunks: list[tuple[str, str]] = []
         self._pending = 0
         self._closed = False
@@ -33,9 +41,11 @@ class OutputSink:
         """Append text (from the printing thread); waits while the socket is behind."""
         if not text:
             return
-        with self._cond:
-            while self._pending >= self._max_pending and not self._closed:
-                self._cond.wait(0.5)
+        self._check_stop()  # an interrupted print loop stops here, at a safe point
+        while self._pending >= self._max_pending and not self._closed:
+            time.sleep(0.005)  # the socket is behind: slow the printer down, drop nothing
+            self._check_stop()
+        with self._lock:
             first = not self._chunks
             if self._chunks and self._chunks[-1][0] == stream:
                 self._chunks[-1] = (stream, self._chunks[-1][1] + text)
@@ -47,16 +57,13 @@ class OutputSink:
 
     def take(self) -> list[tuple[str, str]]:
         """Everything written so far, as (stream, text) runs; frees the writers."""
-        with self._cond:
+        with self._lock:
             chunks, self._chunks, self._pending = self._chunks, [], 0
-            self._cond.notify_all()
         return chunks
 
     def close(self) -> None:
         """Stop blocking writers (the session is going away)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        self._closed = True
 
 
 class RoutingStream(io.TextIOBase):

@@ -136,9 +136,15 @@ class Session:
             interrupted += self._unreaped  # reaps cut short by the close
             await self._interrupt_all()
             self.outbox.close()
+            # Let _stop_code stop the running code: it interrupts Spark only once the job
+            # showed up. Interrupting at once would lose the interrupt when the job is still
+            # being submitted (Spark 4.0), and the job would run on with nobody to stop it.
+            with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
+                while self._running is not None:
+                    await anyio.sleep(0.05)
             if interrupted:
                 with anyio.move_on_after(5):
-                    await self._reap(interrupted, delays=(0.0, 0.5, 1.5))
+                    await self._reap(interrupted, delays=(0.3, 1.0, 2.0))
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._stopped.wait()  # cursors have released their Spark operations
@@ -258,15 +264,19 @@ class Session:
         """Stop running code: Spark operations by tag, Python by an async exception.
 
         Repeated until the code returns, because an operation whose request is still in
-        flight when the tag is interrupted would otherwise escape.
+        flight when the tag is interrupted would otherwise escape. The Python interrupt is
+        tried often: it only lands while the thread is in the cell's own frames.
         """
         while execution.state is State.RUNNING:
-            self._worker.interrupt()  # only has an effect inside user Python code
             # Spark 4.0 loses an interrupt that lands while an operation is still submitting its
             # job (the job then runs on, orphaned): wait until Spark has shown a job.
             age = time.monotonic() - (execution.started_at or time.monotonic())
             if self._spark is not None and (execution.job_seen or age >= JOB_START_PATIENCE_SECONDS):
                 await anyio.to_thread.run_sync(_quietly, spark.interrupt_tag, self._spark, execution.tag)
+            for _ in range(25):
+                if execution.state is not State.RUNNING or self._worker.interrupt():
+                    break
+                await anyio.sleep(0.02)
             await anyio.sleep(0.5)
 
     # ------------------------------------------------------------ executions
@@ -318,7 +328,7 @@ class Session:
     def _run_code(self, execution: Execution) -> None:
         """Worker thread: run one execution's code; results and events go to the loop."""
         sink = capture.OutputSink(lambda: self._call_loop_soon(self._drain_later, execution),
-                                  self.limits.max_output_pending)
+                                  self.limits.max_output_pending, check_stop=self._worker.check_stop)
         execution.sink = sink
         capture.route_to(sink)
         failure: BaseException | None = None
@@ -370,7 +380,7 @@ class Session:
             return
         # Only user code gets async-exception interrupts; Spark calls are stopped by tag.
         value = self._worker.interruptible(
-            partial(spark.run_python, self._namespace, request.code, f"<cell {request.id}>"))
+            partial(spark.run_python, self._namespace, request.code, f"<cell {request.id}>"), _is_cell)
         if spark.is_dataframe(value):
             self._show(execution, value)
         elif value is not None:
@@ -506,6 +516,11 @@ class Session:
     def _put_if_running(self, execution_id: str, event: Progress) -> None:
         if execution_id in self._executions:
             self.outbox.put(event)
+
+
+def _is_cell(filename: str) -> bool:
+    """Frames of the user's own code (compiled as ``<cell ID>``)."""
+    return filename.startswith("<cell ")
 
 
 def _quietly(fn: Callable[..., Any], *args: Any) -> None:

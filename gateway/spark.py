@@ -10,6 +10,7 @@ protocol's error fields exactly once.
 from __future__ import annotations
 
 import ast
+import atexit
 import linecache
 import logging
 import os
@@ -72,8 +73,18 @@ def prepare(spark: SparkSession, progress_interval_ms: int) -> None:
 
 
 def release(spark: SparkSession) -> None:
-    """Release the server-side session (its temp views, conf and cached results)."""
-    spark.stop()
+    """Release the server-side session (its temp views, conf and cached results).
+
+    Also lets the client object go: pyspark registers every client with ``atexit``, so a
+    stopped session would otherwise stay in memory with its progress handlers and all
+    they reference (the gateway session, its outbox and its Python namespace).
+    """
+    client = spark.client
+    try:
+        spark.stop()
+    finally:
+        spark.clearProgressHandlers()
+        atexit.unregister(client._cleanup_ml)
 
 
 def server_version(spark: SparkSession) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,6 +39,8 @@ class Worker:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._lock = threading.Lock()
         self._interruptible = False
+        self._is_user_code: Callable[[str], bool] = lambda filename: False
+        self.stop_requested = False  # an interrupt was asked for the running job
         self._thread.start()
 
     def _main(self) -> None:
@@ -74,9 +77,15 @@ class Worker:
             raise box["error"]
         return box["value"]  # type: ignore[no-any-return]
 
-    def interruptible(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` (on the worker thread) so that :meth:`interrupt` can stop it."""
+    def interruptible(self, fn: Callable[[], T], is_user_code: Callable[[str], bool]) -> T:
+        """Run ``fn`` (on the worker thread) so that :meth:`interrupt` can stop it.
+
+        ``is_user_code(filename)`` tells the user's own frames, the only place where an
+        interrupt is raised asynchronously (see :meth:`interrupt`).
+        """
         with self._lock:
+            self.stop_requested = False
+            self._is_user_code = is_user_code
             self._interruptible = True
         try:
             return fn()
@@ -86,12 +95,28 @@ class Worker:
                 self._set_async_exc(None)  # drop an interrupt that arrived too late
 
     def interrupt(self) -> bool:
-        """Raise ExecutionInterrupted in the running job; False if none is running."""
+        """Stop the running job's Python code; True once ExecutionInterrupted was raised in it.
+
+        Sets :attr:`stop_requested`, which gateway code on the worker (printing, for one)
+        checks to raise the interrupt itself at a safe point. The asynchronous exception
+        is raised only while the thread runs the user's own code: landing inside a
+        library or gateway function, it could leave a lock held (a ``Condition``, a
+        future's lock) that the event loop then waits on forever.
+        """
         with self._lock:
             if not self._interruptible:
                 return False
+            self.stop_requested = True
+            frame = sys._current_frames().get(self._thread.ident or -1)
+            if frame is None or not self._is_user_code(frame.f_code.co_filename):
+                return False
             self._set_async_exc(ExecutionInterrupted)
             return True
+
+    def check_stop(self) -> None:
+        """On the worker thread, at a safe point: raise the interrupt asked for, if any."""
+        if self.stop_requested and self._interruptible and threading.current_thread() is self._thread:
+            raise ExecutionInterrupted
 
     def _set_async_exc(self, exc: type[BaseException] | None) -> None:
         ident = self._thread.ident

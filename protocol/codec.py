@@ -21,10 +21,13 @@ _REQUEST_FIELDS = {name: set(field_names(cls)) for name, cls in REQUEST_TYPES.it
 
 def decode_request(frame: str | bytes, max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> Request:
     """Parse and validate one client text frame."""
-    if len(frame) > max_bytes:
+    size = len(frame)
+    if isinstance(frame, str) and size * 4 > max_bytes:  # only then can UTF-8 bytes exceed it
+        size = len(frame.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
         raise ProtocolError(
             ErrorCode.MESSAGE_TOO_LARGE,
-            f"message of {len(frame)} bytes exceeds the limit of {max_bytes} bytes",
+            f"message of {size} bytes exceeds the limit of {max_bytes} bytes",
         )
     try:
         obj = orjson.loads(frame)

@@ -132,6 +132,21 @@ class Ping:
     type: ClassVar[str] = "ping"
     data: Any = None
 
+    def __post_init__(self) -> None:
+        if _depth(self.data, MAX_PING_DEPTH) > MAX_PING_DEPTH:  # pong must be able to echo it
+            raise _fail(self, "data", f"must not nest deeper than {MAX_PING_DEPTH} levels")
+
+
+MAX_PING_DEPTH = 64
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of JSON-like ``value``, counting no further than ``limit + 1``."""
+    if limit < 0 or not isinstance(value, (list, dict)):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
+
 
 Request = Execute | Interrupt | StreamRows | CloseResult | Ping
 
