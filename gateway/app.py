@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
@@ -34,6 +35,7 @@ from .spark_server import EmbeddedSparkServer
 
 log = logging.getLogger("spark_gateway")
 
+GC_INTERVAL_SECONDS = 5.0
 WEB_DIR = Path(__file__).resolve().parent.parent / "clients" / "web"
 
 
@@ -52,6 +54,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     owners: auth.Owners = field(default_factory=auth.Owners)  # session / Spark session id -> credential
     draining: bool = False
+    collect_pending: bool = False  # a garbage collection is scheduled (see _collect_garbage)
     _probe: Any = None  # a Spark session kept for /readyz
 
     def ready(self) -> bool:
@@ -264,6 +267,21 @@ def _forget(gateway: Gateway, session: Session) -> None:
     gateway.owners.release(session.id)
     if session.owns_spark:  # it released its Spark session
         gateway.owners.release(session.spark_session_id)
+    if not gateway.collect_pending and gateway.task_group is not None:
+        gateway.collect_pending = True
+        gateway.task_group.start_soon(_collect_garbage, gateway)
+
+
+async def _collect_garbage(gateway: Gateway) -> None:
+    """Free what ended sessions left in reference cycles (tasks, tracebacks, closures).
+
+    The CLI raises the collector's young-generation threshold for the row hot path, so
+    without this a burst of ended sessions would stay in memory until a full collection
+    happened to run. At most one collection per ``GC_INTERVAL_SECONDS``.
+    """
+    await anyio.sleep(GC_INTERVAL_SECONDS)
+    gateway.collect_pending = False
+    gc.collect()
 
 
 def _is_uuid(text: str) -> bool:
