@@ -12,9 +12,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol import PROTOCOL_VERSION, decode_arrow_frame
+from protocol import PROTOCOL_VERSION
 from tests.conftest import GatewayProcess, running_jobs
-from tests.wsclient import open_client, rows_of, validate
+from tests.wsclient import decode_frame, open_client, rows_of, validate
 
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
@@ -63,14 +63,7 @@ class Stream:
     async def recv(self, timeout: float = 60) -> dict[str, Any]:
         assert self.ws is not None
         with anyio.fail_after(timeout):
-            frame = await self.ws.recv()
-        if isinstance(frame, bytes):
-            header, payload = decode_arrow_frame(frame)
-            validate(header)
-            event = {**header, "payload": bytes(payload)}
-        else:
-            event = orjson.loads(frame)
-            validate(event)
+            event = decode_frame(await self.ws.recv())
         if event["seq"] == 0:  # the connection's handshake, not part of the stream
             self.handshakes.append(event)
             return event

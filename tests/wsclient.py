@@ -24,6 +24,17 @@ def validate(message: dict[str, Any]) -> None:
     VALIDATORS[message["type"]].validate(message)
 
 
+def decode_frame(frame: str | bytes) -> dict[str, Any]:
+    """One gateway frame as a schema-checked event (an arrow-rows page keeps its ``payload``)."""
+    if isinstance(frame, bytes):
+        header, payload = decode_arrow_frame(frame)
+        validate(header)
+        return {**header, "payload": bytes(payload)}
+    event = orjson.loads(frame)
+    validate(event)
+    return event  # type: ignore[no-any-return]
+
+
 class Client:
     """One session seen from the client side; remembers every event it received."""
 
@@ -41,14 +52,7 @@ class Client:
 
     async def recv(self, timeout: float = 60) -> dict[str, Any]:
         with anyio.fail_after(timeout):
-            frame = await self.ws.recv()
-        if isinstance(frame, bytes):  # an arrow-rows page: validate its header, keep its payload
-            header, payload = decode_arrow_frame(frame)
-            validate(header)
-            event = {**header, "payload": bytes(payload)}
-        else:
-            event = orjson.loads(frame)
-            validate(event)
+            event = decode_frame(await self.ws.recv())
         assert event["seq"] == self._next_seq, f"seq {event['seq']} != expected {self._next_seq}"
         self._next_seq += 1
         self.events.append(event)
