@@ -17,18 +17,22 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 from pyspark.errors import PySparkException
 from pyspark.errors.exceptions.base import RetriesExceeded
+from pyspark.errors.exceptions.connect import SparkConnectException
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.dataframe import DataFrame
+from pyspark.sql.connect.expressions import LiteralExpression
 from pyspark.sql.connect.session import SparkSession
 from pyspark.sql.connect.shell.progress import Progress as SparkProgress
 from pyspark.sql.connect.shell.progress import StageInfo
+from pyspark.sql.connect.shell.progress import from_proto as progress_from_proto
+from pyspark.sql.connect.types import proto_schema_to_pyspark_data_type
 from pyspark.sql.types import StructType
 
 from protocol.errors import ErrorCode
@@ -227,7 +231,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
             on_progress(stages, inflight, operation_id, done)
 
     progress = SparkProgress(handlers=[_progress_handler(watch)], operation_id=request.operation_id)
-    stream._batches = client._execute_and_fetch_as_iterator(request, df._plan.observations, progress)
+    stream._batches = _execute_plan(client, request, df._plan.observations, progress)
     schema = _read_schema(stream)
     if schema is None or not schema.fields:
         stream.close()
@@ -235,6 +239,73 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     stream.spark_schema = schema
     stream.columns = [Column(f.name, f.dataType.simpleString(), f.nullable) for f in schema.fields]
     return stream
+
+
+def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
+                  progress: SparkProgress) -> Iterator[StructType | pa.RecordBatch]:
+    """One ExecutePlan stream, without pyspark's reattachable execution; cancelled on close.
+
+    pyspark's default sends a ReleaseExecute RPC after every response: half of the
+    client's CPU per row, and more work for the driver (measured in bench/README.md).
+    A result stream needs none of it: the gateway reads it to the end or closes it, and
+    a non-reattachable operation is released by the server when its stream ends or is
+    cancelled. Only opening the stream is retried: pyspark's non-reattachable path
+    retries a stream that broke mid-way from the start, which would repeat rows.
+    """
+    metadata = client._builder.metadata()
+    try:
+        for attempt in client._retrying():
+            with attempt:
+                call = client._stub.ExecutePlan(request, metadata=metadata)
+                first = next(call, None)
+    except Exception as exc:  # noqa: BLE001 - pyspark's exception for it, after pyspark's retries
+        client._handle_error(exc)
+    rows = 0
+    try:
+        response = first
+        while response is not None:
+            client._verify_response_integrity(response)
+            if response.HasField("schema"):
+                schema = proto_schema_to_pyspark_data_type(response.schema)
+                if isinstance(schema, StructType):
+                    yield schema
+            if response.HasField("execution_progress"):
+                progress.update_ticks(*progress_from_proto(response.execution_progress),
+                                      operation_id=response.operation_id)
+            if response.observed_metrics:
+                _observe(client, response, observations)
+            if response.HasField("arrow_batch"):
+                rows = yield from _arrow_batches(response.arrow_batch, rows)
+            response = next(call, None)
+    except Exception as exc:  # noqa: BLE001 - a gRPC error becomes pyspark's exception for it
+        client._handle_error(exc)
+    finally:
+        call.cancel()  # no-op once the stream ended; otherwise the server interrupts the operation
+
+
+def _arrow_batches(chunk: Any, rows: int) -> Generator[pa.RecordBatch, None, int]:
+    """The record batches of one Arrow response, checked for gaps like pyspark does."""
+    if chunk.HasField("start_offset") and chunk.start_offset != rows:
+        raise SparkConnectException(f"Arrow batch starts at row {chunk.start_offset}, expected {rows}")
+    count = 0
+    with pa.ipc.open_stream(chunk.data) as reader:
+        for batch in reader:
+            count += batch.num_rows
+            yield batch
+    if count != chunk.row_count:
+        raise SparkConnectException(f"Arrow batch has {count} rows, Spark announced {chunk.row_count}")
+    return rows + count
+
+
+def _observe(client: Any, response: Any, observations: dict[str, Any]) -> None:
+    """``df.observe(...)`` results reach their Observation objects, as with pyspark's own fetch."""
+    for observed in client._build_observed_metrics(response.observed_metrics):
+        observation = observations.get(observed.name)
+        if observation is not None and observation._result is not None:
+            observation._result.update({
+                key: LiteralExpression._to_value(metric)
+                for key, metric in zip(observed.keys, observed.metrics, strict=False)
+            })
 
 
 def _read_schema(stream: ResultStream) -> StructType | None:

@@ -91,6 +91,19 @@ async def test_python_prints_and_returns_a_dataframe(gateway: GatewayProcess) ->
             {"type": "value", "seq": value[2]["seq"], "id": "py3", "text": "{'answer': 42}", "python_type": "dict"}]
 
 
+async def test_observed_metrics_reach_the_cells_observation(gateway: GatewayProcess) -> None:
+    """A streamed DataFrame's ``observe()`` results arrive in the cell's Observation object."""
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run(
+            "from pyspark.sql import Observation, functions as F\n"
+            "obs = Observation('o')\n"
+            "spark.range(0, 100, 1, 4).observe(obs, F.count(F.lit(1)).alias('n'), F.max('id').alias('top'))",
+            id="obs1", language="python")
+        assert len(rows_of(events)) == 100
+        value = await client.run("obs.get", id="obs2", language="python")
+        assert of_type(value, "value")[0]["text"] == "{'n': 100, 'top': 99}"
+
+
 async def test_python_show_and_display(gateway: GatewayProcess) -> None:
     """df.show() output is captured; display() adds results numbered in order."""
     async with open_client(gateway.ws_url) as client:
