@@ -6,11 +6,9 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
-import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
-from protocol.lifecycle import TRANSITIONS, State, advance
 from protocol.errors import LifecycleError
+from protocol.lifecycle import TRANSITIONS, State, advance
 from protocol.messages import (
     EVENT_TYPES,
     REQUEST_TYPES,
