@@ -119,6 +119,8 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
         orjson.loads(await ws.recv(decode=False))  # session
         await _ws_run_small(ws, "warm", "SELECT 1")  # creates the session's Spark session
         page_size, window = p["page_size"], p["window"]
+        # pyarrow is imported before the clock starts, as in the direct roles.
+        arrow = ArrowCounter() if p.get("format") == "arrow" else None
         wire0 = ws.wire_bytes
         cpu0, t0 = time.process_time(), time.perf_counter()
         await ws.send(orjson.dumps({"type": "execute", "id": "q", "code": p["query"],
@@ -133,7 +135,6 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
                                         "max_rows": window - outstanding}).decode())
             outstanding = window
 
-        arrow = ArrowCounter() if p.get("format") == "arrow" else None
         text_only = p.get("parse") == "header"
         total = None
         ev: dict[str, Any] = {}
@@ -425,9 +426,11 @@ async def role_client_stream(p: dict[str, Any]) -> dict[str, Any]:
     async with connect(p["url"], open_timeout=30) as session:
         _count_wire(session._ws)
         await session.sql("SELECT 1").rows()  # creates the session's Spark session
+        arrow = p["format"] == "arrow"
+        if arrow:
+            import pyarrow  # noqa: F401 - imported before the clock starts, as in the direct roles
         base = _rss_now()
         wire0 = session._ws.wire_bytes
-        arrow = p["format"] == "arrow"
         cpu0, t0 = time.process_time(), time.perf_counter()
         execution = session.execute(p["query"], format=p["format"], page_size=p.get("page_size"))
         rows = nbytes = 0

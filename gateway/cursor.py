@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 import anyio
 import anyio.to_thread
@@ -34,12 +34,15 @@ EndReason = Literal["last", "closed", "interrupted", "error"]
 JOB_START_PATIENCE_SECONDS = 30.0
 ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
-# A chunk is what one Spark batch becomes: its rows as JSON text, or the Arrow batch itself.
-Chunk: TypeAlias = "JsonRows | pa.RecordBatch"
+# A chunk is what one Spark batch becomes: its rows as JSON text, or, for Arrow pages,
+# Spark's IPC bytes as they came (a decoded batch once a page has cut them).
+Chunk: TypeAlias = "JsonRows | spark.ArrowResponse | pa.RecordBatch"
 
 
 def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
-    """Rows start..stop of a chunk (zero-copy)."""
+    """Rows start..stop of a chunk (zero-copy, except that cutting Spark's bytes decodes them)."""
+    if start == 0 and stop == len(chunk):
+        return chunk
     if isinstance(chunk, JsonRows):
         return chunk.slice(start, stop)
     return chunk.slice(start, stop - start)
@@ -248,12 +251,18 @@ class ResultCursor:
         """
         chunks: list[Chunk] = []
         rows = 0
+        arrow = self.format == "arrow"
         while rows < self.page_size:
-            batch = self.stream.next_batch()
-            if batch is None:
+            chunk: Chunk | None
+            if arrow:
+                chunk = self.stream.next_chunk()
+            else:
+                batch = self.stream.next_batch()
+                chunk = None if batch is None else batch_to_json(batch)
+            if chunk is None:
                 return chunks, True
-            chunks.append(batch if self.format == "arrow" else batch_to_json(batch))
-            rows += batch.num_rows
+            chunks.append(chunk)
+            rows += len(chunk)
         return chunks, False
 
     async def _page(self, receive: ObjectReceiveStream[Chunk]) -> None:
@@ -294,20 +303,29 @@ class ResultCursor:
                                                 truncated, self._arrow_payload(pieces, last))
         else:
             # JSON text made in the fetch thread; encoding the event copies it once.
-            event = Rows(self.execution_id, self.number, self.sent, rows_value(pieces), last, truncated)
+            text = cast("list[JsonRows]", pieces)  # a JSON result's chunks are all JsonRows
+            event = Rows(self.execution_id, self.number, self.sent, rows_value(text), last, truncated)
         self._outbox.put(event)
         self.sent += count
         self.credit -= count
         self.first_page.set()
 
     def _arrow_payload(self, pieces: list[Any], last: bool) -> bytes:
-        """IPC messages of one page; the result's frames concatenated form one IPC stream."""
-        parts = []
+        """IPC messages of one page; the result's frames concatenated form one IPC stream.
+
+        Spark's own messages are forwarded as they came; only pieces a page has cut are
+        serialised again. Everything is joined with one copy.
+        """
+        parts: list[Any] = []
         if not self._arrow_schema_sent:
-            schema = pieces[0].schema if pieces else self.stream.arrow_schema()
-            parts.append(schema.serialize())
+            first = pieces[0] if pieces else None
+            if isinstance(first, spark.ArrowResponse):
+                parts.append(first.schema_message)
+            else:
+                parts.append((first.schema if first is not None else self.stream.arrow_schema()).serialize())
             self._arrow_schema_sent = True
-        parts.extend(piece.serialize() for piece in pieces)  # pyarrow Buffers: joined with one copy
+        for piece in pieces:
+            parts.append(piece.body if isinstance(piece, spark.ArrowResponse) else piece.serialize())
         if last:
             parts.append(ARROW_EOS)
         return b"".join(parts)

@@ -17,7 +17,8 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,14 +164,69 @@ def _stage(s: StageInfo) -> StageProgress:
 # ---------------------------------------------------------------- result streams
 
 
+_IPC_CONTINUATION = b"\xff\xff\xff\xff"
+_IPC_EOS = _IPC_CONTINUATION + b"\x00\x00\x00\x00"
+
+
+class ArrowResponse:
+    """One ExecutePlan response's rows as Spark sent them: an Arrow IPC stream.
+
+    Spark writes each response as a schema message, the record batch message(s) and an
+    end-of-stream marker. Arrow pages forward the record batch messages as they are
+    (``body``), with no decoding and no re-serialising; JSON pages and pages that cut a
+    response in two decode it (``batches``).
+    """
+
+    __slots__ = ("_body_start", "data", "rows")
+
+    def __init__(self, data: bytes, rows: int) -> None:
+        self.data = data
+        self.rows = rows
+        self._body_start: int | None = None
+        if data[:4] == _IPC_CONTINUATION and data[-8:] == _IPC_EOS and len(data) >= 16:
+            self._body_start = 8 + int.from_bytes(data[4:8], "little")  # the schema message's end
+
+    def __len__(self) -> int:
+        return self.rows
+
+    @property
+    def forwardable(self) -> bool:
+        """The layout is the usual one, so ``schema_message`` and ``body`` can be sent as they are."""
+        return self._body_start is not None
+
+    @property
+    def schema_message(self) -> memoryview:
+        return memoryview(self.data)[: self._body_start]
+
+    @property
+    def body(self) -> memoryview:
+        """The record batch messages, without the schema before them and the end marker after."""
+        return memoryview(self.data)[self._body_start : -8]
+
+    def batches(self) -> list[pa.RecordBatch]:
+        """Decoded, and checked against the row count Spark announced, as pyspark does."""
+        with pa.ipc.open_stream(self.data) as reader:
+            batches = list(reader)
+        count = sum(batch.num_rows for batch in batches)
+        if count != self.rows:
+            raise SparkConnectException(f"Arrow batch has {count} rows, Spark announced {self.rows}")
+        return batches
+
+    def slice(self, offset: int, length: int) -> pa.RecordBatch:
+        """Rows ``offset`` to ``offset + length`` (decodes: only for a page that cuts this response)."""
+        batches = self.batches()
+        return (batches[0] if len(batches) == 1 else pa.concat_batches(batches)).slice(offset, length)
+
+
 @dataclass
 class ResultStream:
-    """One result's Arrow batches, pulled one at a time from Spark."""
+    """One result's Arrow responses, pulled one at a time from Spark."""
 
     operation_id: str
     columns: list[Column]
-    _batches: Iterator[Any]
-    _first: list[pa.RecordBatch] = field(default_factory=list)
+    _responses: Iterator[Any]
+    _early: list[ArrowResponse] = field(default_factory=list)  # rows that came before the schema
+    _decoded: deque[pa.RecordBatch] = field(default_factory=deque)
     opened_at: float = field(default_factory=time.monotonic)
     # Spark reported a stage, or sent rows: its job exists, so an interrupt now reaches it.
     job_started: bool = False
@@ -178,12 +234,32 @@ class ResultStream:
     spark_schema: StructType = field(default_factory=StructType)
 
     def next_batch(self) -> pa.RecordBatch | None:
-        """The next batch, or None at the end (blocking: call from a worker thread)."""
-        if self._first:
+        """The next decoded batch, or None at the end (blocking: call from a worker thread)."""
+        while not self._decoded:
+            response = self._next_response()
+            if response is None:
+                return None
+            self._decoded.extend(response.batches())
+        return self._decoded.popleft()
+
+    def next_chunk(self) -> ArrowResponse | pa.RecordBatch | None:
+        """The next rows for an Arrow page: Spark's response as it came where it can be
+        forwarded, else decoded batches; None at the end (blocking)."""
+        while not self._decoded:
+            response = self._next_response()
+            if response is None:
+                return None
+            if response.forwardable:
+                return response
+            self._decoded.extend(response.batches())
+        return self._decoded.popleft()
+
+    def _next_response(self) -> ArrowResponse | None:
+        if self._early:
             self.job_started = True
-            return self._first.pop()
-        for item in self._batches:
-            if isinstance(item, pa.RecordBatch):
+            return self._early.pop(0)
+        for item in self._responses:
+            if isinstance(item, ArrowResponse):
                 self.job_started = True
                 return item
         self.finished = True
@@ -192,7 +268,7 @@ class ResultStream:
     def drain(self) -> None:
         """Read and drop what is left (blocking); a failure just ends it (we are leaving)."""
         try:
-            while self.next_batch() is not None:
+            while self._next_response() is not None:
                 pass
         except Exception:  # noqa: BLE001 - interrupted, or the server is gone: either way it is over
             self.finished = True
@@ -204,8 +280,8 @@ class ResultStream:
         return to_arrow_schema(self.spark_schema)
 
     def close(self) -> None:
-        """Release the operation on the server (ReleaseExecute); idempotent."""
-        close = getattr(self._batches, "close", None)
+        """Cancel the stream if it is still open (Spark then interrupts and releases the operation)."""
+        close = getattr(self._responses, "close", None)
         if close is not None:
             close()
 
@@ -231,7 +307,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
             on_progress(stages, inflight, operation_id, done)
 
     progress = SparkProgress(handlers=[_progress_handler(watch)], operation_id=request.operation_id)
-    stream._batches = _execute_plan(client, request, df._plan.observations, progress)
+    stream._responses = _execute_plan(client, request, df._plan.observations, progress)
     schema = _read_schema(stream)
     if schema is None or not schema.fields:
         stream.close()
@@ -242,7 +318,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
 
 
 def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
-                  progress: SparkProgress) -> Iterator[StructType | pa.RecordBatch]:
+                  progress: SparkProgress) -> Iterator[StructType | ArrowResponse]:
     """One ExecutePlan stream, without pyspark's reattachable execution; cancelled on close.
 
     pyspark's default sends a ReleaseExecute RPC after every response: half of the
@@ -275,26 +351,16 @@ def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
             if response.observed_metrics:
                 _observe(client, response, observations)
             if response.HasField("arrow_batch"):
-                rows = yield from _arrow_batches(response.arrow_batch, rows)
+                chunk = response.arrow_batch
+                if chunk.HasField("start_offset") and chunk.start_offset != rows:
+                    raise SparkConnectException(f"Arrow batch starts at row {chunk.start_offset}, expected {rows}")
+                rows += chunk.row_count
+                yield ArrowResponse(chunk.data, chunk.row_count)
             response = next(call, None)
     except Exception as exc:  # noqa: BLE001 - a gRPC error becomes pyspark's exception for it
         client._handle_error(exc)
     finally:
         call.cancel()  # no-op once the stream ended; otherwise the server interrupts the operation
-
-
-def _arrow_batches(chunk: Any, rows: int) -> Generator[pa.RecordBatch, None, int]:
-    """The record batches of one Arrow response, checked for gaps like pyspark does."""
-    if chunk.HasField("start_offset") and chunk.start_offset != rows:
-        raise SparkConnectException(f"Arrow batch starts at row {chunk.start_offset}, expected {rows}")
-    count = 0
-    with pa.ipc.open_stream(chunk.data) as reader:
-        for batch in reader:
-            count += batch.num_rows
-            yield batch
-    if count != chunk.row_count:
-        raise SparkConnectException(f"Arrow batch has {count} rows, Spark announced {chunk.row_count}")
-    return rows + count
 
 
 def _observe(client: Any, response: Any, observations: dict[str, Any]) -> None:
@@ -309,12 +375,12 @@ def _observe(client: Any, response: Any, observations: dict[str, Any]) -> None:
 
 
 def _read_schema(stream: ResultStream) -> StructType | None:
-    """Spark sends the schema first; a batch seen before it is kept for the reader."""
-    for item in stream._batches:
+    """Spark sends the schema first; rows seen before it are kept for the reader."""
+    for item in stream._responses:
         if isinstance(item, StructType):
             return item
-        if isinstance(item, pa.RecordBatch):
-            stream._first.append(item)
+        if isinstance(item, ArrowResponse):
+            stream._early.append(item)
             return None
     return None
 
