@@ -340,7 +340,7 @@ def test_strategies_reach_every_outcome() -> None:
     """Sanity of the fuzzer itself: the frames it makes hit every decoder outcome."""
     seen: set[str] = set()
 
-    @settings(FUZZ, max_examples=600, database=None)
+    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)  # fixed examples: never flaky
     @given(frame=frames())
     def sample(frame: str | bytes) -> None:
         try:
