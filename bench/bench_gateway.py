@@ -989,7 +989,7 @@ class Bench:
                 lines += [f"Client peak RSS, {hi / 1e6:g}M rows minus {lo / 1e6:g}M rows (flat = does not grow with N; "
                           f"target: flat): {', '.join(flat)}. Time includes starting Python, connecting and creating "
                           "the Spark session (the CLI's defaults: Arrow pages of 10000 rows for parquet/arrow, JSON pages "
-                          "of 1000 rows for csv, 4 pages of credit).", ""]
+                          "of 10000 rows for csv, 4 pages of credit).", ""]
         return lines
 
 

@@ -19,6 +19,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spark_gateway_client import cli
 
 from gateway.spark_server import free_port
@@ -182,3 +184,18 @@ def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> No
     for line in ("0  the execution finished ok", "1  query error", "2  usage error", "3  connection failure",
                  "4  interrupted"):
         assert line in text
+
+
+_CSV_VALUES = st.one_of(
+    st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t\x00é\u2003')), max_size=5),
+    st.integers(-(10**20), 10**20), st.floats(allow_nan=False, allow_infinity=False), st.none(), st.booleans(),
+    st.lists(st.integers(-(2**63), 2**63 - 1), max_size=2), st.dictionaries(st.text(max_size=2), st.none(), max_size=1))
+
+
+@settings(max_examples=800, deadline=None, derandomize=True)
+@given(st.one_of(st.lists(_CSV_VALUES, min_size=1, max_size=6),
+                 st.sampled_from([st.text(max_size=4), st.integers(), st.floats(allow_nan=False)])
+                 .flatmap(lambda values: st.lists(values, min_size=1, max_size=6))))
+def test_csv_columns_are_written_as_each_value_would_be(column: list[Any]) -> None:
+    """The column-at-a-time CSV path writes exactly what the per-value rules write (quoting included)."""
+    assert list(cli._csv_column(tuple(column))) == [cli._csv_field(value) for value in column]
