@@ -338,10 +338,11 @@ def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
     expect(page.locator("#banner")).to_contain_text("Disconnected")
     expect(page.locator("#banner")).to_contain_text("Spark session is kept")
     notebook.run(cell)  # refused while offline, with a notice
-    expect(page.locator(".toast")).to_contain_text("Not connected")
+    expect(page.locator(".toast")).to_contain_text("Not connected to the gateway — this cell did not run")
     page.context.set_offline(False)
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected", timeout=30_000)
     expect(page.locator(".toast.info")).to_contain_text("Reconnected — nothing lost")
+    expect(page.locator(".toast", has_text="Not connected")).to_have_count(0)  # no longer true: gone
     expect(page.locator("#banner")).to_be_hidden()
     assert session_id(page) == first_session  # resumed, not a new session
     again = notebook.add_cell("python", "kept + 1")  # the same Python variables

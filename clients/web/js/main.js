@@ -41,9 +41,10 @@ function initTheme() {
 
 // ------------------------------------------------------------------ notices
 
-function notify(kind, text, { action = null, onAction = null, timeout = 6000 } = {}) {
+function notify(kind, text, { action = null, onAction = null, timeout = 6000, tag = null } = {}) {
   const box = document.createElement("div");
   box.className = `toast ${kind}`;
+  if (tag) box.dataset.tag = tag;  // a notice that stops being true together with others of its tag
   box.setAttribute("role", kind === "error" ? "alert" : "status");
   const span = document.createElement("span");
   span.textContent = text;
@@ -107,6 +108,9 @@ function showConnection(state, detail, client) {
     text.textContent = label;
   };
   render();
+  if (state === "connected") {
+    for (const stale of document.querySelectorAll('#toasts .toast[data-tag="offline"]')) stale.remove();
+  }
   if (state === "reconnecting" || state === "disconnected") countdown = setInterval(render, 500);
   $("#retry-now").hidden = !(state === "reconnecting" || state === "disconnected");
   document.body.dataset.connection = state;

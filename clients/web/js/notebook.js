@@ -168,7 +168,8 @@ export class Cell {
     const code = this.editor.value;
     if (!code.trim()) return;
     if (!this.notebook.client.connected) {
-      this.notebook.notify("warning", "Not connected to the gateway — the cell will not run until the connection is back.");
+      this.notebook.notify("warning", "Not connected to the gateway — this cell did not run. Run it again once the "
+        + "connection is back.", { tag: "offline", timeout: 0 });
       return;
     }
     this.editor.clearMarks();
