@@ -7,16 +7,20 @@ FROM ${SPARK_IMAGE}
 
 # Python UDFs written in gateway sessions are pickled by the gateway's Python (3.11, see
 # gateway.Dockerfile) and run by the executors' Python, which must have the same minor version
-# (Spark refuses a mismatch). The image's Ubuntu 22.04 python3 is 3.10, so install 3.11.
+# (Spark refuses a mismatch). The image's Ubuntu 22.04 python3 is 3.10, so install 3.11, in a
+# venv with what pandas and Arrow UDFs import (the versions the gateway's tests run them with).
 ARG PYTHON=python3.11
+ARG UDF_PACKAGES="pyarrow==26.0.1 pandas==3.1.1 numpy==2.4.6"
 USER root
 RUN set -ex; \
     apt-get update; \
-    apt-get install -y --no-install-recommends ${PYTHON}; \
+    apt-get install -y --no-install-recommends ${PYTHON} ${PYTHON}-venv; \
     rm -rf /var/lib/apt/lists/*; \
+    ${PYTHON} -m venv /opt/udf-python; \
+    /opt/udf-python/bin/pip install --no-cache-dir ${UDF_PACKAGES}; \
     mkdir -p /data/warehouse; \
     chown -R spark:spark /data
-ENV PYSPARK_PYTHON=${PYTHON}
+ENV PYSPARK_PYTHON=/opt/udf-python/bin/python
 
 # /data is a volume shared by the Connect server and the workers (see docker-compose.yml), so
 # tables written by one executor are visible to all; created here so the volume is owned by spark.

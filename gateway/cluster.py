@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .spark_server import EmbeddedSparkServer, free_port, spark_home
+from .spark_server import EmbeddedSparkServer, free_port, spark_home, udf_python
 
 STATE_FILE = "cluster.json"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -145,7 +145,7 @@ class LocalCluster:
 
     def _env(self) -> dict[str, str]:
         env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": self.host,
-               "SPARK_DAEMON_MEMORY": self.daemon_memory}
+               "SPARK_DAEMON_MEMORY": self.daemon_memory, "PYSPARK_PYTHON": udf_python()}
         for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
             env.pop(name, None)  # a client-side setting must not turn these JVMs into something else
         return env

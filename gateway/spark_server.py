@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,15 @@ def spark_home() -> Path:
     import pyspark  # only to locate the wheel's jars and scripts
 
     return Path(pyspark.__file__).parent
+
+
+def udf_python() -> str:
+    """The Python that Spark's Python workers (UDFs) run: this environment's, with pandas and pyarrow.
+
+    Spark Connect takes it from the server's ``PYSPARK_PYTHON`` (else ``python3`` on the
+    PATH, which lacks them when the gateway runs from a venv that is not activated).
+    """
+    return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -99,7 +109,8 @@ class EmbeddedSparkServer:
         self.ui_port = self.ui_port or free_port(self.host)
         log_dir = Path(tempfile.mkdtemp(prefix="spark-gateway-"))
         self.log_path = log_dir / "spark-connect.log"
-        env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": self.host}
+        env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": self.host,
+               "PYSPARK_PYTHON": udf_python()}
         env.pop("SPARK_REMOTE", None)
         env.pop("SPARK_CONNECT_MODE_ENABLED", None)
         with open(self.log_path, "wb") as log:

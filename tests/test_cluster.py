@@ -94,6 +94,26 @@ async def test_queries_run_on_the_workers_executors(
     assert cluster.pid_of("connect") not in pids
 
 
+async def test_pandas_udfs_run_in_the_executors_python_workers(
+        cluster: LocalCluster, cluster_gateway: GatewayProcess) -> None:
+    """A pandas UDF runs in Python workers that the two executors started, with this Python."""
+    code = ("import os, sys\n"
+            "schema = 'worker long, parent long, python string'\n"
+            "spark.range(0, 64, 1, 8).mapInPandas(lambda frames: (f.head(1).assign(worker=os.getpid(), "
+            "parent=os.getppid(), python=sys.executable)[['worker', 'parent', 'python']] for f in frames), "
+            "schema).distinct()")
+    async with open_client(cluster_gateway.ws_url) as client:
+        events = await client.run(code, id="udf", language="python")
+    assert events[-1]["type"] == "finished" and events[-1]["status"] == "ok", events
+    rows = rows_of(events)
+    # Python workers are forked from a pyspark daemon that the executor started: find the executor.
+    executors = cluster.executor_pids()
+    owners = {next(p.pid for p in [psutil.Process(parent), *psutil.Process(parent).parents()] if p.pid in executors)
+              for _, parent, _ in rows}
+    assert owners == executors
+    assert {python for _, _, python in rows} == {sys.executable}
+
+
 async def test_interrupt_stops_the_tasks_on_the_executors(
         cluster: LocalCluster, cluster_gateway: GatewayProcess) -> None:
     """Interrupt ends a long job whose tasks run on both executors; they go idle, the session goes on."""

@@ -46,7 +46,7 @@ def dockerfile_of(service: dict[str, Any]) -> Path:
 
 
 def dockerfile_args(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^ARG (\w+)=(\S+)", path.read_text(), re.M))
+    return {name: value.strip('"') for name, value in re.findall(r'^ARG (\w+)=("[^"]*"|\S+)', path.read_text(), re.M)}
 
 
 def base_image(path: Path) -> str:
@@ -134,8 +134,13 @@ def test_executors_run_the_gateways_python(services: dict[str, Any]) -> None:
     gateway_python = re.fullmatch(r"python:(\d+\.\d+)-slim", base_image(dockerfile_of(services["gateway"])))
     spark_file = dockerfile_of(services["spark-master"])
     assert gateway_python is not None
-    assert dockerfile_args(spark_file)["PYTHON"] == f"python{gateway_python.group(1)}"
-    assert "ENV PYSPARK_PYTHON=${PYTHON}" in spark_file.read_text()
+    args = dockerfile_args(spark_file)
+    assert args["PYTHON"] == f"python{gateway_python.group(1)}"
+    text = spark_file.read_text()
+    assert "${PYTHON} -m venv /opt/udf-python" in text and "ENV PYSPARK_PYTHON=/opt/udf-python/bin/python" in text
+    # pandas and Arrow UDFs import these on the executors, pinned (a rebuild gets the same ones).
+    pins = dict(item.split("==") for item in args["UDF_PACKAGES"].split())
+    assert set(pins) == {"pyarrow", "pandas", "numpy"} and all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in pins.values())
 
 
 def test_gateway_image_installs_the_projects_dependencies_without_jars(services: dict[str, Any]) -> None:

@@ -104,6 +104,19 @@ async def test_observed_metrics_reach_the_cells_observation(gateway: GatewayProc
         assert of_type(value, "value")[0]["text"] == "{'n': 100, 'top': 99}"
 
 
+async def test_python_and_pandas_udfs_run_in_spark_python_workers(gateway: GatewayProcess) -> None:
+    """UDFs run in Spark's Python workers, which need this environment's Python (pyarrow, pandas)."""
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run(
+            "import pandas as pd\nfrom pyspark.sql import functions as F\n"
+            "@F.pandas_udf('long')\ndef plus_one(s: pd.Series) -> pd.Series:\n    return s + 1\n"
+            "twice = F.udf(lambda v: v * 2, 'long')\n"
+            "spark.range(3).select(plus_one('id').alias('p'), twice('id').alias('t'))",
+            id="udf", language="python")
+        assert not of_type(events, "error"), of_type(events, "error")
+        assert rows_of(events) == [[1, 0], [2, 2], [3, 4]]
+
+
 async def test_python_show_and_display(gateway: GatewayProcess) -> None:
     """df.show() output is captured; display() adds results numbered in order."""
     async with open_client(gateway.ws_url) as client:
