@@ -102,7 +102,8 @@ class Gateway:
     def session_info(self, session: Session) -> SessionInfo:
         limits = self.limits
         return SessionInfo(
-            session_id=session.id, spark_session_id=session.spark_session_id, protocol=PROTOCOL_VERSION, gateway_version=__version__,
+            session_id=session.id, spark_session_id=session.spark_session_id, protocol=PROTOCOL_VERSION,
+            gateway_version=__version__,
             spark_version=self.spark_version, languages=list(limits.languages), formats=list(FORMATS),
             limits={"max_message_bytes": limits.max_message_bytes, "max_queued": limits.max_queued,
                     "max_page_size": limits.max_page_size, "resume_grace": self.settings.resume_grace,

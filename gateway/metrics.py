@@ -50,7 +50,8 @@ class Metrics:
             lines.extend(f"spark_gateway_{name}{labels} {value:g}" for labels, value in samples)
 
         metric("sessions", "gauge", "Open client sessions.", [("", self.sessions)])
-        metric("sessions_away", "gauge", "Sessions whose client is away, kept for a resume.", [("", self.sessions_away)])
+        metric("sessions_away", "gauge", "Sessions whose client is away, kept for a resume.",
+               [("", self.sessions_away)])
         metric("resumes_total", "counter", "Resume attempts since start.", [("", self.resumes_total)])
         metric("sessions_opened_total", "counter", "Sessions opened since start.", [("", self.sessions_total)])
         metric("queued_executions", "gauge", "Executions waiting for their session's worker.", [("", self.queued)])

@@ -195,7 +195,8 @@ class Session:
         if request.language not in self.limits.languages:
             raise refuse(ErrorCode.UNSUPPORTED, f"language {request.language!r} is disabled on this gateway")
         if request.page_size > self.limits.max_page_size:
-            raise refuse(ErrorCode.LIMIT_EXCEEDED, f"page_size {request.page_size} exceeds max_page_size {self.limits.max_page_size}")
+            raise refuse(ErrorCode.LIMIT_EXCEEDED,
+                         f"page_size {request.page_size} exceeds max_page_size {self.limits.max_page_size}")
         if len(self._queue) >= self.limits.max_queued:
             raise refuse(ErrorCode.LIMIT_EXCEEDED, f"{len(self._queue)} executions already queued (max_queued)")
         execution = Execution(request, tag=f"spark-gateway-{self.id}-{next(self._tags)}")
@@ -476,7 +477,8 @@ class Session:
         await self._drain(execution)
         if failure is None:
             return
-        if execution.interrupt_requested and (spark.is_cancellation(failure) or isinstance(failure, ExecutionInterrupted)):
+        interrupted = spark.is_cancellation(failure) or isinstance(failure, ExecutionInterrupted)
+        if execution.interrupt_requested and interrupted:
             return
         execution.failed = True
         self._spark_suspect = self._spark_suspect or spark.is_unavailable(failure)
@@ -500,7 +502,8 @@ class Session:
         now = time.monotonic()
         key = (tuple(stages), inflight, done)
         last = self._last_progress.get(execution_id)
-        if last is not None and (last[1] == key or (not done and now - last[0] < self.limits.progress_interval_ms / 1000)):
+        too_soon = not done and last is not None and now - last[0] < self.limits.progress_interval_ms / 1000
+        if last is not None and (last[1] == key or too_soon):
             return
         if not stages:
             return

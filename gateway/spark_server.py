@@ -127,7 +127,8 @@ class EmbeddedSparkServer:
                 )
             if time.monotonic() > deadline:
                 self.stop()
-                raise SparkServerError(f"Spark Connect server did not listen within {timeout:.0f}s; log: {self.log_path}")
+                raise SparkServerError(
+                    f"Spark Connect server did not listen within {timeout:.0f}s; log: {self.log_path}")
             time.sleep(0.1)
         return self.url
 
