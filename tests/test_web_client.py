@@ -7,6 +7,7 @@ session (with the sample tables: the gateway runs with ``--sample-data``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -90,6 +91,22 @@ class Notebook:
         path = ARTIFACTS / name
         self.page.screenshot(path=str(path))
         return path
+
+
+@contextlib.contextmanager
+def behind_proxy(browser: Browser, gateway: GatewayProcess, *, own_gateway: bool = False) -> Iterator[
+        tuple[Notebook, TcpProxy]]:
+    """The notebook loaded through a TCP proxy the test can cut; closed afterwards (and the
+    gateway stopped too when the test started its own)."""
+    proxy = TcpProxy(gateway.port)
+    context, nb = open_notebook(browser, gateway, via=proxy)
+    try:
+        yield nb, proxy
+    finally:
+        context.close()
+        proxy.close()
+        if own_gateway:
+            gateway.stop()
 
 
 def open_notebook(browser: Browser, gateway: GatewayProcess, *, viewport: dict[str, int] = VIEWPORT,
@@ -387,9 +404,7 @@ def test_results_left_open_keep_streaming_after_a_disconnect(notebook: Notebook)
 def test_a_result_keeps_paging_across_network_drops(browser: Browser, web_gateway: GatewayProcess) -> None:
     """The network drops (a proxy cuts the TCP connection) while pages are asked for and on their way:
     the page resumes the same session and the table ends up with every row, once, in order."""
-    proxy = TcpProxy(web_gateway.port)
-    context, nb = open_notebook(browser, web_gateway, via=proxy)
-    try:
+    with behind_proxy(browser, web_gateway) as (nb, proxy):
         page = nb.page
         first_session = session_id(page)
         cell = nb.add_cell("sql", "SELECT id, concat('row ', id) AS label FROM range(6000)")
@@ -418,18 +433,13 @@ def test_a_result_keeps_paging_across_network_drops(browser: Browser, web_gatewa
         assert session_id(page) == first_session
         assert not page.locator("[data-lost]").count()
         assert nb.errors == []
-    finally:
-        context.close()
-        proxy.close()
 
 
 def test_away_longer_than_the_grace_period_opens_a_new_session(browser: Browser, spark_remote: str) -> None:
     """A gateway with --resume-grace 1 and the network down for 3 s: the resume is refused, the page opens
     a new session, says the Spark session was lost, and marks the result that was still open."""
     gateway = GatewayProcess(spark_remote, "--resume-grace", "1")
-    proxy = TcpProxy(gateway.port)
-    context, nb = open_notebook(browser, gateway, via=proxy)
-    try:
+    with behind_proxy(browser, gateway, own_gateway=True) as (nb, proxy):
         page = nb.page
         first_session = session_id(page)
         cell = nb.add_cell("sql", "SELECT id FROM range(3000)")
@@ -458,19 +468,13 @@ def test_away_longer_than_the_grace_period_opens_a_new_session(browser: Browser,
         nb.wait_status(again, "error")
         expect(again.locator(".error-class")).to_have_text("NameError")
         assert nb.errors == []
-    finally:
-        context.close()
-        proxy.close()
-        gateway.stop()
 
 
 def test_events_lost_beyond_the_replay_buffer_are_marked(browser: Browser, spark_remote: str) -> None:
     """Frames written into a dead connection and gone from a small replay buffer: after the resume
     the cell is marked with exactly the rows that are missing; the session goes on."""
     gateway = GatewayProcess(spark_remote, "--replay-buffer-bytes", "200000")
-    proxy = TcpProxy(gateway.port)
-    context, nb = open_notebook(browser, gateway, via=proxy)
-    try:
+    with behind_proxy(browser, gateway, own_gateway=True) as (nb, proxy):
         page = nb.page
         first_session = session_id(page)
         code = ("print('x' * 100)\n"
@@ -509,10 +513,6 @@ def test_events_lost_beyond_the_replay_buffer_are_marked(browser: Browser, spark
         nb.wait_status(after, "ok")
         assert nb.column(after, 0) == ["still here"]
         assert nb.errors == []
-    finally:
-        context.close()
-        proxy.close()
-        gateway.stop()
 
 
 def test_dark_mode_follows_the_system_and_toggles(browser: Browser, web_gateway: GatewayProcess) -> None:
