@@ -72,6 +72,15 @@ class Stream:
         self.events.append(event)
         return event
 
+    async def read_to_finished(self, execution_id: str, credit: int) -> dict[str, Any]:
+        """Read until the execution's ``finished``, granting ``credit`` rows after each page."""
+        while True:
+            event = await self.recv()
+            if event["type"] == "rows" and not event["last"]:
+                await self.send({"type": "stream-rows", "id": execution_id, "result": 0, "max_rows": credit})
+            if event["type"] == "finished":
+                return event
+
 
 async def test_resume_mid_stream_gets_every_event_once(resumable: GatewayProcess) -> None:
     """Drop the socket mid-result, come back: the stream goes on from the next seq, nothing lost."""
@@ -87,12 +96,7 @@ async def test_resume_mid_stream_gets_every_event_once(resumable: GatewayProcess
     assert first["session_id"] == stream.session_id
     assert first["last_seq"] == first["next_seq"] - 1 and first["lost"] is None
     await stream.send({"type": "stream-rows", "id": "big", "result": 0, "max_rows": 1500})
-    while True:
-        event = await stream.recv()
-        if event["type"] == "rows" and not event["last"]:
-            await stream.send({"type": "stream-rows", "id": "big", "result": 0, "max_rows": 1500})
-        if event["type"] == "finished":
-            break
+    event = await stream.read_to_finished("big", 1500)
     assert [r[0] for r in rows_of(stream.events)] == list(range(20000))
     assert event["status"] == "ok"
     await stream.ws.close()
@@ -171,12 +175,7 @@ async def test_a_gap_beyond_the_replay_buffer_is_reported_exactly(resumable: Gat
     await stream.open()
     await stream.send({"type": "execute", "id": "g", "code": "SELECT id, repeat('x', 100) AS pad FROM range(0, 6000, 1, 1)",
                        "page_size": 1000})
-    while True:
-        event = await stream.recv()
-        if event["type"] == "rows" and not event["last"]:
-            await stream.send({"type": "stream-rows", "id": "g", "result": 0, "max_rows": 1000})
-        if event["type"] == "finished":
-            break
+    await stream.read_to_finished("g", 1000)
     seen = list(stream.events)
     stream.abort()
     stream.last_seq = 1  # pretend only the session event arrived: ~700 kB were "lost" in flight
