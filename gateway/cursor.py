@@ -32,7 +32,6 @@ log = logging.getLogger("spark_gateway.cursor")
 EndReason = Literal["last", "closed", "interrupted", "error"]
 
 JOB_START_PATIENCE_SECONDS = 30.0
-ARROW_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 # A chunk is what one Spark batch becomes: its rows as JSON text, or, for Arrow pages,
 # Spark's IPC bytes as they came (a decoded batch once a page has cut them).
@@ -327,7 +326,7 @@ class ResultCursor:
         for piece in pieces:
             parts.append(piece.body if isinstance(piece, spark.ArrowResponse) else piece.serialize())
         if last:
-            parts.append(ARROW_EOS)
+            parts.append(spark.IPC_EOS)
         return b"".join(parts)
 
 

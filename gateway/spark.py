@@ -165,7 +165,7 @@ def _stage(s: StageInfo) -> StageProgress:
 
 
 _IPC_CONTINUATION = b"\xff\xff\xff\xff"
-_IPC_EOS = _IPC_CONTINUATION + b"\x00\x00\x00\x00"
+IPC_EOS = _IPC_CONTINUATION + b"\x00\x00\x00\x00"  # an Arrow IPC stream's end marker
 
 
 class ArrowResponse:
@@ -177,13 +177,14 @@ class ArrowResponse:
     response in two decode it (``batches``).
     """
 
-    __slots__ = ("_body_start", "data", "rows")
+    __slots__ = ("_body_start", "_whole", "data", "rows")
 
     def __init__(self, data: bytes, rows: int) -> None:
         self.data = data
         self.rows = rows
+        self._whole: pa.RecordBatch | None = None  # decoded once, for pages that cut it
         self._body_start: int | None = None
-        if data[:4] == _IPC_CONTINUATION and data[-8:] == _IPC_EOS and len(data) >= 16:
+        if data[:4] == _IPC_CONTINUATION and data[-8:] == IPC_EOS and len(data) >= 16:
             self._body_start = 8 + int.from_bytes(data[4:8], "little")  # the schema message's end
 
     def __len__(self) -> int:
@@ -213,9 +214,11 @@ class ArrowResponse:
         return batches
 
     def slice(self, offset: int, length: int) -> pa.RecordBatch:
-        """Rows ``offset`` to ``offset + length`` (decodes: only for a page that cuts this response)."""
-        batches = self.batches()
-        return (batches[0] if len(batches) == 1 else pa.concat_batches(batches)).slice(offset, length)
+        """Rows ``offset`` to ``offset + length`` (decodes, once: only for pages that cut this response)."""
+        if self._whole is None:
+            batches = self.batches()
+            self._whole = batches[0] if len(batches) == 1 else pa.concat_batches(batches)
+        return self._whole.slice(offset, length)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from pyspark.errors.exceptions.connect import SparkConnectException
 
-from gateway.spark import ArrowResponse
+from gateway.spark import IPC_EOS, ArrowResponse
 
 
 def ipc_stream(*batches: pa.RecordBatch) -> bytes:
@@ -29,7 +29,7 @@ def test_schema_and_body_re_read_as_the_same_rows() -> None:
     response = ArrowResponse(ipc_stream(BATCH, BATCH), 6)
     assert response.forwardable and len(response) == 6
     # A client's stream: the schema once, then the bodies of any number of responses, then EOS.
-    stream = bytes(response.schema_message) + bytes(response.body) + bytes(response.body) + b"\xff" * 4 + b"\0" * 4
+    stream = bytes(response.schema_message) + bytes(response.body) + bytes(response.body) + IPC_EOS
     table = pa.ipc.open_stream(stream).read_all()
     assert table.num_rows == 12
     assert table.to_pylist() == (pa.Table.from_batches([BATCH]).to_pylist()) * 4
