@@ -191,7 +191,12 @@ def _rows_header(frame: bytes, page_size: int) -> dict[str, Any]:
     start = frame.index(b'"offset":') + 9
     offset = int(frame[start : frame.index(b",", start)])
     last = b'"last":true' in frame[-40:]
-    count = page_size if not last else frame.count(b"],[") + 1 if frame.find(b'"rows":[]') < 0 else 0
+    if not last:
+        count = page_size
+    elif b'"rows":[]' in frame:
+        count = 0
+    else:
+        count = frame.count(b"],[") + 1  # the bench's rows hold no "],[" of their own
     return {"type": "rows", "offset": offset, "rows": range(count), "last": last}
 
 
