@@ -100,14 +100,18 @@ _TEXT = ["", "a", "row-1", 'quote"d', "back\\slash", "tab\tnew\nline\r", "\x00\x
          "\u2028\u2029", ",", "[1,2]", '{"a":1}', "null", " spaced ", "x" * 300]
 
 
-def _values(kind: str, n: int, rng: random.Random) -> list[Any]:
+def _values(kind: str, n: int, rng: random.Random, nulls: bool = True) -> list[Any]:
     def maybe(v: Any) -> Any:
-        return None if rng.random() < 0.2 else v
+        return None if nulls and rng.random() < 0.2 else v
 
     if kind == "int":
         return [maybe(rng.choice([0, -1, 2**63 - 1, -(2**63), rng.randrange(-10**12, 10**12)])) for _ in range(n)]
     if kind == "str":
         return [maybe(rng.choice(_TEXT) + rng.choice(_TEXT)) for _ in range(n)]
+    if kind == "finite":  # every finite double form: integral, tiny, huge, subnormal, negative zero
+        return [maybe(rng.choice([0.0, -0.0, 1.0, 3.0, 0.1, 1e15, 1e16, 1e-5, 1e-7, 5e-324, 1.7976931348623157e308,
+                                  rng.uniform(-1e6, 1e6), rng.randrange(-10**7, 10**7) * 1.5,
+                                  rng.uniform(-1, 1) * 10.0 ** rng.randrange(-300, 300)])) for _ in range(n)]
     if kind == "double":
         return [maybe(rng.choice([0.0, -0.0, 1.0, 0.1, 1e16, 1e-7, 5e-324, float("nan"), float("inf"),
                                   -float("inf"), rng.uniform(-1e6, 1e6)])) for _ in range(n)]
@@ -133,7 +137,7 @@ def _values(kind: str, n: int, rng: random.Random) -> list[Any]:
 
 
 _TYPES = {
-    "int": pa.int64(), "str": pa.string(), "double": pa.float64(), "bool": pa.bool_(),
+    "int": pa.int64(), "finite": pa.float64(), "str": pa.string(), "double": pa.float64(), "bool": pa.bool_(),
     "dec1": pa.decimal128(23, 1), "dec10": pa.decimal128(38, 10), "dec0": pa.decimal128(10, 0),
     "ts": pa.timestamp("us", "UTC"), "date": pa.date32(), "bin": pa.binary(),
     "list": pa.list_(pa.string()), "struct": pa.struct([("a", pa.int32()), ("b", pa.string())]),
@@ -160,6 +164,16 @@ def main() -> int:
                  for _ in range(n)]
         check(pa.record_batch([pa.array(plain, pa.string()), pa.array(_values("int", n, rng), pa.int64())],
                               names=["s", "i"]))
+    for _ in range(100):  # numbers without nulls: written by orjson from numpy, each value with its comma
+        kinds = rng.choices(["int", "finite", "bool", "str", "double"], k=rng.randrange(1, 5))
+        n = rng.choice([33, 100, 1000])
+        check(pa.record_batch([pa.array(_values(k, n, rng, nulls=k == "str"), _TYPES[k]) for k in kinds],
+                              names=[f"c{i}" for i in range(len(kinds))]))
+    for int_type in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()):
+        bits, signed = int_type.bit_width, pa.types.is_signed_integer(int_type)
+        low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+        ints = pa.array([low, high, 0, *(rng.randrange(low, high + 1) for _ in range(40))], int_type)
+        check(pa.record_batch([ints, pa.array(range(len(ints)), pa.int64())], names=["i", "j"]))
     check(pa.record_batch([pa.array([1.5, 2.0])], names=["x"]).select([]))  # no columns
     # Negative scale: Arrow's cast writes 1.2E+3.
     check(pa.record_batch([pa.array([decimal.Decimal("1.2E+3"), None], pa.decimal128(5, -2))], names=["d"]))

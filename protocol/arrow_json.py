@@ -160,9 +160,12 @@ _NULL: Final = _text_scalar("null")
 _QUOTE: Final = _text_scalar('"')
 _EMPTY: Final = _text_scalar("")
 
-# A column's JSON text (a large_string array without nulls) and whether its values
-# still need their enclosing quotes (added by the row join, which is cheaper).
-TextEncoder = Callable[[Any], tuple[Any, bool]]
+# A column's JSON text (a large_string array without nulls) and its layout: how the
+# row join places it.
+TextEncoder = Callable[[Any], tuple[Any, int]]
+_BARE: Final = 0  # each value is its JSON text
+_QUOTED: Final = 1  # each value still needs its enclosing quotes (added by the row join: cheaper)
+_TERMINATED: Final = 2  # each value is its JSON text followed by the comma after it in the row
 
 
 class JsonRows:
@@ -281,7 +284,8 @@ _SMALL_BATCH: Final = 32
 
 
 def _build_json_converter(schema: Any) -> Callable[[Any], JsonRows]:
-    encoders = [_text_encoder_for(field) for field in schema]
+    # The last column's values are followed by "]," in the row, not by a comma.
+    encoders = [_text_encoder_for(field, terminated=i < len(schema) - 1) for i, field in enumerate(schema)]
     readable = _readable_schema(schema)
     to_rows = _build_rows_converter(schema)
     csv_columns = [_csv_column_for(field) for field in schema]
@@ -308,14 +312,19 @@ def _build_json_converter(schema: Any) -> Callable[[Any], JsonRows]:
         args = []
         glue = "["
         for i, encode in enumerate(encoders):
-            text, quoted = encode(batch.column(i))
-            glue += '"' if quoted else ""
-            args += [_text_scalar(glue), text]
-            glue = '",' if quoted else ","
+            text, layout = encode(batch.column(i))
+            glue += '"' if layout == _QUOTED else ""
+            if glue:  # each argument costs the join a pass: a terminated column needs no glue after it
+                args.append(_text_scalar(glue))
+            args.append(text)
+            glue = _GLUE_AFTER[layout]
         args.append(_text_scalar(glue[:-1] + "],"))
         return JsonRows.from_array(pc.binary_join_element_wise(*args, _EMPTY))
 
     return convert
+
+
+_GLUE_AFTER: Final = {_BARE: ",", _QUOTED: '",', _TERMINATED: ""}
 
 
 # The common flat case: every column an integer, boolean, decimal or string (without
@@ -367,11 +376,16 @@ def _plain_string(arr: Any) -> Any | None:
     return None if _escape_rows(arr) else arr
 
 
-def _text_encoder_for(field: Any) -> TextEncoder:
+def _text_encoder_for(field: Any, terminated: bool = False) -> TextEncoder:
+    """How a column becomes JSON text; ``terminated``: its values may carry the comma after them."""
     arrow_type = field.type
     types = pa.types
     if _is_variant(field):
         return _per_value_encoder(_convert_variant)
+    if terminated and (types.is_boolean(arrow_type) or types.is_integer(arrow_type)):
+        return _numpy_encoder(_text_exact_primitive)
+    if terminated and types.is_float64(arrow_type):
+        return _numpy_encoder(_comma_free_encoder(_convert_double))
     if arrow_type.id != _MONTH_INTERVAL_ID:
         if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
             return _text_exact_primitive
@@ -401,11 +415,11 @@ def _is_comma_free(arrow_type: Any) -> bool:
     )
 
 
-def _quoted_or_null(text: Any, has_nulls: bool) -> tuple[Any, bool]:
+def _quoted_or_null(text: Any, has_nulls: bool) -> tuple[Any, int]:
     """Leave the quotes to the row join, unless nulls (written ``null``) need them per value."""
     if not has_nulls:
-        return text, True
-    return pc.binary_join_element_wise(_QUOTE, text, _QUOTE, _EMPTY).fill_null(_NULL), False
+        return text, _QUOTED
+    return pc.binary_join_element_wise(_QUOTE, text, _QUOTE, _EMPTY).fill_null(_NULL), _BARE
 
 
 def _replace_at(text: Any, rows: list[int], values: list[str]) -> Any:
@@ -414,10 +428,10 @@ def _replace_at(text: Any, rows: list[int], values: list[str]) -> Any:
     return pc.replace_with_mask(text, pa.array(mask), pa.array(values, _LS))
 
 
-def _text_exact_primitive(arr: Any) -> tuple[Any, bool]:
+def _text_exact_primitive(arr: Any) -> tuple[Any, int]:
     # Arrow's cast writes every digit of any integer, and true/false for booleans.
     text = pc.cast(arr, _LS)
-    return (text.fill_null(_NULL) if arr.null_count else text), False
+    return (text.fill_null(_NULL) if arr.null_count else text), _BARE
 
 
 def _decimal_text_converter(scale: int) -> Callable[[Any], Any]:
@@ -468,7 +482,7 @@ def _small_decimal_text(arr: Any, scale: int) -> Any | None:
 def _decimal_text_encoder(scale: int) -> TextEncoder:
     to_text = _decimal_text_converter(scale)
 
-    def encode(arr: Any) -> tuple[Any, bool]:
+    def encode(arr: Any) -> tuple[Any, int]:
         return _quoted_or_null(to_text(arr), bool(arr.null_count))
 
     return encode
@@ -500,7 +514,7 @@ def _escape_rows(arr: Any) -> list[int]:
     return np.unique(np.searchsorted(offsets, special + first, side="right") - 1).tolist()  # type: ignore[no-any-return]
 
 
-def _text_string(arr: Any) -> tuple[Any, bool]:
+def _text_string(arr: Any) -> tuple[Any, int]:
     arr = _valid_large_string(arr)
     rows = _escape_rows(arr)
     if not rows:
@@ -510,26 +524,60 @@ def _text_string(arr: Any) -> tuple[Any, bool]:
     text = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
     if fixed:
         text = _replace_at(text, [row for row, _ in fixed], [v for _, v in fixed])
-    return (text.fill_null(_NULL) if arr.null_count else text), False
+    return (text.fill_null(_NULL) if arr.null_count else text), _BARE
 
 
 def _comma_free_encoder(convert: Converter) -> TextEncoder:
     """orjson writes the whole column at once; its values are split at the commas."""
 
-    def encode(arr: Any) -> tuple[Any, bool]:
+    def encode(arr: Any) -> tuple[Any, int]:
         values = convert(arr)
         if not values:
-            return pa.array([], _LS), False
+            return pa.array([], _LS), _BARE
         text = orjson.dumps(values)[1:-1]
-        return pc.split_pattern(pa.array([text], _LS), ",").flatten(), False
+        return pc.split_pattern(pa.array([text], _LS), ",").flatten(), _BARE
 
     return encode
 
 
+def _numpy_encoder(fallback: TextEncoder) -> TextEncoder:
+    """Numbers without nulls as orjson writes a numpy array: no Python object per value.
+
+    orjson's text of an int, bool or float64 array is exactly that of the list of the
+    same Python values (checked by tests/test_arrow_json_text.py); each value keeps the
+    comma that follows it, which saves the row join a separator. Nulls and NaN or the
+    infinities (strings in this mapping) go to ``fallback``.
+    """
+
+    def encode(arr: Any) -> tuple[Any, int]:
+        if arr.null_count or not len(arr):
+            return fallback(arr)
+        values = arr.to_numpy(zero_copy_only=False)  # zero-copy but for booleans (bit-packed)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            return fallback(arr)
+        terminated = _terminated_values(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY), len(arr))
+        return fallback(arr) if terminated is None else terminated
+
+    return encode
+
+
+def _terminated_values(text: bytes, count: int) -> tuple[Any, int] | None:
+    """orjson's ``[v,v,...,v]`` of ``count`` numbers as a large_string array of ``v,`` values."""
+    data = bytearray(text)
+    data[-1] = 0x2C  # the closing bracket becomes the last value's comma
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 0x2C)
+    if ends.size != count:  # cannot happen (numbers hold no comma): be safe anyway
+        return None
+    offsets = np.empty(count + 1, np.int64)
+    offsets[0] = 1
+    offsets[1:] = ends + 1
+    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data)), _TERMINATED
+
+
 def _per_value_encoder(convert: Converter) -> TextEncoder:
-    def encode(arr: Any) -> tuple[Any, bool]:
+    def encode(arr: Any) -> tuple[Any, int]:
         dumps = orjson.dumps
-        return pa.array([dumps(v) for v in convert(arr)], pa.large_binary()).view(_LS), False
+        return pa.array([dumps(v) for v in convert(arr)], pa.large_binary()).view(_LS), _BARE
 
     return encode
 

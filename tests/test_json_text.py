@@ -1,0 +1,30 @@
+"""The gateway's streaming JSON text is byte for byte the reference mapping's JSON.
+
+``protocol.arrow_json.batch_to_json`` (Arrow kernels, orjson over numpy) writes the pages
+of every JSON result with more than a few rows; ``batch_to_rows`` + ``orjson.dumps`` is
+the mapping tests/test_type_mapping.py checks against real Spark results. The randomized
+batches of bench/check_json_text.py cover every way the text is made (CSV writer, row
+join, numbers without nulls written from numpy, small batches row by row) and slices.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from bench import check_json_text
+
+
+def test_randomized_batches_match_the_reference_mapping() -> None:
+    before = check_json_text.checked["batches"]
+    assert check_json_text.main() == 0
+    assert check_json_text.checked["batches"] - before > 900
+
+
+def test_numbers_without_nulls_before_the_last_column() -> None:
+    """The numpy path: values keep their comma, and the row join adds no separator after them."""
+    batch = pa.record_batch([pa.array([1, -2, 2**63 - 1] * 20), pa.array([0.5, 3.0, -0.0] * 20),
+                             pa.array([True, False, True] * 20), pa.array(["a", "b,c", "d"] * 20)],
+                            names=["i", "x", "b", "s"])
+    check_json_text.check(batch)
+    text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
+    assert text.startswith(b'[1,0.5,true,"a"],[-2,3.0,false,"b,c"],[9223372036854775807,-0.0,true,"d"],')
