@@ -108,6 +108,7 @@ class Session:
         self._stopped = anyio.Event()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
         self._spark_suspect = False  # Spark was unreachable: check the session before reuse
+        self._keep_namespace = False  # the next Spark session joins the Python namespace there is
         self._closed = False
         # When the last execution finished (or the session opened); None while one is pending.
         self.idle_since: float | None = time.monotonic()
@@ -341,6 +342,8 @@ class Session:
                 self._run_body(execution, session)
             finally:
                 spark.remove_tag(session, execution.tag)
+                if spark.is_stopped(session):
+                    self._forget_stopped_spark(execution)
         except ExecutionInterrupted:
             execution.interrupt_requested = True
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error event
@@ -350,6 +353,21 @@ class Session:
             capture.route_to(None)
         self._call_loop(self._after_code, execution, failure)
 
+    def _forget_stopped_spark(self, execution: Execution) -> None:
+        """Worker thread: the cell stopped its Spark session (``spark.stop()``); say what that means.
+
+        A stopped session is released on the server and cannot be used again: the next
+        execution gets a new one, bound to ``spark`` in the same Python namespace.
+        """
+        self._spark = None
+        self._keep_namespace = True
+        self.spark_session_id = str(uuid.uuid4())
+        self._call_loop(self._emit, execution, Error(
+            ErrorCode.SPARK_SESSION_RESET,
+            "this code stopped the session's Spark session (spark.stop()): its temp views, cached tables "
+            "and SQL settings are gone, and DataFrames made from it no longer work; the next execution "
+            "gets a new Spark session as `spark` (Python variables stay)", id=execution.id))
+
     def _ensure_spark(self, execution: Execution) -> Any:
         """Worker thread: this session's Spark session, created at first use or after a loss."""
         if self._spark is not None and self._spark_suspect:
@@ -358,6 +376,7 @@ class Session:
                 spark.server_version(self._spark)
             except Exception:  # noqa: BLE001 - gone (server restarted): start over, and say so
                 self._spark = None
+                self._keep_namespace = False
                 self.spark_session_id = str(uuid.uuid4())
                 self._call_loop(self._emit, execution, Error(
                     ErrorCode.SPARK_SESSION_RESET,
@@ -368,7 +387,10 @@ class Session:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)
             spark.register_progress(session, self._python_progress)
-            self._namespace = {"spark": session, "display": self._display, "__name__": "__main__"}
+            if self._keep_namespace:
+                self._namespace["spark"] = session
+            else:
+                self._namespace = {"spark": session, "display": self._display, "__name__": "__main__"}
             if self._prepare_namespace is not None:
                 self._prepare_namespace(session)
             self._spark = session

@@ -122,6 +122,11 @@ def is_dataframe(value: object) -> bool:
     return isinstance(value, DataFrame)
 
 
+def is_stopped(spark: SparkSession) -> bool:
+    """Whether ``spark.stop()`` was called on this session (by user code: the gateway never does)."""
+    return bool(spark.is_stopped)
+
+
 def bind_thread(spark: SparkSession | None) -> None:
     """Make ``spark`` this thread's active session, so getOrCreate() returns it and no other."""
     SparkSession._active_session.session = spark  # type: ignore[attr-defined]

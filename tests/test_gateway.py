@@ -138,6 +138,22 @@ async def test_get_or_create_returns_the_clients_own_session(gateway: GatewayPro
             assert of_type(events, "value")[0]["text"] == "True"
 
 
+async def test_spark_stop_in_a_cell_gets_the_next_execution_a_new_session(gateway: GatewayProcess) -> None:
+    """spark.stop() is a notice in its cell; the next SQL and Python run on a new Spark session."""
+    async with open_client(gateway.ws_url) as client:
+        stopped = await client.run("kept = 41\nspark.sql('SELECT 1').createOrReplaceTempView('gone')\nspark.stop()",
+                                   id="s", language="python")
+        assert stopped[-1]["status"] == "ok"
+        assert of_type(stopped, "error")[0]["code"] == "spark_session_reset"
+        assert "spark.stop()" in of_type(stopped, "error")[0]["message"]
+        sql = await client.run("SELECT 2 AS two", id="q")
+        assert sql[-1]["status"] == "ok" and rows_of(sql) == [[2]]
+        python = await client.run("kept + spark.range(1).count()", id="p", language="python")
+        assert of_type(python, "value")[0]["text"] == "42"
+        view = await client.run("SELECT * FROM gone", id="v")
+        assert of_type(view, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
+
+
 async def test_sessions_are_isolated(gateway: GatewayProcess) -> None:
     """Temp views, SQL conf and Python variables of one client are invisible to another."""
     async with open_client(gateway.ws_url) as a, open_client(gateway.ws_url) as b:
