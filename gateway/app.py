@@ -68,6 +68,10 @@ class Gateway:
             self._probe = None
             return False
 
+    def forget_probe(self) -> None:
+        """The server was replaced: the next readiness check connects anew."""
+        self._probe = None
+
     async def drain(self, timeout: float) -> None:
         """Graceful shutdown: tell every client, interrupt its work, close with 1001."""
         self.draining = True
@@ -129,6 +133,42 @@ def start_spark(settings: Settings) -> Gateway:
     return gateway
 
 
+SPARK_WATCH_SECONDS = 1.0
+SPARK_RESTART_BACKOFF_MAX = 60.0
+
+
+async def supervise_spark(gateway: Gateway) -> None:
+    """Restart the embedded Spark Connect server whenever its JVM ends on its own.
+
+    It does when a query's result does not fit the driver's memory (Spark Connect holds a
+    partition's Arrow batches at once, and an OutOfMemoryError ends the JVM): without
+    this, one such query would leave every session of the gateway without Spark. Sessions
+    are told at their next execution (a ``spark_session_reset`` notice saying why).
+    """
+    server = gateway.server
+    assert server is not None
+    failures = 0
+    while True:
+        await anyio.sleep(SPARK_WATCH_SECONDS)
+        if server.exit_code() is None:
+            continue
+        cause = server.death_cause()
+        log.error("the embedded Spark Connect server ended (%s; log %s); restarting it", cause, server.log_path)
+        for life in list(gateway.sessions.values()):
+            life.session.spark_lost(f"the embedded server's JVM ended: {cause}; it was restarted")
+        gateway.metrics.spark_restarts += 1
+        gateway.forget_probe()
+        try:
+            await anyio.to_thread.run_sync(server.start)  # the same port: sessions keep their URL
+        except Exception as exc:  # noqa: BLE001 - keep trying: the gateway is useless without it
+            failures += 1
+            log.error("restarting the embedded Spark Connect server failed (%s)", exc)
+            await anyio.sleep(min(SPARK_RESTART_BACKOFF_MAX, 2.0**failures))
+        else:
+            failures = 0
+            log.info("embedded Spark Connect server restarted at %s", server.url)
+
+
 def probe_version(url: str, patience: float) -> str | None:
     """Blocking: ask the server its version, retrying while a fresh server warms up."""
     deadline = time.monotonic() + patience
@@ -154,12 +194,14 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         capture.install()
         spark.quiet_client_logs()
         owned = gateway is None
-        state = gateway or await anyio.to_thread.run_sync(start_spark, settings)
+        state: Gateway = gateway or await anyio.to_thread.run_sync(start_spark, settings)
         state.fetch_limiter = anyio.CapacityLimiter(settings.max_spark_operations)
         app.state.gateway = state
         try:
             async with anyio.create_task_group() as sessions:
                 state.task_group = sessions
+                if owned and state.server is not None:
+                    sessions.start_soon(supervise_spark, state)
                 yield
                 sessions.cancel_scope.cancel()  # each session still closes itself (shielded)
         finally:

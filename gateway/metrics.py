@@ -24,6 +24,7 @@ class Metrics:
     running: int = 0
     rows_streamed: int = 0
     bytes_sent: int = 0
+    spark_restarts: int = 0
     executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
@@ -62,6 +63,8 @@ class Metrics:
                [(f'{{code="{c}"}}', n) for c, n in sorted(self.errors.items())])
         metric("rows_streamed_total", "counter", "Result rows sent to clients.", [("", self.rows_streamed)])
         metric("bytes_sent_total", "counter", "Bytes of frames sent to clients.", [("", self.bytes_sent)])
+        metric("spark_restarts_total", "counter", "Restarts of the embedded Spark Connect server after it ended.",
+               [("", self.spark_restarts)])
         cumulative = [(f'{{le="{b:g}"}}', n) for b, n in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True)]
         cumulative.append(('{le="+Inf"}', self.latency_count))
         lines.append("# HELP spark_gateway_execution_seconds Execution time from start to finished.")

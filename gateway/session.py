@@ -109,6 +109,7 @@ class Session:
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
         self._spark_suspect = False  # Spark was unreachable: check the session before reuse
         self._keep_namespace = False  # the next Spark session joins the Python namespace there is
+        self._spark_lost_cause: str | None = None  # why the server lost the session, if the gateway knows
         self._closed = False
         # When the last execution finished (or the session opened); None while one is pending.
         self.idle_since: float | None = time.monotonic()
@@ -353,12 +354,18 @@ class Session:
             capture.route_to(None)
         self._call_loop(self._after_code, execution, failure)
 
+    def spark_lost(self, cause: str) -> None:
+        """The Spark Connect server lost every session (it was restarted): check before the next use."""
+        self._spark_lost_cause = cause
+        self._spark_suspect = True
+
     def _forget_stopped_spark(self, execution: Execution) -> None:
         """Worker thread: the cell stopped its Spark session (``spark.stop()``); say what that means.
 
         A stopped session is released on the server and cannot be used again: the next
         execution gets a new one, bound to ``spark`` in the same Python namespace.
         """
+        spark.release_quietly(self._spark)
         self._spark = None
         self._keep_namespace = True
         self.spark_session_id = str(uuid.uuid4())
@@ -370,19 +377,21 @@ class Session:
 
     def _ensure_spark(self, execution: Execution) -> Any:
         """Worker thread: this session's Spark session, created at first use or after a loss."""
-        if self._spark is not None and self._spark_suspect:
+        if self._spark is not None and (self._spark_suspect or self._spark_lost_cause):
             self._spark_suspect = False
-            try:
-                spark.server_version(self._spark)
-            except Exception:  # noqa: BLE001 - gone (server restarted): start over, and say so
-                self._spark = None
-                self._keep_namespace = False
-                self.spark_session_id = str(uuid.uuid4())
-                self._call_loop(self._emit, execution, Error(
-                    ErrorCode.SPARK_SESSION_RESET,
-                    "the Spark Connect server lost this session (it restarted or was unreachable); a new "
-                    "Spark session was created: temp views, cached tables, SQL settings and Python "
-                    "variables of the old one are gone", id=execution.id))
+            cause, self._spark_lost_cause = self._spark_lost_cause, None
+            if cause is None and spark.answers(self._spark):
+                return self._spark
+            # Gone (the server restarted; the gateway may know why): start over, and say so.
+            spark.release_quietly(self._spark, server_side=cause is not None)  # known cause: a new server is up
+            self._spark = None
+            self._keep_namespace = False
+            self.spark_session_id = str(uuid.uuid4())
+            self._call_loop(self._emit, execution, Error(
+                ErrorCode.SPARK_SESSION_RESET,
+                f"the Spark Connect server lost this session ({cause or 'it restarted or was unreachable'}); "
+                "a new Spark session was created: temp views, cached tables, SQL settings and Python "
+                "variables of the old one are gone", id=execution.id))
         if self._spark is None:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)

@@ -122,6 +122,29 @@ def is_dataframe(value: object) -> bool:
     return isinstance(value, DataFrame)
 
 
+def answers(spark: SparkSession) -> bool:
+    """Whether the server still knows this session (a restarted one does not)."""
+    try:
+        server_version(spark)
+    except Exception:  # noqa: BLE001 - unreachable, or another server: either way not this session's
+        return False
+    return True
+
+
+def release_quietly(spark: SparkSession, *, server_side: bool = True) -> None:
+    """Let go of a session the server lost: no error, and no client object left behind.
+
+    ``server_side=False`` when the server does not answer: no release RPC (its retries would
+    only delay the execution that found the server gone).
+    """
+    if not server_side:
+        spark.release_session_on_close = False
+    try:
+        release(spark)
+    except Exception:  # noqa: BLE001 - the server has nothing left to release
+        pass
+
+
 def is_stopped(spark: SparkSession) -> bool:
     """Whether ``spark.stop()`` was called on this session (by user code: the gateway never does)."""
     return bool(spark.is_stopped)

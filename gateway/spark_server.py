@@ -9,6 +9,7 @@ cleanly instead of killing the server, stopped by pid.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -18,6 +19,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# How much of the end of the server's log death_cause reads (its last minutes, not hours of INFO).
+_LOG_END_BYTES = 512 * 1024
 
 
 class SparkServerError(RuntimeError):
@@ -145,6 +149,23 @@ class EmbeddedSparkServer:
             proc.wait()
         except ProcessLookupError:
             pass
+
+    def exit_code(self) -> int | None:
+        """The exit code once the started server process has ended on its own; None while it runs."""
+        proc = self.process
+        return None if proc is None else proc.poll()
+
+    def death_cause(self) -> str:
+        """Why the ended process ended, as far as its exit code and the end of its log tell."""
+        cause = f"exit code {self.exit_code()}"
+        if self.log_path is not None and self.log_path.exists():
+            with open(self.log_path, "rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_END_BYTES))
+                end = log.read().decode(errors="replace")
+            fatal = re.findall(r"java\.lang\.OutOfMemoryError[^\n]*", end)
+            if fatal:  # what a query too big for the driver's memory does (see README, Known limits)
+                cause = f"{fatal[-1].strip()}, {cause}"
+        return cause
 
     def _log_tail(self, lines: int = 20) -> str:
         if self.log_path is None or not self.log_path.exists():

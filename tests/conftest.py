@@ -47,18 +47,27 @@ def spark(spark_remote: str):  # type: ignore[no-untyped-def]
     session.stop()
 
 
+def _gateway_env(remote: str | None) -> dict[str, str]:
+    """This process's environment; without a remote, no SPARK_REMOTE either (tests' own clients set it)."""
+    env = {**os.environ}
+    if remote is None:
+        env.pop("SPARK_REMOTE", None)
+    return env
+
+
 class GatewayProcess:
     """A running ``spark-gateway serve`` process."""
 
-    def __init__(self, remote: str, *extra: str) -> None:
+    def __init__(self, remote: str | None, *extra: str) -> None:
+        """``remote`` None: the gateway starts its own embedded Spark Connect server."""
         self.port = free_port()
         self.log_path = ARTIFACTS / f"gateway-{self.port}.log"
         ARTIFACTS.mkdir(exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port), "--remote", remote,
-             "--log-level", "info", *extra],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ},
+            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port),
+             *(["--remote", remote] if remote else []), "--log-level", "info", *extra],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=_gateway_env(remote),
         )
         self.wait_ready()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import urllib.error
@@ -24,6 +25,12 @@ def ready(gateway: GatewayProcess) -> bool:
             return bool(json.load(response)["ready"])
     except urllib.error.HTTPError:
         return False
+
+
+def spark_restarts(gateway: GatewayProcess) -> int:
+    with urllib.request.urlopen(gateway.http_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return int(float(re.search(r"^spark_gateway_spark_restarts_total (\S+)$", text, re.M).group(1)))  # type: ignore[union-attr]
 
 
 async def test_server_killed_mid_query_then_restarted() -> None:
@@ -63,3 +70,27 @@ async def test_server_killed_mid_query_then_restarted() -> None:
     finally:
         gateway.stop()
         server.stop()
+
+
+async def test_embedded_spark_that_runs_out_of_memory_is_restarted() -> None:
+    """A result too big for the driver ends the embedded JVM: it is restarted, sessions are told why."""
+    gateway = GatewayProcess(None, "--driver-memory", "640m")
+    try:
+        async with open_client(gateway.ws_url) as client:
+            await client.run("CREATE TEMP VIEW before AS SELECT 1 AS x", id="v", timeout=120)
+            # One partition of 3e9 rows: Spark Connect holds a partition's Arrow batches at once.
+            huge = await client.run("SELECT * FROM range(0, 3000000000, 1, 1)", id="huge", timeout=180)
+            assert huge[-1]["status"] == "error"
+            with anyio.fail_after(120):  # the old JVM may still answer for a moment while it exits
+                while not (spark_restarts(gateway) and ready(gateway)):
+                    await anyio.sleep(0.5)
+            again = await client.run("SELECT 42 AS answer", id="after", timeout=60)
+            assert rows_of(again) == [[42]] and again[-1]["status"] == "ok", again
+            notices = of_type(again, "error")
+            assert [n["code"] for n in notices] == ["spark_session_reset"], (huge, again)
+            assert "OutOfMemoryError" in notices[0]["message"] and "restarted" in notices[0]["message"]
+            gone = await client.run("SELECT * FROM before", id="gone", timeout=60)
+            assert of_type(gone, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
+        assert spark_restarts(gateway) == 1
+    finally:
+        gateway.stop()
