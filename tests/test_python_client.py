@@ -292,6 +292,17 @@ async def test_stdout_is_delivered_as_it_comes(gateway: GatewayProcess) -> None:
     assert execution.value == "{'answer': 42}" and execution.status == "ok"
 
 
+async def test_a_spark_session_reset_is_a_logged_notice(gateway: GatewayProcess,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """spark.stop() in a cell: the execution is ok, its notice is in errors and in the log; work goes on."""
+    async with connect(gateway.ws_url) as session:
+        stopped = session.python("spark.stop()")
+        await stopped
+        assert stopped.status == "ok" and [e.code for e in stopped.errors] == ["spark_session_reset"]
+        assert any("spark.stop()" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+        assert await session.sql("SELECT 1 AS one").rows() == [[1]]
+
+
 async def test_interrupt_from_the_client(gateway: GatewayProcess) -> None:
     """interrupt() stops a running Spark job (progress seen first): Interrupted soon; the session goes on."""
     progress: list[Progress] = []

@@ -270,6 +270,22 @@ def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
     expect(cell.locator(".gutter .error")).to_have_text("3")
 
 
+def test_a_spark_session_reset_is_a_notice_not_an_error(notebook: Notebook) -> None:
+    """spark.stop() in a cell: the cell is ok and says what was lost, in a notice; the next cell runs."""
+    stop = notebook.add_cell("python", "spark.stop()")
+    notebook.run(stop)
+    notebook.wait_status(stop, "ok")
+    box = stop.locator(".error-box.notice[role=status]")
+    expect(box.locator(".error-class")).to_have_text("spark_session_reset")
+    expect(box.locator(".error-message")).to_contain_text("spark.stop()")
+    stop.scroll_into_view_if_needed()
+    notebook.screenshot("web-notice.png")
+    after = notebook.add_cell("sql", "SELECT 7 AS seven")
+    notebook.run(after)
+    notebook.wait_status(after, "ok")
+    expect(after.locator("table.grid tr.row td:not(.rownum):not(.filler)")).to_have_text(["7"])
+
+
 def test_values_are_exact_and_null_is_distinct(notebook: Notebook) -> None:
     """Integers beyond 2^53, decimals, NaN, timestamps, nested values and NULL render exactly."""
     cell = notebook.add_cell("sql", (

@@ -513,6 +513,8 @@ class Execution:
                 log.warning("gateway refused %s for %s: %s", request, self.id, event.get("message"))
             return
         error = error_from_event(event)
+        if error.code == "spark_session_reset":  # a notice: the execution goes on, in a new Spark session
+            log.warning("execution %s: %s", self.id, error.message)
         self.errors.append(error)
         number = event.get("result")
         if isinstance(number, int) and number < len(self._results):

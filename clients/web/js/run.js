@@ -366,6 +366,11 @@ export class RunView {
     const box = document.createElement("div");
     box.className = "error-box";
     box.setAttribute("role", "alert");
+    if (msg.code === "spark_session_reset") {
+      // A notice, not a failure: the cell ran (or runs) on a new Spark session.
+      box.classList.add("notice");
+      box.setAttribute("role", "status");
+    }
     const head = document.createElement("div");
     head.className = "error-head";
     const cls = document.createElement("span");
