@@ -110,7 +110,8 @@ class Gateway:
             gateway_version=__version__,
             spark_version=self.spark_version, languages=list(limits.languages), formats=list(FORMATS),
             limits={"max_message_bytes": limits.max_message_bytes, "max_queued": limits.max_queued,
-                    "max_page_size": limits.max_page_size, "resume_grace": self.settings.resume_grace,
+                    "max_page_size": limits.max_page_size, "max_value_chars": limits.max_value_chars,
+                    "resume_grace": self.settings.resume_grace,
                     "replay_buffer_bytes": self.settings.replay_buffer_bytes,
                     "idle_timeout": self.settings.idle_timeout},
             spark_ui=self.spark_ui)
@@ -194,7 +195,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         capture.install()
         spark.quiet_client_logs()
         owned = gateway is None
-        state: Gateway = gateway or await anyio.to_thread.run_sync(start_spark, settings)
+        state: Gateway = gateway if gateway is not None else await anyio.to_thread.run_sync(start_spark, settings)
         state.fetch_limiter = anyio.CapacityLimiter(settings.max_spark_operations)
         app.state.gateway = state
         try:

@@ -19,6 +19,10 @@ from typing import TextIO
 _route = threading.local()
 
 
+# Characters of printed output per stdout/stderr event (at most 4 bytes each in UTF-8, 6 escaped).
+MAX_EVENT_CHARS = 64 * 1024
+
+
 class OutputSink:
     """Text printed by one execution, waiting to be sent as stdout/stderr events.
 
@@ -33,7 +37,7 @@ class OutputSink:
         self._max_pending = max_pending
         self._check_stop = check_stop
         self._lock = threading.Lock()
-        self._chunks: list[tuple[str, str]] = []
+        self._runs: list[tuple[str, list[str]]] = []  # (stream, its writes in order)
         self._pending = 0
         self._closed = False
 
@@ -46,20 +50,28 @@ class OutputSink:
             time.sleep(0.005)  # the socket is behind: slow the printer down, drop nothing
             self._check_stop()
         with self._lock:
-            first = not self._chunks
-            if self._chunks and self._chunks[-1][0] == stream:
-                self._chunks[-1] = (stream, self._chunks[-1][1] + text)
+            first = not self._runs
+            if self._runs and self._runs[-1][0] == stream:
+                self._runs[-1][1].append(text)  # joined once in take(): no copy per write
             else:
-                self._chunks.append((stream, text))
+                self._runs.append((stream, [text]))
             self._pending += len(text)
         if first:
             self._wake()
 
     def take(self) -> list[tuple[str, str]]:
-        """Everything written so far, as (stream, text) runs; frees the writers."""
+        """Everything written so far, as (stream, text) pieces of at most MAX_EVENT_CHARS; frees the writers.
+
+        A long run is split so that no frame grows with what one print() wrote: clients
+        with a frame size limit (websockets' default is 1 MiB) get all of it, in order.
+        """
         with self._lock:
-            chunks, self._chunks, self._pending = self._chunks, [], 0
-        return chunks
+            runs, self._runs, self._pending = self._runs, [], 0
+        pieces: list[tuple[str, str]] = []
+        for stream, parts in runs:
+            text = "".join(parts)
+            pieces.extend((stream, text[i : i + MAX_EVENT_CHARS]) for i in range(0, len(text), MAX_EVENT_CHARS))
+        return pieces
 
     def close(self) -> None:
         """Stop blocking writers (the session is going away)."""

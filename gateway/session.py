@@ -58,6 +58,16 @@ from .worker import ExecutionInterrupted, Worker
 log = logging.getLogger("spark_gateway.session")
 
 
+# A cell's trailing value is sent as its repr, cut here (and said so): a frame no client limit refuses.
+MAX_VALUE_CHARS = 256 * 1024
+
+
+def _value_event(execution_id: str, value: Any, max_chars: int) -> Value:
+    text = repr(value)
+    return Value(execution_id, text[:max_chars], type(value).__name__, truncated=len(text) > max_chars,
+                 length=len(text))
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """Per-session limits, announced to the client in the ``session`` event."""
@@ -66,6 +76,7 @@ class SessionLimits:
     max_queued: int = 100
     max_page_size: int = 100_000
     max_output_pending: int = 1 << 20
+    max_value_chars: int = MAX_VALUE_CHARS
     progress_interval_ms: int = 250
     languages: tuple[str, ...] = LANGUAGES
 
@@ -416,7 +427,7 @@ class Session:
         if spark.is_dataframe(value):
             self._show(execution, value)
         elif value is not None:
-            self._call_loop(self._emit, execution, Value(execution.id, repr(value), type(value).__name__))
+            self._call_loop(self._emit, execution, _value_event(execution.id, value, self.limits.max_value_chars))
 
     def _display(self, df: Any) -> None:
         """``display(df)`` in Python cells: stream ``df`` as another result of this cell."""

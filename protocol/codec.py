@@ -112,7 +112,24 @@ def encode_event(event: Event, seq: int) -> str | bytes:
                 "truncated": event.truncated,
             }
         ).decode()
-    return orjson.dumps(event_to_dict(event, seq)).decode()
+    wire = event_to_dict(event, seq)
+    try:
+        return orjson.dumps(wire).decode()
+    except TypeError:
+        # orjson refuses text with lone surrogates (bytes decoded with surrogateescape, such
+        # as file names, then printed or raised). Write those as \udcxx escapes: visible,
+        # and never a frame that is not UTF-8. Any other TypeError raises again.
+        return orjson.dumps(_without_surrogates(wire)).decode()
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
 
 
 def encode_arrow_frame(event: ArrowRows, seq: int) -> bytes:

@@ -324,12 +324,18 @@ class ResultClosed:
 
 @dataclass(frozen=True, slots=True)
 class Value:
-    """The repr of the value of a Python cell's trailing expression (not a DataFrame)."""
+    """The repr of the value of a Python cell's trailing expression (not a DataFrame).
+
+    A repr longer than the session's ``limits.max_value_chars`` is cut there:
+    ``truncated`` says so and ``length`` is the length of the whole repr, in characters.
+    """
 
     type: ClassVar[str] = "value"
     id: str
     text: str
     python_type: str
+    truncated: bool = False
+    length: int = 0
 
 
 @dataclass(frozen=True, slots=True)

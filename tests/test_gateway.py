@@ -88,7 +88,31 @@ async def test_python_prints_and_returns_a_dataframe(gateway: GatewayProcess) ->
         assert rows_of(events) == [[210]]
         value = await client.run("{'answer': x * 2 + 2}", id="py3", language="python")
         assert of_type(value, "value") == [
-            {"type": "value", "seq": value[2]["seq"], "id": "py3", "text": "{'answer': 42}", "python_type": "dict"}]
+            {"type": "value", "seq": value[2]["seq"], "id": "py3", "text": "{'answer': 42}", "python_type": "dict",
+             "truncated": False, "length": 14}]
+
+
+async def test_big_output_and_values_come_in_frames_any_client_accepts(gateway: GatewayProcess) -> None:
+    """5 MB printed at once arrives whole, in events of at most 64 Ki characters; a 5 MB value is cut and says so.
+
+    Also text no JSON can carry as is (lone surrogates, from bytes decoded with surrogateescape)
+    is sent escaped instead of failing the cell.
+    """
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run("print('y' * 5_000_000, end='')\n'x' * 5_000_000", id="big", language="python",
+                                  timeout=60)
+        assert events[-1]["status"] == "ok"
+        out = of_type(events, "stdout")
+        assert "".join(e["text"] for e in out) == "y" * 5_000_000
+        assert max(len(e["text"]) for e in out) == 65536
+        value = of_type(events, "value")[0]
+        limit = client.session["limits"]["max_value_chars"]
+        assert value["truncated"] and value["length"] == 5_000_002 and value["text"] == ("'" + "x" * 5_000_001)[:limit]
+        odd = await client.run("import os\nname = os.fsdecode(b'caf\\xe9')\nprint(name)\nname", id="odd",
+                               language="python")
+        assert odd[-1]["status"] == "ok"
+        assert of_type(odd, "stdout")[0]["text"] == "caf\\udce9\n"
+        assert of_type(odd, "value")[0]["text"] == "'caf\\udce9'"
 
 
 async def test_observed_metrics_reach_the_cells_observation(gateway: GatewayProcess) -> None:

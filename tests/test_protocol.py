@@ -217,3 +217,12 @@ def test_protocol_package_does_no_io() -> None:
             "print([m for m in ('asyncio','starlette','pyspark','websockets','anyio','uvicorn') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_text_with_lone_surrogates_is_sent_escaped() -> None:
+    """orjson refuses lone surrogates (surrogateescape-decoded bytes): the frame escapes them, as text."""
+    frame = encode_event(Error("python_error", "bad name caf\udce9", id="a", traceback="caf\udce9"), 3)
+    event = orjson.loads(frame)
+    assert event["message"] == "bad name caf\\udce9" and event["traceback"] == "caf\\udce9"
+    with pytest.raises(TypeError):  # anything else orjson cannot write still fails loudly
+        encode_event(Error("python_error", object(), id="a"), 4)  # type: ignore[arg-type]

@@ -286,6 +286,15 @@ def test_a_spark_session_reset_is_a_notice_not_an_error(notebook: Notebook) -> N
     expect(after.locator("table.grid tr.row td:not(.rownum):not(.filler)")).to_have_text(["7"])
 
 
+def test_a_cut_value_says_how_much_is_shown(notebook: Notebook) -> None:
+    """A Python value whose repr is over the session's max_value_chars shows its beginning and says so."""
+    cell = notebook.add_cell("python", "'x' * 300000")
+    notebook.run(cell)
+    notebook.wait_status(cell, "ok")
+    expect(cell.locator(".value-out .value-truncated")).to_have_text(
+        "Showing the first 262,144 of 300,002 characters of this value.")
+
+
 def test_values_are_exact_and_null_is_distinct(notebook: Notebook) -> None:
     """Integers beyond 2^53, decimals, NaN, timestamps, nested values and NULL render exactly."""
     cell = notebook.add_cell("sql", (

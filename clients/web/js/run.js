@@ -263,6 +263,12 @@ export class RunView {
     const pre = document.createElement("pre");
     pre.textContent = msg.text;
     box.append(type, pre);
+    if (msg.truncated) {
+      const note = document.createElement("div");
+      note.className = "note warning value-truncated";
+      note.textContent = `Showing the first ${msg.text.length.toLocaleString()} of ${msg.length.toLocaleString()} characters of this value.`;
+      box.append(note);
+    }
     this._appendBlock(box);
   }
 
