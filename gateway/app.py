@@ -151,7 +151,7 @@ async def supervise_spark(gateway: Gateway) -> None:
     failures = 0
     while True:
         await anyio.sleep(SPARK_WATCH_SECONDS)
-        if server.exit_code() is None:
+        if server.running():
             continue
         cause = server.death_cause()
         log.error("the embedded Spark Connect server ended (%s; log %s); restarting it", cause, server.log_path)

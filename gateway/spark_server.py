@@ -150,14 +150,15 @@ class EmbeddedSparkServer:
         except ProcessLookupError:
             pass
 
-    def exit_code(self) -> int | None:
-        """The exit code once the started server process has ended on its own; None while it runs."""
-        proc = self.process
-        return None if proc is None else proc.poll()
+    def running(self) -> bool:
+        """Whether the server process is there (started, not stopped, not ended)."""
+        return self.process is not None and self.process.poll() is None
 
     def death_cause(self) -> str:
-        """Why the ended process ended, as far as its exit code and the end of its log tell."""
-        cause = f"exit code {self.exit_code()}"
+        """Why the process is not running, as far as its exit code and the end of its log tell."""
+        if self.process is None:
+            return "it was not started, or did not start in time"
+        cause = f"exit code {self.process.poll()}"
         if self.log_path is not None and self.log_path.exists():
             with open(self.log_path, "rb") as log:
                 log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_END_BYTES))
