@@ -139,6 +139,14 @@ def test_python_code_from_c_and_f(gateway: GatewayProcess, tmp_path: Path) -> No
     assert "from a file" in run_cli(gateway.ws_url, "-f", str(query)).stdout
 
 
+def test_a_cut_value_is_said_so(gateway: GatewayProcess) -> None:
+    """A trailing value over the gateway's max_value_chars: its beginning on stdout, a note on stderr."""
+    done = run_cli(gateway.ws_url, "-c", "'x' * 300000")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "'" + "x" * 262143 + "\n"
+    assert "the first 262,144 of 300,002 characters" in done.stderr
+
+
 def test_exit_codes_for_errors(gateway: GatewayProcess) -> None:
     """A SQL or Python error exits 1 (message on stderr); no server at the URL exits 3; bad usage exits 2."""
     done = run_cli(gateway.ws_url, "SELECT * FROM no_such_table")

@@ -226,7 +226,7 @@ class Job:
                 if self.progress is not None:
                     self.progress.clear()
                 for value in execution.values:
-                    print(value.text, file=self.code_out, flush=True)
+                    print(value.text, file=self.code_out, flush=True)  # a cut one is logged (stderr)
                 return EXIT_OK
         except QueryError as exc:
             where = _where(exc)

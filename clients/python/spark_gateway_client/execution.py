@@ -473,7 +473,11 @@ class Execution:
         elif kind == "result-closed":
             self._stream(event)._on_closed(event["reason"])
         elif kind == "value":
-            self.values.append(_wire.value(event))
+            value = _wire.value(event)
+            if value.truncated:  # said once, where the caller will see it; the text is the repr's beginning
+                log.warning("execution %s: its value is shown cut, the first %s of %s characters of its repr "
+                            "(the gateway's max_value_chars)", self.id, f"{len(value.text):,}", f"{value.length:,}")
+            self.values.append(value)
         elif kind == "accepted":
             self.queue_position = event.get("queue_position")
         elif kind == "started":
