@@ -72,6 +72,13 @@ class Notebook:
     def run(self, cell: Locator) -> None:
         cell.locator("textarea").press("Control+Enter")
 
+    def run_new(self, language: str, code: str, until: str = "ok") -> Locator:
+        """Add a cell with ``code``, run it and wait until its status is ``until``."""
+        cell = self.add_cell(language, code)
+        self.run(cell)
+        self.wait_status(cell, until)
+        return cell
+
     def wait_status(self, cell: Locator, status: str, timeout: float = RUN_TIMEOUT) -> None:
         try:
             expect(cell.locator(".run")).to_have_attribute("data-status", status, timeout=timeout)
@@ -189,15 +196,11 @@ def test_pages_through_5000_rows(notebook: Notebook) -> None:
 def test_python_prints_and_returns_a_dataframe(notebook: Notebook) -> None:
     """A Python cell's print() output and its trailing DataFrame both show, in order."""
     code = 'print("hello from python")\nspark.range(3).selectExpr("id", "id * 2 AS twice")'
-    cell = notebook.add_cell("python", code)
-    notebook.run(cell)
-    notebook.wait_status(cell, "ok")
+    cell = notebook.run_new("python", code)
     expect(cell.locator("pre.stream")).to_have_text("hello from python\n")
     assert cell.locator("table.grid th .col-name").all_inner_texts() == ["id", "twice"]
     assert notebook.column(cell, 1) == ["0", "2", "4"]
-    value = notebook.add_cell("python", "x = 20\nx * 2 + 2")
-    notebook.run(value)
-    notebook.wait_status(value, "ok")
+    value = notebook.run_new("python", "x = 20\nx * 2 + 2")
     expect(value.locator(".value-out pre")).to_have_text("42")
     expect(value.locator(".value-type")).to_have_text("int")
     cell.scroll_into_view_if_needed()
@@ -206,9 +209,7 @@ def test_python_prints_and_returns_a_dataframe(notebook: Notebook) -> None:
 
 def test_stop_interrupts_a_long_query(notebook: Notebook) -> None:
     """Stop sends interrupt: a long Spark job ends as interrupted and the session runs on."""
-    cell = notebook.add_cell("sql", LONG_QUERY)
-    notebook.run(cell)
-    notebook.wait_status(cell, "running")
+    cell = notebook.run_new("sql", LONG_QUERY, until="running")
     expect(cell.locator(".progress")).to_be_visible(timeout=RUN_TIMEOUT)  # live task progress
     expect(cell.locator(".progress-text")).to_contain_text("tasks")
     notebook.screenshot("web-running.png")
@@ -217,9 +218,7 @@ def test_stop_interrupts_a_long_query(notebook: Notebook) -> None:
     stop.click()
     notebook.wait_status(cell, "interrupted", timeout=30_000)
     expect(stop).to_be_hidden()
-    after = notebook.add_cell("sql", "SELECT 'still here' AS msg")
-    notebook.run(after)
-    notebook.wait_status(after, "ok")
+    after = notebook.run_new("sql", "SELECT 'still here' AS msg")
     assert notebook.column(after, 0) == ["still here"]
 
 
@@ -241,9 +240,7 @@ def test_queue_positions_and_stop_all(notebook: Notebook) -> None:
 
 def test_error_highlights_the_failing_fragment(notebook: Notebook) -> None:
     """A SQL error shows class, SQL state and message, and marks the fragment in the code."""
-    cell = notebook.add_cell("sql", "SELECT *\nFROM no_such_table")
-    notebook.run(cell)
-    notebook.wait_status(cell, "error")
+    cell = notebook.run_new("sql", "SELECT *\nFROM no_such_table", until="error")
     box = cell.locator(".error-box")
     expect(box.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
     expect(box.locator(".sql-state")).to_have_text("SQLSTATE 42P01")
@@ -261,9 +258,7 @@ def test_error_highlights_the_failing_fragment(notebook: Notebook) -> None:
 
 def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
     """A Python exception shows its type, message and traceback, and marks the failing line."""
-    cell = notebook.add_cell("python", "a = 1\nb = 0\na / b")
-    notebook.run(cell)
-    notebook.wait_status(cell, "error")
+    cell = notebook.run_new("python", "a = 1\nb = 0\na / b", until="error")
     box = cell.locator(".error-box")
     expect(box.locator(".error-class")).to_have_text("ZeroDivisionError")
     expect(box.locator("details.traceback pre")).to_contain_text("ZeroDivisionError: division by zero")
@@ -272,25 +267,19 @@ def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
 
 def test_a_spark_session_reset_is_a_notice_not_an_error(notebook: Notebook) -> None:
     """spark.stop() in a cell: the cell is ok and says what was lost, in a notice; the next cell runs."""
-    stop = notebook.add_cell("python", "spark.stop()")
-    notebook.run(stop)
-    notebook.wait_status(stop, "ok")
+    stop = notebook.run_new("python", "spark.stop()")
     box = stop.locator(".error-box.notice[role=status]")
     expect(box.locator(".error-class")).to_have_text("spark_session_reset")
     expect(box.locator(".error-message")).to_contain_text("spark.stop()")
     stop.scroll_into_view_if_needed()
     notebook.screenshot("web-notice.png")
-    after = notebook.add_cell("sql", "SELECT 7 AS seven")
-    notebook.run(after)
-    notebook.wait_status(after, "ok")
+    after = notebook.run_new("sql", "SELECT 7 AS seven")
     expect(after.locator("table.grid tr.row td:not(.rownum):not(.filler)")).to_have_text(["7"])
 
 
 def test_a_cut_value_says_how_much_is_shown(notebook: Notebook) -> None:
     """A Python value whose repr is over the session's max_value_chars shows its beginning and says so."""
-    cell = notebook.add_cell("python", "'x' * 300000")
-    notebook.run(cell)
-    notebook.wait_status(cell, "ok")
+    cell = notebook.run_new("python", "'x' * 300000")
     expect(cell.locator(".value-out .value-truncated")).to_have_text(
         "Showing the first 262,144 of 300,002 characters of this value.")
 
@@ -369,9 +358,7 @@ def table_ids(page: Page, cell_index: int) -> list[int]:
 def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
     """When the socket drops the page says so, resumes the same session (nothing lost), and runs again."""
     page = notebook.page
-    cell = notebook.add_cell("python", "kept = 41\nkept")
-    notebook.run(cell)
-    notebook.wait_status(cell, "ok")
+    cell = notebook.run_new("python", "kept = 41\nkept")
     first_session = session_id(page)
 
     page.context.set_offline(True)  # the network goes away
@@ -387,9 +374,7 @@ def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
     expect(page.locator(".toast", has_text="Not connected")).to_have_count(0)  # no longer true: gone
     expect(page.locator("#banner")).to_be_hidden()
     assert session_id(page) == first_session  # resumed, not a new session
-    again = notebook.add_cell("python", "kept + 1")  # the same Python variables
-    notebook.run(again)
-    notebook.wait_status(again, "ok")
+    again = notebook.run_new("python", "kept + 1")  # the same Python variables
     expect(again.locator(".value-out pre")).to_have_text("42")
     page.evaluate("window.scrollTo(0, 0)")
     notebook.screenshot("web-reconnected.png")
@@ -407,9 +392,7 @@ def test_reconnects_after_the_socket_drops(notebook: Notebook) -> None:
 
 def test_results_left_open_keep_streaming_after_a_disconnect(notebook: Notebook) -> None:
     """A result left open when the socket drops is not lost: after the resume it pages on to its end."""
-    cell = notebook.add_cell("sql", "SELECT id FROM range(3000)")
-    notebook.run(cell)
-    notebook.wait_status(cell, "ready")
+    cell = notebook.run_new("sql", "SELECT id FROM range(3000)", until="ready")
     counter = cell.locator(".row-counter")
     expect(counter).to_have_text("1,000 rows loaded")
     notebook.page.evaluate("sparkGateway.client.connection.socket.close()")
@@ -621,8 +604,6 @@ def test_keyboard_runs_and_moves_between_cells(notebook: Notebook) -> None:
 
 def test_sql_error_inside_python_is_marked_in_the_python_code(notebook: Notebook) -> None:
     """A SQL error raised by spark.sql() in a Python cell marks the fragment inside the SQL string."""
-    cell = notebook.add_cell("python", 'rows = 1\ndf = spark.sql("SELECT * FROM no_such_table")')
-    notebook.run(cell)
-    notebook.wait_status(cell, "error")
+    cell = notebook.run_new("python", 'rows = 1\ndf = spark.sql("SELECT * FROM no_such_table")', until="error")
     expect(cell.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
     expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")
