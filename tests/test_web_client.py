@@ -277,6 +277,17 @@ def test_a_spark_session_reset_is_a_notice_not_an_error(notebook: Notebook) -> N
     expect(after.locator("table.grid tr.row td:not(.rownum):not(.filler)")).to_have_text(["7"])
 
 
+def test_long_output_is_cut_on_screen_and_downloadable_whole(notebook: Notebook, tmp_path: Path) -> None:
+    """Over 500,000 printed characters the cell says where it cut, and a button saves all of it."""
+    cell = notebook.run_new("python", "for i in range(200):\n    print('line %d ' % i + 'y' * 25000)")
+    expect(cell.locator("pre.stream")).to_contain_text("output cut here")
+    with notebook.page.expect_download() as download:
+        cell.locator("button.download-output").click()
+    saved = tmp_path / "output.txt"
+    download.value.save_as(saved)
+    assert saved.read_text() == "".join("line %d " % i + "y" * 25000 + "\n" for i in range(200))
+
+
 def test_a_cut_value_says_how_much_is_shown(notebook: Notebook) -> None:
     """A Python value whose repr is over the session's max_value_chars shows its beginning and says so."""
     cell = notebook.run_new("python", "'x' * 300000")

@@ -23,6 +23,19 @@ import { count, csvHeader, csvLine } from "./values.js";
 const CHUNK_CHARS = 1 << 20;
 const FROM_MEMORY_SLICE = 5000;
 
+/** Hand ``blob`` to the browser as a download named ``filename``. */
+export function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  a.style.display = "none";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 class BlobSink {
   constructor(filename) {
     this.filename = filename;
@@ -42,15 +55,7 @@ class BlobSink {
     if (this.buffer) this.parts.push(new Blob([this.buffer]));
     const blob = new Blob(this.parts, { type: "text/csv;charset=utf-8" });
     this.parts = [];
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement("a");
-    a.href = url;
-    a.download = this.filename;
-    a.style.display = "none";
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    saveBlob(blob, this.filename);
   }
 
   async abort() {

@@ -1,13 +1,15 @@
 // One execution of a cell, as shown under the cell: status, progress, output, results
 // and errors. It is the execution's sink for the events client.js dispatches.
 
-import { CsvCancelled, exportCsv } from "./csv.js";
+import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
 import { escapeHtml } from "./highlight.js";
 import { Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { count, duration } from "./values.js";
 
-const MAX_STREAM_CHARS = 500_000;
+const MAX_STREAM_CHARS = 500_000;  // printed output shown under a cell; the rest is downloadable
+const MAX_KEPT_CHARS = 100_000_000;  // printed output kept for "Download all output"
+const KEPT_PART_CHARS = 1_000_000;  // kept output moves into a Blob part every this many characters
 
 export class RunView {
   /**
@@ -24,6 +26,7 @@ export class RunView {
     this.tables = new Map();
     this.exports = new Set();
     this.streamChars = 0;
+    this.kept = { parts: [], buffer: "", chars: 0 };  // everything printed, for "Download all output"
     this.startedAt = 0;
     this.readyAfter = null;  // ms from start until every result's first page was in
     this.elapsedMs = null;
@@ -193,11 +196,15 @@ export class RunView {
   }
 
   output(stream, text) {
+    this._keepOutput(text);
     if (this.streamChars >= MAX_STREAM_CHARS) return;
     let chunk = text;
     this.streamChars += text.length;
-    if (this.streamChars > MAX_STREAM_CHARS) {
-      chunk = text.slice(0, text.length - (this.streamChars - MAX_STREAM_CHARS)) + "\n… output cut here (more than 500,000 characters)\n";
+    const cut = this.streamChars > MAX_STREAM_CHARS;
+    if (cut) {
+      chunk = text.slice(0, text.length - (this.streamChars - MAX_STREAM_CHARS)) +
+        "\n… output cut here (more than 500,000 characters): “Download all output” has all of it\n";
+      queueMicrotask(() => this._offerAllOutput());  // after the text below, in its own block
     }
     let pre = this.outputs.lastElementChild;
     if (!pre || !pre.classList.contains("stream")) {
@@ -215,6 +222,33 @@ export class RunView {
       span.textContent = chunk;
       pre.append(span);
     }
+  }
+
+  _keepOutput(text) {
+    const kept = this.kept;
+    if (kept.chars >= MAX_KEPT_CHARS) return;
+    const room = MAX_KEPT_CHARS - kept.chars;
+    kept.buffer += text.length > room
+      ? text.slice(0, room) + "\n… (the notebook keeps the first 100,000,000 characters of output)\n"
+      : text;
+    kept.chars += Math.min(text.length, room);
+    if (kept.buffer.length >= KEPT_PART_CHARS) {
+      kept.parts.push(new Blob([kept.buffer]));
+      kept.buffer = "";
+    }
+  }
+
+  _offerAllOutput() {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "btn small download-output";
+    button.textContent = "Download all output";
+    button.title = "Everything the code printed (so far), as a text file";
+    button.addEventListener("click", () => {
+      const blob = new Blob([...this.kept.parts, this.kept.buffer], { type: "text/plain;charset=utf-8" });
+      saveBlob(blob, `${this.id}-output.txt`);
+    });
+    this._appendBlock(button);
   }
 
   result(msg) {
