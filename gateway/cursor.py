@@ -67,7 +67,7 @@ class RowQueue:
         while count:
             chunk = self._chunks[0]
             end = min(len(chunk), self._head + count)
-            pieces.append(chunk if self._head == 0 and end == len(chunk) else _cut(chunk, self._head, end))
+            pieces.append(_cut(chunk, self._head, end))
             count -= end - self._head
             if end == len(chunk):
                 self._chunks.popleft()
@@ -84,7 +84,7 @@ class RowQueue:
             start = self._head if i == 0 else 0
             n = min(len(chunk) - start, left)
             if n:
-                kept.append(chunk if start == 0 and n == len(chunk) else _cut(chunk, start, start + n))
+                kept.append(_cut(chunk, start, start + n))
             left -= n
         self._chunks, self._head, self.size = kept, 0, count
 

@@ -366,9 +366,8 @@ class Session:
         self._call_loop(self._after_code, execution, failure)
 
     def spark_lost(self, cause: str) -> None:
-        """The Spark Connect server lost every session (it was restarted): check before the next use."""
+        """The Spark Connect server lost every session (it was restarted): start over at the next use."""
         self._spark_lost_cause = cause
-        self._spark_suspect = True
 
     def _forget_stopped_spark(self, execution: Execution) -> None:
         """Worker thread: the cell stopped its Spark session (``spark.stop()``); say what that means.
@@ -376,15 +375,18 @@ class Session:
         A stopped session is released on the server and cannot be used again: the next
         execution gets a new one, bound to ``spark`` in the same Python namespace.
         """
-        spark.release_quietly(self._spark)
-        self._spark = None
-        self._keep_namespace = True
-        self.spark_session_id = str(uuid.uuid4())
-        self._call_loop(self._emit, execution, Error(
-            ErrorCode.SPARK_SESSION_RESET,
+        self._start_over(execution, keep_namespace=True, server_side=True, message=(
             "this code stopped the session's Spark session (spark.stop()): its temp views, cached tables "
             "and SQL settings are gone, and DataFrames made from it no longer work; the next execution "
-            "gets a new Spark session as `spark` (Python variables stay)", id=execution.id))
+            "gets a new Spark session as `spark` (Python variables stay)"))
+
+    def _start_over(self, execution: Execution, *, keep_namespace: bool, server_side: bool, message: str) -> None:
+        """Worker thread: drop this session's Spark session; the next use makes a new one. Say so."""
+        spark.release_quietly(self._spark, server_side=server_side)
+        self._spark = None
+        self._keep_namespace = keep_namespace
+        self.spark_session_id = str(uuid.uuid4())
+        self._call_loop(self._emit, execution, Error(ErrorCode.SPARK_SESSION_RESET, message, id=execution.id))
 
     def _ensure_spark(self, execution: Execution) -> Any:
         """Worker thread: this session's Spark session, created at first use or after a loss."""
@@ -393,16 +395,12 @@ class Session:
             cause, self._spark_lost_cause = self._spark_lost_cause, None
             if cause is None and spark.answers(self._spark):
                 return self._spark
-            # Gone (the server restarted; the gateway may know why): start over, and say so.
-            spark.release_quietly(self._spark, server_side=cause is not None)  # known cause: a new server is up
-            self._spark = None
-            self._keep_namespace = False
-            self.spark_session_id = str(uuid.uuid4())
-            self._call_loop(self._emit, execution, Error(
-                ErrorCode.SPARK_SESSION_RESET,
+            # Gone (the server restarted; the gateway may know why). A known cause means a new
+            # server is up to take the release; an unreachable one would only make it retry.
+            self._start_over(execution, keep_namespace=False, server_side=cause is not None, message=(
                 f"the Spark Connect server lost this session ({cause or 'it restarted or was unreachable'}); "
                 "a new Spark session was created: temp views, cached tables, SQL settings and Python "
-                "variables of the old one are gone", id=execution.id))
+                "variables of the old one are gone"))
         if self._spark is None:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)

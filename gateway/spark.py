@@ -266,21 +266,19 @@ class ResultStream:
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next decoded batch, or None at the end (blocking: call from a worker thread)."""
-        while not self._decoded:
-            response = self._next_response()
-            if response is None:
-                return None
-            self._decoded.extend(response.batches())
-        return self._decoded.popleft()
+        return self._next_rows(forward=False)  # type: ignore[return-value]
 
     def next_chunk(self) -> ArrowResponse | pa.RecordBatch | None:
         """The next rows for an Arrow page: Spark's response as it came where it can be
         forwarded, else decoded batches; None at the end (blocking)."""
+        return self._next_rows(forward=True)
+
+    def _next_rows(self, forward: bool) -> ArrowResponse | pa.RecordBatch | None:
         while not self._decoded:
             response = self._next_response()
             if response is None:
                 return None
-            if response.forwardable:
+            if forward and response.forwardable:
                 return response
             self._decoded.extend(response.batches())
         return self._decoded.popleft()
