@@ -34,17 +34,14 @@ checked = {"batches": 0}
 def check(batch: Any) -> None:
     """Raise AssertionError unless batch_to_json(batch) == orjson.dumps(batch_to_rows(batch)) (and slices).
 
-    Every way batch_to_json has: Arrow's CSV writer, binary_join_element_wise, and row by
-    row for small batches.
+    Both ways batch_to_json has: the Arrow kernels and row by row for small batches.
     """
-    small, csv = arrow_json._SMALL_BATCH, arrow_json._USE_CSV_WRITER
+    small = arrow_json._SMALL_BATCH
     try:
-        arrow_json._SMALL_BATCH = 0  # the Arrow kernels whatever the size: with the CSV writer
-        _check(batch)
-        arrow_json._USE_CSV_WRITER = False  # and with binary_join_element_wise
+        arrow_json._SMALL_BATCH = 0  # the Arrow kernels whatever the size
         _check(batch)
     finally:
-        arrow_json._SMALL_BATCH, arrow_json._USE_CSV_WRITER = small, csv
+        arrow_json._SMALL_BATCH = small
     _check(batch)
     checked["batches"] += 1
 
@@ -155,7 +152,7 @@ def main() -> int:
         check(batch)
         check(pa.record_batch([pa.array(["plain"] * n, pa.large_string()),
                                pa.array([i % 100 for i in range(n)], pa.int8())], names=["s", "i"]))
-    for _ in range(100):  # flat schemas the CSV writer takes: integers, booleans, decimals, strings
+    for _ in range(100):  # flat schemas: integers, booleans, decimals, strings
         kinds = rng.sample(["int", "str", "bool", "dec1", "dec10", "dec0"], rng.randrange(1, 5))
         n = rng.choice([33, 100, 1000])
         check(pa.record_batch([pa.array(_values(k, n, rng), _TYPES[k]) for k in kinds],
@@ -164,7 +161,7 @@ def main() -> int:
                  for _ in range(n)]
         check(pa.record_batch([pa.array(plain, pa.string()), pa.array(_values("int", n, rng), pa.int64())],
                               names=["s", "i"]))
-    for _ in range(100):  # numbers without nulls: written by orjson from numpy, each value with its comma
+    for _ in range(100):  # numbers without nulls: written by orjson from numpy, each value with its comma or bracket
         kinds = rng.choices(["int", "finite", "bool", "str", "double"], k=rng.randrange(1, 5))
         n = rng.choice([33, 100, 1000])
         check(pa.record_batch([pa.array(_values(k, n, rng, nulls=k == "str"), _TYPES[k]) for k in kinds],

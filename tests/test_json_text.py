@@ -3,8 +3,9 @@
 ``protocol.arrow_json.batch_to_json`` (Arrow kernels, orjson over numpy) writes the pages
 of every JSON result with more than a few rows; ``batch_to_rows`` + ``orjson.dumps`` is
 the mapping tests/test_type_mapping.py checks against real Spark results. The randomized
-batches of bench/check_json_text.py cover every way the text is made (CSV writer, row
-join, numbers without nulls written from numpy, small batches row by row) and slices.
+batches of bench/check_json_text.py cover every way the text is made (the row join by
+``take``, numbers without nulls written from numpy with their comma or closing bracket,
+small batches row by row) and slices.
 """
 
 from __future__ import annotations
@@ -28,3 +29,13 @@ def test_numbers_without_nulls_before_the_last_column() -> None:
     check_json_text.check(batch)
     text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
     assert text.startswith(b'[1,0.5,true,"a"],[-2,3.0,false,"b,c"],[9223372036854775807,-0.0,true,"d"],')
+
+
+def test_numbers_without_nulls_in_the_last_column() -> None:
+    """The numpy path for the last column: values keep the row's closing bracket."""
+    batch = pa.record_batch([pa.array(["a", "b"] * 20), pa.array([1, -2] * 20), pa.array([0.25, 1e300] * 20)],
+                            names=["s", "i", "x"])
+    check_json_text.check(batch)
+    text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
+    assert text.startswith(b'["a",1,0.25],["b",-2,1e+300],["a",1,0.25],')
+    assert text.endswith(b'["b",-2,1e+300]')
