@@ -34,6 +34,7 @@ import json
 import math
 import struct
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
@@ -349,7 +350,11 @@ def _join_rows(texts: list[Any], template: tuple[str | int, ...], count: int) ->
     return JsonRows(data, offsets)
 
 
-_PLANS: dict[tuple[tuple[str | int, ...], int], tuple[Any, Any, int]] = {}
+# Take plans by (template, rows), most recently used last; each holds 8 bytes per value
+# taken. Building one costs ~1.5 us per row, so a result's batches (mostly of one size)
+# reuse theirs; the budget bounds what odd sizes and many schemas can hold.
+_PLANS: OrderedDict[tuple[tuple[str | int, ...], int], tuple[Any, Any, int]] = OrderedDict()
+_PLANS_BUDGET: Final = 8 * 1024 * 1024
 _PLANS_LOCK: Final = threading.Lock()
 
 
@@ -357,9 +362,11 @@ def _take_plan(template: tuple[str | int, ...], count: int) -> tuple[Any, Any, i
     """The glue array, the take indices and the values per row for ``count`` rows of
     ``template`` (cached: the batches of a result mostly have one size)."""
     key = (template, count)
-    plan = _PLANS.get(key)
-    if plan is not None:
-        return plan
+    with _PLANS_LOCK:
+        plan = _PLANS.get(key)
+        if plan is not None:
+            _PLANS.move_to_end(key)
+            return plan
     opening, closing = template[0], template[-1]
     assert isinstance(opening, str) and isinstance(closing, str)
     row = [*template[1:-1], closing + opening]
@@ -374,9 +381,10 @@ def _take_plan(template: tuple[str | int, ...], count: int) -> tuple[Any, Any, i
             indices[:, position] = first + item * count + numbers
     plan = (pa.array(glue_texts, _LS), pa.array(np.concatenate([[0], indices.ravel()])), len(row))
     with _PLANS_LOCK:
-        if len(_PLANS) >= 64:  # bounded: results of odd batch sizes must not pile plans up
-            _PLANS.clear()
         _PLANS[key] = plan
+        held = sum(indices.nbytes for _, indices, _ in _PLANS.values())
+        while held > _PLANS_BUDGET and len(_PLANS) > 1:
+            held -= _PLANS.popitem(last=False)[1][1].nbytes
     return plan
 
 

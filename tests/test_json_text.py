@@ -39,3 +39,13 @@ def test_numbers_without_nulls_in_the_last_column() -> None:
     text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
     assert text.startswith(b'["a",1,0.25],["b",-2,1e+300],["a",1,0.25],')
     assert text.endswith(b'["b",-2,1e+300]')
+
+
+def test_take_plans_stay_within_their_memory_budget() -> None:
+    """Batches of many sizes (byte-limited Arrow batches vary) do not pile up take plans."""
+    arrow_json = check_json_text.arrow_json
+    for count in range(50_000, 60_000, 97):
+        batch = pa.record_batch([pa.array(range(count)), pa.array(["x"] * count)], names=["i", "s"])
+        assert arrow_json.batch_to_json(batch).text()[:8] == b'[0,"x"],'
+    held = sum(indices.nbytes for _, indices, _ in arrow_json._PLANS.values())
+    assert 0 < held <= arrow_json._PLANS_BUDGET
