@@ -49,3 +49,17 @@ def test_take_plans_stay_within_their_memory_budget() -> None:
         assert arrow_json.batch_to_json(batch).text()[:8] == b'[0,"x"],'
     held = sum(indices.nbytes for _, indices, _ in arrow_json._PLANS.values())
     assert 0 < held <= arrow_json._PLANS_BUDGET
+
+
+def test_sliced_batches() -> None:
+    """A batch that is a slice of another (its arrays start at an offset) writes only its rows."""
+    count = 300
+    batch = pa.record_batch([pa.array(range(count)), pa.array([i * 0.5 for i in range(count)]),
+                             pa.array([None if i % 7 == 0 else f"s{i}" for i in range(count)]),
+                             pa.array([None if i % 5 == 0 else i for i in range(count)])],
+                            names=["i", "x", "s", "n"])
+    for start, length in [(0, 100), (37, 100), (250, 50), (299, 1)]:
+        part = batch.slice(start, length)
+        check_json_text.check(part)
+        text = bytes(check_json_text.arrow_json.batch_to_json(part).text())
+        assert text.startswith(b"[%d," % start)
