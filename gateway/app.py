@@ -97,6 +97,13 @@ class Gateway:
 
             sample_data.install(session)
 
+    def _sample_tables(self) -> list[str]:
+        if not self.settings.sample_data:
+            return []
+        from . import sample_data
+
+        return list(sample_data.TABLES)
+
     @property
     def limits(self) -> SessionLimits:
         s = self.settings
@@ -114,7 +121,7 @@ class Gateway:
                     "resume_grace": self.settings.resume_grace,
                     "replay_buffer_bytes": self.settings.replay_buffer_bytes,
                     "idle_timeout": self.settings.idle_timeout},
-            spark_ui=self.spark_ui)
+            spark_ui=self.spark_ui, sample_tables=self._sample_tables())
 
 
 def start_spark(settings: Settings) -> Gateway:

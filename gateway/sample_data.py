@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+TABLES = ("consumers", "sales")  # the temp views install() creates
 CONSUMERS = 200
 SALES = 1000
 SEED = 20240101

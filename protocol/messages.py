@@ -172,6 +172,7 @@ class SessionInfo:
     formats: list[str]
     limits: dict[str, int]
     spark_ui: str | None = None
+    sample_tables: list[str] = field(default_factory=list)  # temp views every session starts with
 
 
 @dataclass(frozen=True, slots=True)

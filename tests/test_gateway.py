@@ -26,6 +26,7 @@ async def test_session_event_then_ping(gateway: GatewayProcess) -> None:
         info = client.session
         assert info["seq"] == 1 and info["protocol"] == "spark-gateway.v1"
         assert info["spark_version"].startswith("4.")
+        assert info["sample_tables"] == []  # this gateway runs without --sample-data
         await client.send({"type": "ping", "data": {"n": [1, 2]}})
         pong = await client.recv()
         assert pong == {"type": "pong", "seq": 2, "data": {"n": [1, 2]}}

@@ -618,3 +618,44 @@ def test_sql_error_inside_python_is_marked_in_the_python_code(notebook: Notebook
     cell = notebook.run_new("python", 'rows = 1\ndf = spark.sql("SELECT * FROM no_such_table")', until="error")
     expect(cell.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
     expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")
+
+
+def run_all_welcome_cells(nb: Notebook) -> list[str]:
+    """Press Run all on a fresh page; every welcome cell must end well (the last one, a big
+    result, waits for the reader: "ready"). Returns their languages."""
+    cells = nb.page.locator(".cell")
+    languages = [cells.nth(i).locator("select.lang").input_value() for i in range(cells.count())]
+    nb.page.click("#run-all")
+    for i in range(cells.count()):
+        nb.wait_status(cells.nth(i), "ready" if i == cells.count() - 1 else "ok")
+    return languages
+
+
+def test_welcome_cells_run_on_a_gateway_without_sample_tables(browser: Browser, gateway: GatewayProcess) -> None:
+    """Without --sample-data the first cells use generated rows, so Run all on a fresh page fails nowhere."""
+    context, nb = open_notebook(browser, gateway)
+    try:
+        first = nb.cell(0).locator("textarea").input_value()
+        assert "range(10000000)" in first and "FROM sales" not in first
+        assert run_all_welcome_cells(nb) == ["sql", "python", "sql", "sql"]
+        assert nb.column(nb.cell(0), 1) == ["1000000"] * 10
+        expect(nb.cell(1).locator("pre.stream")).to_contain_text("rows: 1000000")
+    finally:
+        context.close()
+    assert nb.errors == []
+
+
+def test_sql_only_gateway_offers_no_python(browser: Browser, spark_remote: str) -> None:
+    """With --languages sql the notebook shows no Python cell or button, and Python is greyed out."""
+    gateway = GatewayProcess(spark_remote, "--languages", "sql", "--sample-data")
+    context, nb = open_notebook(browser, gateway)
+    try:
+        assert run_all_welcome_cells(nb) == ["sql", "sql", "sql"]
+        assert "FROM sales" in nb.cell(0).locator("textarea").input_value()
+        expect(nb.page.locator("#add-python")).to_be_hidden()
+        expect(nb.page.locator(".adder button", has_text="+ Python")).to_have_count(0)
+        assert nb.cell(0).locator("select.lang option[value=python]").is_disabled()
+    finally:
+        context.close()
+        gateway.stop()
+    assert nb.errors == []

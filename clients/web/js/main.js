@@ -197,7 +197,10 @@ function start() {
   let notebook;
   const client = new GatewayClient({
     onState: (state, detail) => showConnection(state, detail, client),
-    onSession: (session, isNew, lostReason) => showSession(session, isNew, lostReason, client),
+    onSession: (session, isNew, lostReason) => {
+      showSession(session, isNew, lostReason, client);
+      notebook.applySession(session);
+    },
     onResumed: (msg, affected) => showResumed(msg, affected, client),
     onDrop: () => {},
     onNotice: (kind, text) => notify(kind, text),

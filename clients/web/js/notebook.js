@@ -8,6 +8,9 @@ import { RunView } from "./run.js";
 
 const STORAGE_KEY = "spark-gateway.notebook.v1";
 
+// The first notebook a visitor sees. The first two cells use the sample tables and Python;
+// welcomeCells() swaps them for cells that need neither when the gateway has no sample
+// tables or runs SQL only, so that "Run all" on a fresh page never fails.
 export const WELCOME_CELLS = [
   {
     language: "sql",
@@ -51,6 +54,36 @@ SELECT 9007199254740993                   AS big_int,
 SELECT id, id * id AS square, sha2(CAST(id AS STRING), 256) AS hash FROM range(100000)`,
   },
 ];
+
+const WITHOUT_SAMPLE_TABLES = {
+  sql: {
+    language: "sql",
+    code: `-- Ten million generated rows, aggregated by Spark (this gateway has no sample tables:
+-- start it with --sample-data for \`sales\` and \`consumers\`).
+SELECT id % 10 AS last_digit, count(*) AS n, sum(id) AS total
+FROM range(10000000)
+GROUP BY last_digit
+ORDER BY last_digit`,
+  },
+  python: {
+    language: "python",
+    code: `# Python cells share the session: \`spark\` is ready, print() goes to the output,
+# and a trailing DataFrame becomes a result table (display(df) shows more than one).
+df = spark.range(1000000).selectExpr("id", "id % 7 AS weekday")
+print("rows:", df.count())
+df.groupBy("weekday").count().orderBy("weekday")`,
+  },
+};
+
+/** The welcome cells for a gateway offering `languages` and the temp views `sampleTables`. */
+export function welcomeCells(languages, sampleTables) {
+  const samples = ["sales", "consumers"].every((t) => sampleTables.includes(t));
+  const [sql, python, ...rest] = WELCOME_CELLS;
+  const first = samples ? [sql, python] : [WITHOUT_SAMPLE_TABLES.sql, WITHOUT_SAMPLE_TABLES.python];
+  return [...first, ...rest].filter((spec) => languages.includes(spec.language));
+}
+
+const ALL_LANGUAGES = ["sql", "python"];
 
 let cellCounter = 0;
 
@@ -164,9 +197,18 @@ export class Cell {
     this.editor.input.setSelectionRange(start, end);
   }
 
+  /** Grey out the languages this gateway does not run (a cell keeps its own, and says so when run). */
+  offerLanguages(languages) {
+    for (const opt of this.langSelect.options) {
+      opt.disabled = !languages.includes(opt.value);
+      opt.title = opt.disabled ? "This gateway does not run this language" : "";
+    }
+  }
+
   execute() {
     const code = this.editor.value;
     if (!code.trim()) return;
+    this.notebook.pristine = false;
     if (!this.notebook.client.connected) {
       this.notebook.notify("warning", "Not connected to the gateway — this cell did not run. Run it again once the "
         + "connection is back.", { tag: "offline", timeout: 0 });
@@ -212,6 +254,8 @@ export class Notebook {
     this.notify = notify;
     this.cells = [];
     this._saveTimer = 0;
+    this.languages = ALL_LANGUAGES;
+    this.pristine = false; // showing the welcome cells, untouched: the session may swap them
   }
 
   load() {
@@ -221,13 +265,32 @@ export class Notebook {
     } catch {
       saved = null;
     }
-    const cells = Array.isArray(saved?.cells) && saved.cells.length ? saved.cells : WELCOME_CELLS;
-    for (const spec of cells) this.add(spec, { save: false });
+    const restored = Array.isArray(saved?.cells) && saved.cells.length;
+    for (const spec of restored ? saved.cells : WELCOME_CELLS) this.add(spec, { save: false });
+    this.pristine = !restored;
     this._renderAdders();
+  }
+
+  /** What the gateway's `session` event says it offers: languages, sample tables. */
+  applySession(session) {
+    this.languages = Array.isArray(session.languages) ? session.languages : ALL_LANGUAGES;
+    if (this.pristine) {
+      const welcome = welcomeCells(this.languages, session.sample_tables || []);
+      const same = JSON.stringify(welcome.map((s) => [s.language, s.code]))
+        === JSON.stringify(this.cells.map((c) => [c.language, c.editor.value]));
+      if (!same) {
+        for (const cell of this.cells) cell.destroy();
+        this.cells = welcome.map((spec) => new Cell(this, spec));
+      }
+    }
+    for (const cell of this.cells) cell.offerLanguages(this.languages);
+    document.querySelector("#add-python")?.toggleAttribute("hidden", !this.languages.includes("python"));
+    this._place();
   }
 
   add(spec, { after = null, focus = false, save = true } = {}) {
     const cell = new Cell(this, spec);
+    cell.offerLanguages(this.languages);
     const at = after ? this.cells.indexOf(after) + 1 : this.cells.length;
     this.cells.splice(at, 0, cell);
     this._place();
@@ -251,6 +314,7 @@ export class Notebook {
       action: "Undo",
       onAction: () => {
         const restored = new Cell(this, spec);
+        restored.offerLanguages(this.languages);
         this.cells.splice(Math.min(at, this.cells.length), 0, restored);
         this._place();
         restored.focus();
@@ -290,6 +354,7 @@ export class Notebook {
   }
 
   save() {
+    this.pristine = false;
     clearTimeout(this._saveTimer);
     this._saveTimer = setTimeout(() => {
       try {
@@ -325,7 +390,8 @@ export class Notebook {
     py.textContent = "+ Python";
     py.title = "Add a Python cell here";
     py.addEventListener("click", () => this.add({ language: "python" }, { after, focus: true }));
-    bar.append(sql, py);
+    bar.append(sql);
+    if (this.languages.includes("python")) bar.append(py);
     return bar;
   }
 
