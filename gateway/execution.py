@@ -25,6 +25,7 @@ class Execution:
     failed: bool = False
     started_at: float | None = None
     sink: OutputSink | None = None  # what the code prints, while it runs
+    sql_offset: int = 0  # where the running SQL statement's text starts in the code (scripts)
 
     @property
     def id(self) -> str:

@@ -49,7 +49,7 @@ from protocol.messages import (
     Value,
 )
 
-from . import capture, spark
+from . import capture, spark, sql_script
 from .cursor import JOB_START_PATIENCE_SECONDS, ResultCursor
 from .execution import Execution
 from .outbox import Outbox
@@ -417,7 +417,7 @@ class Session:
     def _run_body(self, execution: Execution, session: Any) -> None:
         request = execution.request
         if request.language == "sql":
-            self._show(execution, spark.run_sql(session, request.code))
+            self._run_script(execution, session)
             return
         # Only user code gets async-exception interrupts; Spark calls are stopped by tag.
         value = self._worker.interruptible(
@@ -426,6 +426,22 @@ class Session:
             self._show(execution, value)
         elif value is not None:
             self._call_loop(self._emit, execution, _value_event(execution.id, value, self.limits.max_value_chars))
+
+    def _run_script(self, execution: Execution, session: Any) -> None:
+        """Worker thread: a cell's SQL statements in order, each result open before the next runs."""
+        statements = sql_script.split(execution.request.code)
+        for number, statement in enumerate(statements):
+            if execution.interrupt_requested:
+                raise ExecutionInterrupted
+            execution.sql_offset = statement.offset
+            self._show(execution, spark.run_sql(session, statement.text))
+            if number + 1 < len(statements):
+                # As between cells: what this statement shows comes before the next one runs.
+                self._call_loop(self._first_pages, execution)
+
+    async def _first_pages(self, execution: Execution) -> None:
+        for cursor in list(execution.cursors):
+            await cursor.first_page.wait()
 
     def _display(self, df: Any) -> None:
         """``display(df)`` in Python cells: stream ``df`` as another result of this cell."""
@@ -523,7 +539,7 @@ class Session:
         execution.failed = True
         self._spark_suspect = self._spark_suspect or spark.is_unavailable(failure)
         sql = execution.request.code if execution.request.language == "sql" else None
-        self.outbox.put(_error_event(execution.id, failure, sql=sql))
+        self.outbox.put(_error_event(execution.id, failure, sql=sql, sql_offset=execution.sql_offset))
 
     # ------------------------------------------------------------ progress
 
@@ -575,10 +591,18 @@ def _quietly(fn: Callable[..., Any], *args: Any) -> None:
 
 
 def _error_event(execution_id: str, exc: BaseException, result: int | None = None,
-                 sql: str | None = None) -> Error:
-    """Translate an execution failure into the protocol's error event (once, here)."""
+                 sql: str | None = None, sql_offset: int = 0) -> Error:
+    """Translate an execution failure into the protocol's error event (once, here).
+
+    ``sql_offset``: where in ``sql`` the failing statement's text began (a script's
+    statements are sent apart; see gateway/sql_script.py).
+    """
     fields = spark.spark_error_fields(exc)
     if fields is not None:
+        if sql is not None and sql_offset:
+            fields["message"] = sql_script.tidy_message(fields["message"])
+            fields["context"] = [QueryContext(c.fragment, c.start + sql_offset, c.stop + sql_offset)
+                                 for c in fields.get("context") or []]
         if sql is not None and not fields.get("context"):  # Spark's (line, pos) is in the SQL text
             fields["context"] = _parse_position(fields["message"], sql)
         return Error(id=execution_id, result=result, **fields)

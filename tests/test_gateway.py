@@ -463,3 +463,46 @@ async def test_python_cells_use_connect_functions_and_stay_quiet(gateway: Gatewa
         assert of_type(failed, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
         assert of_type(failed, "error")[0]["context"][0]["fragment"] == "nowhere"
         assert not of_type(failed, "stderr")
+
+
+async def test_sql_script_runs_its_statements_in_order(gateway: GatewayProcess) -> None:
+    """A SQL cell of several statements: each runs in turn, each query is its own result;
+    semicolons inside literals, identifiers and comments do not split."""
+    script = ("CREATE OR REPLACE TEMP VIEW script_v AS SELECT id, 'a;b' AS s FROM range(3);\n"
+              "-- a comment; with a semicolon\n"
+              "SELECT s, `id` FROM script_v WHERE id < 2 /* ; */;\n"
+              "SELECT 'it\\'s;' AS q, r'x;\\' AS raw;\n")
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run(script, id="script")
+        assert events[-1]["status"] == "ok", of_type(events, "error")
+        assert [e["result"] for e in of_type(events, "result")] == [0, 1]
+        assert rows_of(events, 0) == [["a;b", 0], ["a;b", 1]]
+        assert rows_of(events, 1) == [["it's;", "x;\\"]]
+
+
+async def test_sql_script_stops_at_the_failing_statement_and_points_into_the_cell(gateway: GatewayProcess) -> None:
+    """The error of the second statement has the cell's own line and offsets; the third never runs."""
+    script = "SELECT 1 AS one;\n\nSELECT x FROM no_such_table;\nSELECT 3"
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run(script, id="bad")
+        assert rows_of(events, 0) == [[1]] and len(of_type(events, "result")) == 1
+        error = of_type(events, "error")[0]
+        start = script.index("no_such_table")
+        assert error["context"] == [{"fragment": "no_such_table", "start": start, "stop": start + 12}]
+        assert "line 3 pos 14" in error["message"]
+        parse = of_type(await client.run("SELECT 1;\n  SELEC 2", id="parse"), "error")[0]
+        assert parse["context"] == [{"fragment": "SELEC", "start": 12, "stop": 16}]
+        assert "(line 2, pos 2)" in parse["message"] and "== SQL ==\n  SELEC 2" in parse["message"]
+        assert events[-1]["status"] == "error"
+
+
+async def test_interrupting_a_sql_script_skips_its_remaining_statements(
+        gateway: GatewayProcess, spark_server) -> None:
+    async with open_client(gateway.ws_url) as client:
+        await client.execute(f"SELECT 1 AS first;\n{LONG_JOB};\nSELECT 'never' AS third", id="s")
+        await client.recv_until(lambda e: e["type"] == "progress" and e["id"] == "s")
+        await client.send({"type": "interrupt", "id": "s"})
+        done = await client.wait_for(lambda e: e["type"] == "finished" and e["id"] == "s")
+        assert done["status"] == "interrupted"
+        assert "never" not in str([e for e in client.events if e.get("id") == "s"])
+        await wait_no_running_jobs(spark_server)
