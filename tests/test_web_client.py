@@ -659,3 +659,13 @@ def test_sql_only_gateway_offers_no_python(browser: Browser, spark_remote: str) 
         context.close()
         gateway.stop()
     assert nb.errors == []
+
+
+def test_sql_script_shows_each_result_and_marks_the_failing_statement(notebook: Notebook) -> None:
+    """A cell of several statements: a table per query, and an error marked where it is in the cell."""
+    cell = notebook.run_new("sql", "SELECT 1 AS a;\nSELECT 'two' AS b;\nSELECT * FROM nowhere", until="error")
+    expect(cell.locator("table.grid")).to_have_count(2)
+    assert cell.locator("table.grid th .col-name").all_inner_texts() == ["a", "b"]
+    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("nowhere")
+    expect(cell.locator(".gutter .error")).to_have_text("3")
+    expect(cell.locator(".error-box .where-label")).to_have_text("line 3, column 15")
