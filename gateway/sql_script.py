@@ -77,13 +77,8 @@ def _statement_bounds(code: str) -> list[tuple[int, int]]:
         elif c == "`":
             end = code.find("`", i + 1)  # a doubled backtick is an end and a start: no special case
             i = n if end < 0 else end + 1
-        elif code.startswith("--", i):
-            end = code.find("\n", i)
-            i = n if end < 0 else end + 1
-        elif code.startswith("/*", i):
-            i = _comment_end(code, i)
         else:
-            i += 1
+            i = _after_comment(code, i) or i + 1
     bounds.append((start, n))
     return bounds
 
@@ -105,6 +100,16 @@ def _string_end(code: str, i: int, raw: bool) -> int:
 def _is_raw_prefix(code: str, i: int) -> bool:
     """``r'...'``: the quote follows a lone r (not the end of an identifier)."""
     return i >= 1 and code[i - 1] in "rR" and (i < 2 or not (code[i - 2].isalnum() or code[i - 2] == "_"))
+
+
+def _after_comment(code: str, i: int) -> int | None:
+    """Where the comment starting at ``i`` ends (None: no comment starts there)."""
+    if code.startswith("--", i):
+        end = code.find("\n", i)
+        return len(code) if end < 0 else end + 1
+    if code.startswith("/*", i):
+        return _comment_end(code, i)
+    return None
 
 
 def _comment_end(code: str, i: int) -> int:
@@ -130,11 +135,8 @@ def _first_code(code: str, start: int, stop: int) -> int:
     while i < stop:
         if code[i].isspace():
             i += 1
-        elif code.startswith("--", i):
-            end = code.find("\n", i)
-            i = stop if end < 0 else end + 1
-        elif code.startswith("/*", i):
-            i = _comment_end(code, i)
+        elif (end := _after_comment(code, i)) is not None:
+            i = end
         else:
             return i
     return stop
