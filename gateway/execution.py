@@ -26,6 +26,7 @@ class Execution:
     started_at: float | None = None
     sink: OutputSink | None = None  # what the code prints, while it runs
     sql_offset: int = 0  # where the running SQL statement's text starts in the code (scripts)
+    result_sql_offsets: list[int] = field(default_factory=list)  # sql_offset of each result's statement
 
     @property
     def id(self) -> str:

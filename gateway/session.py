@@ -438,6 +438,8 @@ class Session:
             if number + 1 < len(statements):
                 # As between cells: what this statement shows comes before the next one runs.
                 self._call_loop(self._first_pages, execution)
+                if execution.failed:
+                    return  # its result failed (and said so): the script stops there
 
     async def _first_pages(self, execution: Execution) -> None:
         for cursor in list(execution.cursors):
@@ -492,6 +494,7 @@ class Session:
             limit=request.limit, format=request.format, limiter=self._fetch_limiter,
             on_error=self._cursor_failed)
         execution.cursors.append(cursor)
+        execution.result_sql_offsets.append(execution.sql_offset)
         await self._drain(execution)
         cursor.announce()
         assert self._tg is not None
@@ -508,7 +511,8 @@ class Session:
             return  # the cancellation we asked for, not a failure
         execution.failed = True
         self._spark_suspect = self._spark_suspect or spark.is_unavailable(exc)
-        self.outbox.put(_error_event(execution.id, exc, result=cursor.number))
+        self.outbox.put(_error_event(execution.id, exc, result=cursor.number,
+                                     sql_offset=execution.result_sql_offsets[cursor.number]))
 
     def _drain_later(self, execution: Execution) -> None:
         """Printed output arrived: send it after a short pause that batches small writes."""
@@ -594,12 +598,12 @@ def _error_event(execution_id: str, exc: BaseException, result: int | None = Non
                  sql: str | None = None, sql_offset: int = 0) -> Error:
     """Translate an execution failure into the protocol's error event (once, here).
 
-    ``sql_offset``: where in ``sql`` the failing statement's text began (a script's
+    ``sql_offset``: where in the cell's SQL the failing statement's text began (a script's
     statements are sent apart; see gateway/sql_script.py).
     """
     fields = spark.spark_error_fields(exc)
     if fields is not None:
-        if sql is not None and sql_offset:
+        if sql_offset:
             fields["message"] = sql_script.tidy_message(fields["message"])
             fields["context"] = [QueryContext(c.fragment, c.start + sql_offset, c.stop + sql_offset)
                                  for c in fields.get("context") or []]

@@ -506,3 +506,15 @@ async def test_interrupting_a_sql_script_skips_its_remaining_statements(
         assert done["status"] == "interrupted"
         assert "never" not in str([e for e in client.events if e.get("id") == "s"])
         await wait_no_running_jobs(spark_server)
+
+
+async def test_sql_script_stops_when_a_result_fails_while_streaming(gateway: GatewayProcess) -> None:
+    """A runtime error in a statement's rows ends the script there, its context in the cell."""
+    script = "SELECT 1 AS one;\nSELECT 1/0 AS boom;\nSELECT 'never' AS third"
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run(script, id="rt")
+        error = of_type(events, "error")[0]
+        assert error["error_class"] == "DIVIDE_BY_ZERO" and error["result"] == 1
+        start = script.index("1/0")
+        assert error["context"][0] == {"fragment": "1/0", "start": start, "stop": start + 2}
+        assert "never" not in str(events) and events[-1]["status"] == "error"
