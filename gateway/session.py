@@ -308,8 +308,7 @@ class Session:
                 await self._worker.run(partial(self._run_code, execution))
                 # Like a notebook, the next cell waits until this one has shown its results: a
                 # long aggregation holds the queue, a huge SELECT frees it after its first page.
-                for cursor in list(execution.cursors):
-                    await cursor.first_page.wait()
+                await self._first_pages(execution)
             finally:
                 self._running = None
             if execution.open_cursors:
@@ -442,6 +441,7 @@ class Session:
                     return  # its result failed (and said so): the script stops there
 
     async def _first_pages(self, execution: Execution) -> None:
+        """Until every result the execution opened so far has sent its first page (or ended)."""
         for cursor in list(execution.cursors):
             await cursor.first_page.wait()
 

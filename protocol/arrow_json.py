@@ -188,19 +188,6 @@ class JsonRows:
         self._start = start
         self._stop = len(offsets) - 1 if stop is None else stop
 
-    @classmethod
-    def from_array(cls, rows: Any) -> JsonRows:
-        """From a large_string array without nulls whose values are the rows' texts, each with a comma."""
-        count = len(rows)
-        if not count:
-            return cls(b"", np.zeros(1, np.int64))
-        _, offsets_buffer, data_buffer = rows.buffers()
-        offsets = np.frombuffer(offsets_buffer, np.int64, count + 1, rows.offset * 8)
-        # One copy into a bytes object, here in the converting thread: the event loop then
-        # only refers to it (or joins slices of several).
-        data = memoryview(data_buffer)[int(offsets[0]) : int(offsets[-1]) - 1].tobytes()
-        return cls(data, offsets - offsets[0])
-
     def __len__(self) -> int:
         return self._stop - self._start
 
@@ -351,8 +338,8 @@ def _join_rows(texts: list[Any], template: tuple[str | int, ...], count: int) ->
 
 
 # Take plans by (template, rows), most recently used last; each holds 8 bytes per value
-# taken. Building one costs ~1.5 us per row, so a result's batches (mostly of one size)
-# reuse theirs; the budget bounds what odd sizes and many schemas can hold.
+# taken. Building one costs ~0.15 ms per 10k rows (a sixth of the join), so a result's
+# batches (mostly of one size) reuse theirs; the budget bounds what odd sizes and many schemas can hold.
 _PLANS: OrderedDict[tuple[tuple[str | int, ...], int], tuple[Any, Any, int]] = OrderedDict()
 _PLANS_BUDGET: Final = 8 * 1024 * 1024
 _PLANS_LOCK: Final = threading.Lock()
@@ -398,13 +385,10 @@ def _text_encoder_for(field: Any, last: bool = False) -> TextEncoder:
         return _numpy_encoder(_text_exact_primitive, last)
     if types.is_float64(arrow_type):
         return _numpy_encoder(_comma_free_encoder(_convert_double), last)
-    if arrow_type.id != _MONTH_INTERVAL_ID:
-        if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
-            return _text_exact_primitive
-        if types.is_decimal(arrow_type):
-            return _decimal_text_encoder(arrow_type.scale)
-        if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
-            return _text_string
+    if types.is_decimal(arrow_type):
+        return _decimal_text_encoder(arrow_type.scale)
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
+        return _text_string
     converter = _converter_for(field)  # raises TypeError for a type with no mapping
     if arrow_type.id == _MONTH_INTERVAL_ID or _is_comma_free(arrow_type):
         return _comma_free_encoder(converter)
