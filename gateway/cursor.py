@@ -133,6 +133,11 @@ class ResultCursor:
             Result(self.execution_id, self.number, self.stream.columns, self.format, self.limit)
         )
 
+    @property
+    def until(self) -> int:
+        """The row offset this result may stream up to: its first page plus all credit granted."""
+        return self.sent + self.credit
+
     def grant(self, rows: int) -> None:
         """Client credit for ``rows`` more rows."""
         self.credit += rows

@@ -147,7 +147,8 @@ class Lifetime:
                 self._away_since = time.monotonic()
             if last_seq is not None:
                 next_seq, lost = self.session.outbox.rewind(last_seq)
-                resumed = Resumed(self.session.id, self.session.spark_session_id, last_seq, next_seq, lost)
+                resumed = Resumed(self.session.id, self.session.spark_session_id, last_seq, next_seq, lost,
+                                  self.session.credit())
                 await websocket.send_text(str(encode_event(resumed, 0)))
                 self.resumes += 1
                 log.info("session resumed after seq %d%s", last_seq, " with a gap" if lost else "",

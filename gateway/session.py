@@ -33,6 +33,7 @@ from protocol.messages import (
     LANGUAGES,
     Accepted,
     CloseResult,
+    Credit,
     Error,
     Execute,
     Interrupt,
@@ -178,6 +179,12 @@ class Session:
         """(queued, running or streaming) executions, for the metrics."""
         queued = len(self._queue)
         return queued, len(self._executions) - queued
+
+    def credit(self) -> list[Credit]:
+        """The results still streaming and how far each may go, for a resumed client."""
+        return [Credit(execution.id, cursor.number, cursor.until)
+                for execution in self._executions.values()
+                for cursor in execution.cursors if cursor.end is None]
 
     # ------------------------------------------------------------ requests
 

@@ -203,11 +203,25 @@ class Lost:
 
 
 @dataclass(frozen=True, slots=True)
+class Credit:
+    """How far a result still streaming may go: rows up to offset ``until`` need no more credit.
+
+    ``until`` is the first page plus every ``stream-rows`` the gateway received for it, so a
+    resumed client re-sends exactly the credit that was lost on the way, never twice.
+    """
+
+    id: str
+    result: int
+    until: int
+
+
+@dataclass(frozen=True, slots=True)
 class Resumed:
     """First frame of a resumed connection (``seq`` 0: it describes the stream, it is not in it).
 
     The events after ``last_seq`` follow, from ``next_seq`` on, exactly once and in order.
-    ``lost`` is set only when some of them had already left the bounded replay buffer.
+    ``lost`` is set only when some of them had already left the bounded replay buffer;
+    ``credit`` lists the results still streaming, with the credit the gateway holds for each.
     """
 
     type: ClassVar[str] = "resumed"
@@ -216,6 +230,7 @@ class Resumed:
     last_seq: int
     next_seq: int
     lost: Lost | None = None
+    credit: list[Credit] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

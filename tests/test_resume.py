@@ -102,6 +102,42 @@ async def test_resume_mid_stream_gets_every_event_once(resumable: GatewayProcess
     await stream.ws.close()
 
 
+async def test_resumed_says_how_far_each_open_result_may_stream(resumable: GatewayProcess) -> None:
+    """`resumed.credit` counts every grant the gateway received, used or not, so a client
+    re-sends only what was lost; results that ended are not listed."""
+    stream = Stream(resumable.ws_url)
+    await stream.open()
+    await stream.send({"type": "execute", "id": "done", "code": "SELECT 1 AS one"})
+    while not (stream.events[-1]["type"] == "finished"):
+        await stream.recv()
+    await stream.send({"type": "execute", "id": "big", "code": "SELECT id FROM range(0, 20000, 1, 2)",
+                       "page_size": 500})
+    while not (stream.events[-1]["type"] == "rows" and stream.events[-1]["id"] == "big"):
+        await stream.recv()
+    for grant in (700, 800):
+        await stream.send({"type": "stream-rows", "id": "big", "result": 0, "max_rows": grant})
+    await stream.send({"type": "ping", "data": "after the grants"})  # answered once both are counted
+    while stream.events[-1]["type"] != "pong":
+        await stream.recv()
+    stream.abort()
+    first = await stream.resume()
+    assert first["type"] == "resumed"
+    validate(first)
+    assert first["credit"] == [{"id": "big", "result": 0, "until": 2000}]
+    # Nothing re-sent: exactly the rows granted arrive, then the stream waits for credit.
+    with pytest.raises(TimeoutError):
+        while True:
+            await stream.recv(timeout=1.5)
+    big = [e for e in stream.events if e.get("id") == "big"]
+    assert [r[0] for r in rows_of(big)] == list(range(2000))
+    await stream.send({"type": "stream-rows", "id": "big", "result": 0, "max_rows": 18000})
+    while stream.events[-1]["type"] != "finished":
+        await stream.recv()
+    big = [e for e in stream.events if e.get("id") == "big"]
+    assert [r[0] for r in rows_of(big)] == list(range(20000))
+    await stream.ws.close()
+
+
 async def test_execution_keeps_running_while_away(resumable: GatewayProcess) -> None:
     """Work queued before the drop runs while the client is away; its events wait for the resume."""
     stream = Stream(resumable.ws_url)

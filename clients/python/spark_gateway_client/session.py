@@ -425,6 +425,8 @@ class Session:
                  " with lost events" if lost else "")
         if isinstance(lost, dict):
             self._on_lost(lost)
+        # How far each result still streaming may go, as the gateway counted its credit.
+        until = {(c["id"], c["result"]): c["until"] for c in resumed.get("credit") or []}
         for execution in list(self._executions.values()):
             request = execution.request
             if request is None:
@@ -441,10 +443,10 @@ class Session:
                 if stream._closing:
                     self._put(CloseResult(execution.id, stream.number))
                     continue
-                # Credit granted and not used yet may have been lost on the way: grant it again
-                # (extra credit only lets a page or two more come early).
-                granted = grants.get(stream.number, 0)
-                owed = min(granted, request.page_size + granted - stream.rows_received)
+                if (execution.id, stream.number) not in until:
+                    continue  # it ended on the gateway; its last page is among the replayed events
+                # Only credit the gateway never received was lost: grant exactly that again.
+                owed = request.page_size + grants.get(stream.number, 0) - until[(execution.id, stream.number)]
                 if owed > 0:
                     self._put(StreamRows(execution.id, stream.number, owed))
         for token, (_future, _sent, data) in self._pongs.items():

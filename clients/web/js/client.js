@@ -54,7 +54,7 @@ export class GatewayClient {
     this.resent = new Set();     // ids whose execute was sent again (a duplicate_id answer is expected)
     this.interrupts = new Set(); // ids asked to stop
     this.closing = new Map();    // `${id}\n${result}` → [id, result]: close-result asked, result not ended yet
-    this.credit = new Map();     // id → {pageSize, results: Map(result → {granted, received})}
+    this.credit = new Map();     // id → {pageSize, results: Map(result → {granted: rows asked with stream-rows})}
     this.connection = new Connection(url, {
       onFrame: (text) => this._onFrame(text),
       onOpen: () => this._onOpen(),
@@ -190,16 +190,13 @@ export class GatewayClient {
         sink?.output?.(msg.type, msg.text);
         break;
       case Evt.RESULT:
-        this.credit.get(msg.id)?.results.set(msg.result, { granted: 0, received: 0 });
+        this.credit.get(msg.id)?.results.set(msg.result, { granted: 0 });
         sink?.result?.(msg);
         break;
-      case Evt.ROWS: {
-        const stream = this.credit.get(msg.id)?.results.get(msg.result);
-        if (stream) stream.received += msg.rows.length;
+      case Evt.ROWS:
         if (msg.last) this._resultEnded(msg.id, msg.result);
         sink?.rows?.(msg);
         break;
-      }
       case Evt.RESULT_CLOSED:
         this._resultEnded(msg.id, msg.result);
         sink?.resultClosed?.(msg);
@@ -311,7 +308,7 @@ export class GatewayClient {
     this.lastResumed = msg;  // for the console and the tests
     this.expectedSeq = msg.next_seq;
     const affected = msg.lost ? this._applyLost(msg.lost) : [];
-    this._resendAfterResume();
+    this._resendAfterResume(msg.credit ?? []);
     this.ui.onResumed(msg, affected);
   }
 
@@ -340,8 +337,12 @@ export class GatewayClient {
     return affected;
   }
 
-  /** Send again what the gateway may not have received before the connection dropped. */
-  _resendAfterResume() {
+  /**
+   * Send again what the gateway may not have received before the connection dropped.
+   * `credit` (from `resumed`) says how far each result still streaming may go: only the
+   * credit granted beyond it was lost, so no page comes that was not asked for.
+   */
+  _resendAfterResume(credit) {
     const send = (message) => this.connection.send(message);
     for (const [id, request] of this.pending) {
       this.resent.add(id);
@@ -349,11 +350,12 @@ export class GatewayClient {
     }
     for (const id of [...this.interrupts].reverse()) send(P.interrupt(id));  // queued ones before the running one
     for (const [id, result] of this.closing.values()) send(P.closeResult(id, result));
+    const until = new Map(credit.map((c) => [`${c.id}\n${c.result}`, c.until]));
     for (const [id, { pageSize, results }] of this.credit) {
       for (const [result, stream] of results) {
-        if (this.closing.has(`${id}\n${result}`)) continue;
-        // Credit granted and not used yet may be lost: grant it again (extra credit is harmless).
-        const owed = Math.min(stream.granted, pageSize + stream.granted - stream.received);
+        const key = `${id}\n${result}`;
+        if (this.closing.has(key) || !until.has(key)) continue;  // closing, or it has ended
+        const owed = pageSize + stream.granted - until.get(key);
         if (owed > 0) send(P.streamRows(id, result, owed));
       }
     }
