@@ -23,6 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spark_gateway_client import cli
 
+from protocol.messages import Column
+
 from gateway.spark_server import free_port
 from tests.conftest import ROOT, GatewayProcess
 
@@ -74,6 +76,43 @@ def test_table_is_capped_and_says_rows_were_omitted(gateway: GatewayProcess) -> 
     lines = done.stdout.splitlines()
     assert lines[2].strip() == "0" and lines[1001].strip() == "999" and len(lines) == 1003
     assert "1000 rows shown; more rows were omitted" in lines[-1] and "--format" in lines[-1]
+
+
+def test_table_shows_multiline_values_as_lines_and_says_what_it_cut(gateway: GatewayProcess) -> None:
+    """An EXPLAIN plan prints as a plan (one line per plan line, psql's + marks), a line wider
+    than --max-width is cut with a note saying so, and --max-width 0 prints it whole."""
+    sql = "EXPLAIN SELECT id, repeat('x', 200) AS wide FROM range(3) WHERE id > 1"
+    done = run_cli(gateway.ws_url, sql)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].strip() == "plan" and lines[2].startswith(" == Physical Plan ==") and lines[2].endswith("+")
+    assert any("Filter" in line for line in lines[3:]), done.stdout
+    assert all(len(line) <= 83 for line in lines[2:-2]), done.stdout
+    cut = [line for line in lines if line.rstrip(" +").endswith("…")]
+    assert cut and lines[-2] == "(1 value cut at 80 characters per line, marked …: --max-width 0 shows them whole)"
+    assert lines[-1] == "(1 row)"
+    whole = run_cli(gateway.ws_url, sql, "--max-width", "0")
+    assert whole.returncode == 0, whole.stderr
+    assert "…" not in whole.stdout and "cut at" not in whole.stdout
+    assert "x" * 200 + " AS wide" in whole.stdout, whole.stdout  # Spark folds repeat() into the plan
+
+
+def test_format_table_cells() -> None:
+    """The table's cell rules: NULL, booleans, JSON for nested values, line breaks, tabs, width."""
+    columns = [Column("s", "string", True), Column("n", "int", True)]
+    table = cli.format_table(columns, [["a\nbb", 7], [None, None], ["t\tu", True], [[1, None], 123]], 0)
+    assert table.cut == 0
+    assert table.text == (
+        " s        | n\n"
+        "----------+------\n"
+        " a       +|    7\n"
+        " bb       |\n"
+        " NULL     | NULL\n"
+        " t\\tu     | true\n"
+        " [1,null] |  123\n")
+    narrow = cli.format_table(columns, [["abcdefghij", 1], ["東京東京東京", 2]], 6)
+    assert narrow.cut == 2
+    assert narrow.text.splitlines()[2:] == [" abcde… | 1", " 東京…  | 2"]
 
 
 def test_files_in_every_format_hold_the_whole_result(gateway: GatewayProcess, spark: Any,

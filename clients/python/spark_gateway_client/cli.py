@@ -17,7 +17,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 
@@ -60,7 +60,8 @@ exit codes:
      for it to stop; a second one exits at once)
 
 output:
-  without --format/-o, a table of at most --max-rows rows (saying so when rows were omitted);
+  without --format/-o, a table of at most --max-rows rows (saying so when rows were omitted),
+  a value's lines cut at --max-width characters (saying so when any was cut);
   csv, jsonl, arrow (an Arrow IPC stream, readable with pyarrow.ipc.open_stream) and parquet
   stream any number of rows in constant memory. csv and jsonl values follow the gateway's JSON
   type mapping (docs/type-mapping.md); in CSV a NULL is an empty field and an empty string is "".
@@ -99,6 +100,9 @@ def build_parser(prog: str = "spark-gateway query") -> argparse.ArgumentParser:
                         help="at most this many rows per result (applied in Spark)")
     parser.add_argument("--max-rows", type=_positive, default=DEFAULT_MAX_ROWS,
                         help=f"table format: rows shown at most (default {DEFAULT_MAX_ROWS})")
+    parser.add_argument("--max-width", type=_non_negative, default=MAX_CELL_WIDTH,
+                        help=f"table format: characters shown per line of a value, the rest cut and "
+                             f"marked … (default {MAX_CELL_WIDTH}; 0: no limit)")
     parser.add_argument("--page-size", type=_positive, help="rows per page from the gateway")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="fail at once when the connection drops (default: reconnect and resume the "
@@ -137,7 +141,7 @@ class Job:
 
     def __init__(self, *, url: str, token: str | None, code: str, language: str, format: str,
                  output: str | None, limit: int | None, max_rows: int, page_size: int | None,
-                 progress: bool, resume: bool = True) -> None:
+                 progress: bool, resume: bool = True, max_width: int = MAX_CELL_WIDTH) -> None:
         self.url = url
         self.token = token
         self.code = code
@@ -146,6 +150,7 @@ class Job:
         self.output = output
         self.limit = limit
         self.max_rows = max_rows
+        self.max_width = max_width
         self.page_size = page_size
         self.resume = resume
         self.err = sys.stderr
@@ -184,7 +189,7 @@ class Job:
         progress = args.progress if args.progress is not None else sys.stderr.isatty()
         return cls(url=args.url, token=args.token, code=code, language=language, format=fmt,
                    output=args.output, limit=args.limit, max_rows=args.max_rows, page_size=args.page_size,
-                   progress=progress, resume=args.resume)
+                   progress=progress, resume=args.resume, max_width=args.max_width)
 
     async def run(self) -> int:
         self._install_sigint()
@@ -288,7 +293,11 @@ class Job:
         return self.page_size
 
     def _table(self, stream: ResultStream, rows: list[Row]) -> str:
-        text = format_table(stream.columns, rows)
+        table = format_table(stream.columns, rows, self.max_width)
+        text = table.text
+        if table.cut:
+            text += (f"({table.cut} value{'s' if table.cut != 1 else ''} cut at {self.max_width} characters "
+                     f"per line, marked …: --max-width 0 shows them whole)\n")
         count = f"({len(rows)} row{'s' if len(rows) != 1 else ''})"
         if stream.truncated:
             if self.limit is not None and self.limit <= self.max_rows:
@@ -521,51 +530,82 @@ class _open_text:  # noqa: N801
 # ---------------------------------------------------------------- table
 
 
-def format_table(columns: list[Column], rows: list[Row], max_width: int = MAX_CELL_WIDTH) -> str:
-    """An aligned text table (numbers right-aligned), psql style, without the row count."""
+def format_table(columns: list[Column], rows: list[Row], max_width: int = MAX_CELL_WIDTH) -> Table:
+    """An aligned text table (numbers right-aligned), psql style, without the row count.
+
+    A text value with line breaks spans several lines, each continued line marked ``+`` as
+    psql does (an ``EXPLAIN`` plan reads as a plan). A line wider than ``max_width``
+    characters (0: no limit) is cut with ``…``; :attr:`Table.cut` counts the values cut so
+    that the caller says so.
+    """
     numeric = [c.type.startswith(NUMERIC_TYPES) for c in columns]
-    header = [_cell_text(c.name, max_width) for c in columns]
-    body = [[_cell_text(v, max_width) for v in row] for row in rows]
-    widths = [_width(h) for h in header]
+    cut = 0
+
+    def cell(value: Any) -> list[str]:
+        nonlocal cut
+        lines = _cell_lines(value)
+        if max_width and any(_width(text) > max_width for text in lines):
+            cut += 1
+            lines = [_cut(text, max_width) for text in lines]
+        return lines
+
+    header = [cell(c.name) for c in columns]
+    body = [[cell(v) for v in row] for row in rows]
+    widths = [max(map(_width, h)) for h in header]
     for row in body:
-        for i, text in enumerate(row):
-            widths[i] = max(widths[i], _width(text))
+        for i, lines in enumerate(row):
+            widths[i] = max(widths[i], *map(_width, lines))
 
-    def line(cells: list[str], align: list[bool]) -> str:
-        parts = []
-        for text, width, right in zip(cells, widths, align, strict=True):
-            pad = " " * (width - _width(text))
-            parts.append(pad + text if right else text + pad)
-        return (" " + " | ".join(parts)).rstrip() + "\n"
+    def lines_of(cells: list[list[str]], align: list[bool]) -> list[str]:
+        out = []
+        for k in range(max(map(len, cells))):
+            parts = []
+            for lines, width, right in zip(cells, widths, align, strict=True):
+                text = lines[k] if k < len(lines) else ""
+                pad = " " * (width - _width(text))
+                more = "+" if k < len(lines) - 1 else " "  # the value goes on, on the next line
+                parts.append(" " + (pad + text if right else text + pad) + more)
+            out.append("|".join(parts).rstrip() + "\n")
+        return out
 
-    out = [line(header, [False] * len(columns)), "-" + "-+-".join("-" * w for w in widths) + "-\n"]
-    out.extend(line(row, numeric) for row in body)
-    return "".join(out)
+    out = [*lines_of(header, [False] * len(columns)), "-" + "-+-".join("-" * w for w in widths) + "-\n"]
+    for row in body:
+        out.extend(lines_of(row, numeric))
+    return Table("".join(out), cut)
 
 
-_ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+class Table(NamedTuple):
+    """A formatted table and how many of its values were cut at the width limit."""
+
+    text: str
+    cut: int
 
 
-def _cell_text(value: Any, max_width: int) -> str:
+_ESCAPES = str.maketrans({"\r": "\\r", "\t": "\\t"})  # they would break the alignment
+
+
+def _cell_lines(value: Any) -> list[str]:
     if value is None:
-        text = "NULL"
-    elif value is True or value is False:
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = value.translate(_ESCAPES)
-    elif isinstance(value, int | float):
-        text = repr(value)
-    else:
-        text = orjson.dumps(value).decode()
-    if _width(text) > max_width:
-        out, width = [], 0
-        for ch in text:
-            width += _char_width(ch)
-            if width > max_width - 1:
-                break
-            out.append(ch)
-        text = "".join(out) + "…"
-    return text
+        return ["NULL"]
+    if value is True or value is False:
+        return ["true" if value else "false"]
+    if isinstance(value, str):
+        return value.translate(_ESCAPES).split("\n")
+    if isinstance(value, int | float):
+        return [repr(value)]
+    return [orjson.dumps(value).decode()]
+
+
+def _cut(text: str, max_width: int) -> str:
+    if _width(text) <= max_width:
+        return text
+    out, width = [], 0
+    for ch in text:
+        width += _char_width(ch)
+        if width > max_width - 1:
+            break
+        out.append(ch)
+    return "".join(out) + "…"
 
 
 def _char_width(ch: str) -> int:
