@@ -317,6 +317,31 @@ def test_values_are_exact_and_null_is_distinct(notebook: Notebook) -> None:
     assert "null" not in classes[4]  # the text 'null' is just text
 
 
+def test_a_click_on_a_cell_shows_the_whole_value(notebook: Notebook) -> None:
+    """A cell shows one line cut to its column; a click shows the value whole under the grid:
+    an EXPLAIN plan line by line, a nested value as indented exact JSON; Escape closes it."""
+    cell = notebook.run_new("sql", "EXPLAIN SELECT id FROM range(10) WHERE id > 3")
+    cell.locator("table.grid tr.row td:not(.rownum):not(.filler)").first.click()
+    panel = cell.locator(".value-detail")
+    expect(panel).to_be_visible()
+    expect(panel.locator(".value-detail-where")).to_have_text("Row 1 · plan (string)")
+    text = panel.locator(".value-detail-text").inner_text()
+    lines = text.splitlines()
+    assert lines[0] == "== Physical Plan ==" and "Filter (id#" in lines[1] and "Range (0, 10" in lines[2], text
+    expect(panel.locator(".value-detail-size")).to_contain_text(f"{len(text):,} characters")
+    panel.locator(".value-detail-text").press("Escape")
+    expect(panel).to_be_hidden()
+
+    nested = notebook.run_new("sql", "SELECT 1 AS n, map('k', array(9007199254740993, NULL)) AS m")
+    nested.locator("table.grid tr.row td:not(.rownum):not(.filler)").nth(1).click()
+    panel = nested.locator(".value-detail")
+    expect(panel.locator(".value-detail-where")).to_have_text("Row 1 · m (map<string,array<bigint>>)")
+    assert panel.locator(".value-detail-text").inner_text() == (
+        '{\n  "k": [\n    9007199254740993,\n    null\n  ]\n}')
+    panel.locator("button.value-close").click()
+    expect(panel).to_be_hidden()
+
+
 def test_limit_marks_truncated_results(notebook: Notebook) -> None:
     """With a row limit, a longer result stops at the limit and says it was truncated."""
     cell = notebook.add_cell("sql", "SELECT id FROM range(100)")

@@ -5,7 +5,7 @@
 // are in the DOM (fixed row height, spacer rows above and below), so a table of a
 // million loaded rows scrolls as fast as one of ten.
 
-import { columnKind, count, displayValue } from "./values.js";
+import { columnKind, count, displayValue, fullValueText } from "./values.js";
 
 const OVERSCAN = 12;
 const AUTOLOAD_MARGIN_ROWS = 8;
@@ -145,14 +145,64 @@ export class ResultTable {
     const spacer = document.createElement("span");
     spacer.className = "spacer";
     footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, this.downloadButton);
-    root.append(scroll, footer);
+    this.detail = this._buildDetail();
+    root.append(scroll, this.detail, footer);
     this.footer = footer;
+    // A cell shows one line, cut to its column; a click shows the whole value below the grid.
+    this.tbody.addEventListener("click", (event) => {
+      const td = event.target.closest("td");
+      const tr = td?.parentElement;
+      if (!tr?.dataset.row || td.cellIndex < 1 || td.cellIndex > this.columns.length) return;
+      this.showValue(Number(tr.dataset.row), td.cellIndex - 1);
+    });
 
     scroll.addEventListener("scroll", () => this._schedule(), { passive: true });
     this._resize = new ResizeObserver(() => this._schedule());
     this._resize.observe(scroll);
     this._sizeColumns();
     this._refresh();
+  }
+
+  _buildDetail() {
+    const panel = document.createElement("div");
+    panel.className = "value-detail";
+    panel.hidden = true;
+    panel.setAttribute("role", "region");
+    panel.setAttribute("aria-label", "Value");
+    const head = document.createElement("div");
+    head.className = "value-detail-head";
+    this.detailWhere = document.createElement("span");
+    this.detailWhere.className = "value-detail-where";
+    this.detailSize = document.createElement("span");
+    this.detailSize.className = "value-detail-size";
+    const spacer = document.createElement("span");
+    spacer.className = "spacer";
+    const copy = button("Copy", "value-copy", () => navigator.clipboard?.writeText(this.detailText.textContent));
+    const close = button("Close", "value-close", () => this.hideValue());
+    head.append(this.detailWhere, this.detailSize, spacer, copy, close);
+    this.detailText = document.createElement("pre");
+    this.detailText.className = "value-detail-text";
+    this.detailText.tabIndex = 0;
+    panel.append(head, this.detailText);
+    panel.addEventListener("keydown", (event) => { if (event.key === "Escape") this.hideValue(); });
+    return panel;
+  }
+
+  /** Show row `index`'s value of column `column` whole, in the panel under the grid. */
+  showValue(index, column) {
+    const c = this.columns[column];
+    const text = fullValueText(this.rows[index][column], this.kinds[column]);
+    this.detailWhere.textContent = `Row ${count(index + 1)} · ${c.name} (${c.type})`;
+    const lines = text.split("\n").length;
+    this.detailSize.textContent = `${count(text.length)} characters` + (lines > 1 ? `, ${count(lines)} lines` : "");
+    this.detailText.textContent = text;
+    this.detail.hidden = false;
+    this.detailText.focus({ preventScroll: true });
+  }
+
+  hideValue() {
+    this.detail.hidden = true;
+    this.scroll.focus({ preventScroll: true });
   }
 
   loadMore() {
@@ -249,6 +299,7 @@ export class ResultTable {
   _row(index) {
     const tr = document.createElement("tr");
     tr.className = "row";
+    tr.dataset.row = String(index);
     const num = document.createElement("td");
     num.className = "rownum";
     num.textContent = String(index + 1);

@@ -101,3 +101,24 @@ export function duration(ms) {
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
+
+/**
+ * The whole text of one value, for the value panel: strings as they are (line breaks and
+ * all), nested values as indented JSON (exact: BigInt digits kept), the rest as in a cell.
+ */
+export function fullValueText(value, kind) {
+  if (value === null || value === undefined) return "NULL";
+  if (kind === "nested" && typeof value === "object") return prettyJSON(value, "");
+  return displayValue(value, kind).text;
+}
+
+function prettyJSON(value, indent) {
+  if (value === null || typeof value !== "object") return toJSONText(value);
+  const inner = indent + "  ";
+  const items = Array.isArray(value)
+    ? value.map((v) => inner + prettyJSON(v, inner))
+    : Object.entries(value).map(([k, v]) => `${inner}${JSON.stringify(k)}: ${prettyJSON(v, inner)}`);
+  if (!items.length) return Array.isArray(value) ? "[]" : "{}";
+  const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
+  return `${open}\n${items.join(",\n")}\n${indent}${close}`;
+}
