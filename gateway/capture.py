@@ -1,5 +1,8 @@
 """Per-execution capture of ``sys.stdout`` / ``sys.stderr`` for code run in worker threads.
 
+``sys.stdin`` is guarded too: code run for a client gets a clear error, never the
+gateway's terminal.
+
 The process-wide streams are replaced once by :class:`RoutingStream` proxies. A worker
 thread points its thread-local route at the running execution's :class:`OutputSink`;
 any other thread writes through to the real stream. The sink coalesces text so a
@@ -107,12 +110,54 @@ class RoutingStream(io.TextIOBase):
         return self.real.fileno()
 
 
+class StdinUnavailable(RuntimeError):
+    """Code run for a client read standard input: there is nobody to type it."""
+
+
+class RoutingInput(io.TextIOBase):
+    """A ``sys.stdin`` stand-in: code run for a client may not read the gateway's terminal.
+
+    Without it, ``input()`` in a cell would block the session's worker on the terminal
+    of whoever started the gateway (or get an ``EOFError`` that explains nothing).
+    """
+
+    def __init__(self, real: TextIO) -> None:
+        self.real = real
+
+    def _refuse(self) -> None:
+        raise StdinUnavailable("input() and sys.stdin are not available: the code runs on the gateway, "
+                               "where nobody can type; put the value in the code instead")
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        if getattr(_route, "sink", None) is not None:
+            self._refuse()
+        return self.real.read(size)
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if getattr(_route, "sink", None) is not None:
+            self._refuse()
+        return self.real.readline(size)
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        if getattr(_route, "sink", None) is not None:
+            self._refuse()
+        return self.real.fileno()
+
+
 def install() -> None:
-    """Replace sys.stdout/stderr with routing proxies (idempotent)."""
+    """Replace sys.stdout/stderr with routing proxies, sys.stdin with a guard (idempotent)."""
     if not isinstance(sys.stdout, RoutingStream):
         sys.stdout = RoutingStream("stdout", sys.stdout)
     if not isinstance(sys.stderr, RoutingStream):
         sys.stderr = RoutingStream("stderr", sys.stderr)
+    if not isinstance(sys.stdin, RoutingInput) and sys.stdin is not None:
+        sys.stdin = RoutingInput(sys.stdin)
 
 
 def route_to(sink: OutputSink | None) -> None:

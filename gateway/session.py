@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import re
 import time
 import traceback
@@ -644,9 +645,16 @@ def _parse_position(message: str, code: str) -> list[QueryContext]:
     return [QueryContext(code[start : stop + 1], start, stop)]
 
 
+_GATEWAY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _user_traceback(exc: BaseException) -> str:
-    """The traceback from the cell's own frames on (gateway frames are noise to the user)."""
+    """The traceback from the cell's own frames on, without the gateway's frames at either
+    end (the exec machinery before, a guard such as sys.stdin's after): noise to the user."""
     tb = exc.__traceback__
     while tb is not None and not tb.tb_frame.f_code.co_filename.startswith("<cell "):
         tb = tb.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+    report = traceback.TracebackException(type(exc), exc, tb or exc.__traceback__)
+    while len(report.stack) > 1 and report.stack[-1].filename.startswith(_GATEWAY_DIR):
+        report.stack.pop()
+    return "".join(report.format())

@@ -237,6 +237,23 @@ async def test_python_errors_have_traceback(gateway: GatewayProcess) -> None:
         assert syntax["exception"] == "SyntaxError"
 
 
+async def test_input_in_a_cell_is_a_clear_error_not_the_gateways_terminal(gateway: GatewayProcess) -> None:
+    """input() and sys.stdin in client code fail at once with a typed error pointing at the
+    cell's line (never a read of the gateway's own terminal); the session goes on."""
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run("name = input('name? ')", id="in", language="python")
+        assert "".join(e["text"] for e in of_type(events, "stdout")) == "name? "
+        error = of_type(events, "error")[0]
+        assert error["code"] == "python_error" and error["exception"] == "StdinUnavailable"
+        assert "nobody can type" in error["message"]
+        assert error["traceback"].splitlines()[1:3] == ['  File "<cell in>", line 1, in <module>',
+                                                        "    name = input('name? ')"]
+        assert "capture.py" not in error["traceback"]
+        error = of_type(await client.run("import sys\nsys.stdin.read()", id="rd", language="python"), "error")[0]
+        assert error["exception"] == "StdinUnavailable"
+        assert of_type(await client.run("'still here'", id="ok", language="python"), "value")[0]["text"] == "'still here'"
+
+
 async def test_interrupt_stops_the_spark_job_and_queue_continues(
         gateway: GatewayProcess, spark_server) -> None:
     """Interrupt ends a long job on Spark itself; the execution queued behind it still runs."""
