@@ -12,6 +12,7 @@ text is waiting for the socket, so output is slowed down but never dropped.
 
 from __future__ import annotations
 
+import getpass
 import io
 import sys
 import threading
@@ -158,6 +159,21 @@ def install() -> None:
         sys.stderr = RoutingStream("stderr", sys.stderr)
     if not isinstance(sys.stdin, RoutingInput) and sys.stdin is not None:
         sys.stdin = RoutingInput(sys.stdin)
+    if not getattr(getpass.getpass, "guarded", False):
+        getpass.getpass = _guarded_getpass(getpass.getpass)
+
+
+def _guarded_getpass(real: Callable[..., str]) -> Callable[..., str]:
+    """``getpass.getpass`` opens /dev/tty itself, past sys.stdin: the same guard for it."""
+
+    def getpass_(prompt: str = "Password: ", stream: TextIO | None = None) -> str:
+        if getattr(_route, "sink", None) is not None:
+            raise StdinUnavailable("getpass() is not available: the code runs on the gateway, where "
+                                   "nobody can type; read secrets from the environment or a file instead")
+        return real(prompt, stream)
+
+    getpass_.guarded = True  # type: ignore[attr-defined]
+    return getpass_
 
 
 def route_to(sink: OutputSink | None) -> None:

@@ -251,6 +251,9 @@ async def test_input_in_a_cell_is_a_clear_error_not_the_gateways_terminal(gatewa
         assert "capture.py" not in error["traceback"]
         error = of_type(await client.run("import sys\nsys.stdin.read()", id="rd", language="python"), "error")[0]
         assert error["exception"] == "StdinUnavailable"
+        error = of_type(await client.run("import getpass\ngetpass.getpass()", id="pw", language="python"),
+                        "error")[0]
+        assert error["exception"] == "StdinUnavailable" and "getpass()" in error["message"]
         assert of_type(await client.run("'still here'", id="ok", language="python"), "value")[0]["text"] == "'still here'"
 
 
