@@ -376,6 +376,23 @@ def test_sync_wrapper(gateway: GatewayProcess) -> None:
         assert s.sql("SELECT 2 AS two").to_pandas()["two"].tolist() == [2]
 
 
+def test_sync_outcome_of_an_unstarted_execution_runs_it(gateway: GatewayProcess) -> None:
+    """In blocking code, reading value/stdout/status of an execution never started runs it
+    to its end (it used to answer None and never run); value raises how it failed."""
+    with connect_sync(gateway.ws_url) as s:
+        assert s.python("print('hi')\n41 + 1").value == "42"
+        assert s.python("print('out')").stdout == "out\n"
+        assert s.python("counter = 1").status == "ok"
+        assert s.python("counter + 1").value == "2"  # the previous one did run
+        failed = s.python("print('before')\n1 / 0")
+        assert failed.status == "error" and failed.stdout == "before\n"
+        with pytest.raises(PythonError):
+            s.python("1 / 0").value  # noqa: B018 - the property runs it
+        reading = s.sql("SELECT id FROM range(30000)", page_size=1000)
+        statuses = [reading.status for _ in reading]  # started: it answers at once, never waits
+        assert len(statuses) == 30 and statuses[0] is None and reading.status == "ok"
+
+
 async def test_losing_the_gateway_fails_running_executions(spark_remote: str) -> None:
     """When the gateway dies mid-stream, resuming fails within resume_timeout: SessionLost, never a hang."""
     process = GatewayProcess(spark_remote)

@@ -108,21 +108,38 @@ class SyncExecution:
     def id(self) -> str:
         return self.execution.id
 
+    # Reading the outcome of an execution never started runs it to its end first: in blocking
+    # code, ``s.python("1 + 1").value`` means "run it and tell me", never a silent None.
+    # One already started (being iterated, say) answers with what it has so far.
+
     @property
     def status(self) -> Status | None:
+        self._run_if_unstarted()
         return self.execution.status
 
     @property
     def stdout(self) -> str:
+        self._run_if_unstarted()
         return self.execution.stdout
 
     @property
     def stderr(self) -> str:
+        self._run_if_unstarted()
         return self.execution.stderr
 
     @property
     def value(self) -> str | None:
+        """The trailing value's repr; raises how the execution failed, as :meth:`wait` does."""
+        if self._run_if_unstarted():
+            self.wait()
         return self.execution.value
+
+    def _run_if_unstarted(self) -> bool:
+        """Run a never-started execution to its end (failures kept, not raised); True if it did."""
+        if self.execution.request is not None or self.execution.done:
+            return False
+        self.wait(check=False)
+        return True
 
     @property
     def truncated(self) -> bool:
