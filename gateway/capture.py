@@ -135,12 +135,12 @@ class RoutingInput(io.TextIOBase):
     def read(self, size: int | None = -1) -> str:
         if getattr(_route, "sink", None) is not None:
             self._refuse()
-        return self.real.read(size)
+        return self.real.read(-1 if size is None else size)
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         if getattr(_route, "sink", None) is not None:
             self._refuse()
-        return self.real.readline(size)
+        return self.real.readline(-1 if size is None else size)
 
     def isatty(self) -> bool:
         return False

@@ -23,9 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spark_gateway_client import cli
 
-from protocol.messages import Column
-
 from gateway.spark_server import free_port
+from protocol.messages import Column
 from tests.conftest import ROOT, GatewayProcess
 
 CLIENT_DIR = ROOT / "clients" / "python"

@@ -254,7 +254,8 @@ async def test_input_in_a_cell_is_a_clear_error_not_the_gateways_terminal(gatewa
         error = of_type(await client.run("import getpass\ngetpass.getpass()", id="pw", language="python"),
                         "error")[0]
         assert error["exception"] == "StdinUnavailable" and "getpass()" in error["message"]
-        assert of_type(await client.run("'still here'", id="ok", language="python"), "value")[0]["text"] == "'still here'"
+        value = of_type(await client.run("'still here'", id="ok", language="python"), "value")[0]
+        assert value["text"] == "'still here'"
 
 
 async def test_interrupt_stops_the_spark_job_and_queue_continues(
