@@ -108,14 +108,14 @@ class SyncExecution:
     def id(self) -> str:
         return self.execution.id
 
-    # Reading the outcome of an execution never started runs it to its end first: in blocking
-    # code, ``s.python("1 + 1").value`` means "run it and tell me", never a silent None.
-    # One already started (being iterated, say) answers with what it has so far.
-
     @property
     def status(self) -> Status | None:
-        self._run_if_unstarted()
+        """``None`` until finished (or never started): a peek, it runs nothing."""
         return self.execution.status
+
+    # Reading the output of an execution never started runs it to its end first: in blocking
+    # code, ``s.python("1 + 1").value`` means "run it and tell me", never a silent None.
+    # One already started (being iterated, say) answers with what it has so far.
 
     @property
     def stdout(self) -> str:
