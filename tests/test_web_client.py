@@ -256,6 +256,32 @@ def test_error_highlights_the_failing_fragment(notebook: Notebook) -> None:
     expect(cell.locator(".code-layer mark.error-fragment")).to_have_count(0)
 
 
+def test_printed_output_reads_as_in_a_terminal(notebook: Notebook) -> None:
+    """A progress line redrawn with \\r shows its last state, ANSI colours colour the text
+    (an escape cut between two events too), CRLF is one line end, other escapes vanish."""
+    code = "\n".join([
+        "import sys, time",
+        "for i in range(4):",
+        "    print(f'\\rloading {i * 25}%', end='', flush=True)",
+        "    time.sleep(0.3)",
+        "print('\\rloaded      ')",
+        "print('\\x1b[3', end='', flush=True)",  # an escape split across two stdout events
+        "time.sleep(0.3)",
+        "print('1mred\\x1b[0m plain \\x1b[1;38;5;208mbold orange\\x1b[0m')",
+        "print('dos\\r\\nline', file=sys.stderr, flush=True)",
+        "print('\\x1b]8;;https://example.com\\x1b\\\\link\\x1b]8;;\\x1b\\\\ \\x1b[2Kend')",
+    ])
+    cell = notebook.run_new("python", code)
+    stream = cell.locator("pre.stream")
+    expect(stream).to_have_text("loaded      \nred plain bold orange\ndos\nline\nlink end\n")
+    red = stream.locator("span.ansi-fg-1")
+    expect(red).to_have_text("red")
+    expect(red).to_have_css("color", "rgb(207, 34, 46)")
+    orange = stream.locator("span.ansi-bold", has_text="bold orange")
+    expect(orange).to_have_css("color", "rgb(255, 135, 0)")
+    expect(stream.locator("span.stderr")).to_have_text("dos\nline\n")
+
+
 def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
     """A Python exception shows its type, message and traceback, and marks the failing line."""
     cell = notebook.run_new("python", "a = 1\nb = 0\na / b", until="error")
@@ -286,6 +312,17 @@ def test_long_output_is_cut_on_screen_and_downloadable_whole(notebook: Notebook,
     saved = tmp_path / "output.txt"
     download.value.save_as(saved)
     assert saved.read_text() == "".join("line %d " % i + "y" * 25000 + "\n" for i in range(200))
+
+
+def test_output_filling_the_screen_limit_exactly_is_still_cut_visibly(notebook: Notebook) -> None:
+    """Output that reaches exactly 500,000 characters, then goes on: the rest used to vanish
+    without the note (the cut was decided only by a write that crossed the limit)."""
+    cell = notebook.run_new("python", "import time\nprint('x' * 499999, flush=True)\ntime.sleep(0.5)\nprint('more')")
+    expect(cell.locator("pre.stream")).to_contain_text("output cut here")
+    expect(cell.locator("button.download-output")).to_be_visible()
+    exact = notebook.run_new("python", "print('x' * 499999)")
+    expect(exact.locator("pre.stream")).to_have_text("x" * 499999 + "\n")
+    expect(exact.locator("button.download-output")).to_have_count(0)
 
 
 def test_a_cut_value_says_how_much_is_shown(notebook: Notebook) -> None:

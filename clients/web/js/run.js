@@ -5,6 +5,7 @@ import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
 import { escapeHtml } from "./highlight.js";
 import { Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
+import { TerminalText } from "./terminal.js";
 import { count, duration } from "./values.js";
 
 const MAX_STREAM_CHARS = 500_000;  // printed output shown under a cell; the rest is downloadable
@@ -26,6 +27,7 @@ export class RunView {
     this.tables = new Map();
     this.exports = new Set();
     this.streamChars = 0;
+    this.outputCut = false;  // printed output passed MAX_STREAM_CHARS: the rest is only kept for download
     this.kept = { parts: [], buffer: "", chars: 0 };  // everything printed, for "Download all output"
     this.startedAt = 0;
     this.readyAfter = null;  // ms from start until every result's first page was in
@@ -197,31 +199,26 @@ export class RunView {
 
   output(stream, text) {
     this._keepOutput(text);
-    if (this.streamChars >= MAX_STREAM_CHARS) return;
+    if (this.outputCut) return;
+    // The cut is decided by text beyond the limit, so output ending exactly at it is not cut,
+    // and output going on past it always gets the note.
+    const room = MAX_STREAM_CHARS - this.streamChars;
     let chunk = text;
-    this.streamChars += text.length;
-    const cut = this.streamChars > MAX_STREAM_CHARS;
-    if (cut) {
-      chunk = text.slice(0, text.length - (this.streamChars - MAX_STREAM_CHARS)) +
+    if (text.length > room) {
+      this.outputCut = true;
+      chunk = text.slice(0, room) +
         "\n… output cut here (more than 500,000 characters): “Download all output” has all of it\n";
       queueMicrotask(() => this._offerAllOutput());  // after the text below, in its own block
     }
-    let pre = this.outputs.lastElementChild;
-    if (!pre || !pre.classList.contains("stream")) {
-      pre = document.createElement("pre");
-      pre.className = "stream";
-      this._appendBlock(pre);
+    this.streamChars += Math.min(text.length, room);
+    const pre = this.outputs.lastElementChild;
+    if (!pre || !pre.classList.contains("stream") || this.terminal?.pre !== pre) {
+      const block = document.createElement("pre");
+      block.className = "stream";
+      this._appendBlock(block);
+      this.terminal = new TerminalText(block);  // "\r" and ANSI colours as a terminal shows them
     }
-    const last = pre.lastElementChild;
-    if (last && last.dataset.stream === stream) {
-      last.append(chunk);
-    } else {
-      const span = document.createElement("span");
-      span.className = stream;
-      span.dataset.stream = stream;
-      span.textContent = chunk;
-      pre.append(span);
-    }
+    this.terminal.write(stream, chunk);
   }
 
   _keepOutput(text) {
@@ -324,6 +321,7 @@ export class RunView {
   }
 
   finished(msg) {
+    this.terminal?.flush();  // the output is complete when the run says it is done
     this.gatewayElapsedMs = msg.elapsed_ms;
     if (this.elapsedMs === null) this.elapsedMs = this.readyAfter ?? msg.elapsed_ms;
     for (const table of this.tables.values()) if (table.streaming) table.closed("closed");
