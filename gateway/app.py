@@ -108,7 +108,8 @@ class Gateway:
     def limits(self) -> SessionLimits:
         s = self.settings
         return SessionLimits(max_message_bytes=s.max_message_bytes, max_queued=s.max_queued,
-                             max_page_size=MAX_PAGE_SIZE, languages=s.languages)
+                             max_page_size=MAX_PAGE_SIZE, max_page_bytes=s.max_page_bytes,
+                             languages=s.languages)
 
     def session_info(self, session: Session) -> SessionInfo:
         limits = self.limits
@@ -117,7 +118,8 @@ class Gateway:
             gateway_version=__version__,
             spark_version=self.spark_version, languages=list(limits.languages), formats=list(FORMATS),
             limits={"max_message_bytes": limits.max_message_bytes, "max_queued": limits.max_queued,
-                    "max_page_size": limits.max_page_size, "max_value_chars": limits.max_value_chars,
+                    "max_page_size": limits.max_page_size, "max_page_bytes": limits.max_page_bytes,
+                    "max_value_chars": limits.max_value_chars,
                     "resume_grace": self.settings.resume_grace,
                     "replay_buffer_bytes": self.settings.replay_buffer_bytes,
                     "idle_timeout": self.settings.idle_timeout},

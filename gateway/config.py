@@ -21,6 +21,7 @@ class Settings:
     sample_data: bool = False
     languages: tuple[str, ...] = LANGUAGES
     max_message_bytes: int = 1 << 20
+    max_page_bytes: int = 1 << 20
     max_queued: int = 100
     max_sessions: int = 200
     resume_grace: int = 120
@@ -43,6 +44,8 @@ class Settings:
         for name in ("resume_grace", "replay_buffer_bytes", "idle_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.max_page_bytes < 1024:
+            raise ValueError("max_page_bytes must be >= 1024")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         if self.shutdown_timeout < 0:
@@ -64,6 +67,8 @@ HELP = {
     "sample_data": "give every session the sample temp views 'consumers' and 'sales'",
     "languages": "comma-separated languages clients may run (sql,python)",
     "max_message_bytes": "largest client message accepted",
+    "max_page_bytes": "largest JSON rows frame sent (pages end early to stay under it; a row "
+                      "bigger than it goes alone); 1 MiB suits clients with a 1 MiB frame limit",
     "max_queued": "executions a session may have waiting",
     "max_sessions": "sessions open at once (connected or away); more are refused with limit_exceeded",
     "resume_grace": "seconds a session whose connection dropped is kept for its client to resume "

@@ -32,6 +32,8 @@ log = logging.getLogger("spark_gateway.cursor")
 EndReason = Literal["last", "closed", "interrupted", "error"]
 
 JOB_START_PATIENCE_SECONDS = 30.0
+# A rows event's bytes around its rows (type, seq, id, result, offset, last, truncated).
+PAGE_ENVELOPE_BYTES = 256
 
 # A chunk is what one Spark batch becomes: its rows as JSON text, or, for Arrow pages,
 # Spark's IPC bytes as they came (a decoded batch once a page has cut them).
@@ -76,6 +78,29 @@ class RowQueue:
                 self._head = end
         return pieces
 
+    def within_bytes(self, count: int, nbytes: int) -> int:
+        """How many of the next ``count`` rows fit in ``nbytes`` of JSON text (at least one).
+
+        Only JSON text is measured; Arrow chunks are taken whole as counted.
+        """
+        fit = 0
+        room = nbytes
+        for i, chunk in enumerate(self._chunks):
+            start = self._head if i == 0 else 0
+            want = min(len(chunk) - start, count - fit)
+            if not isinstance(chunk, JsonRows):
+                fit += want
+            else:
+                rows = chunk.slice(start, start + want)
+                n = rows.rows_within(room)
+                fit += n
+                if n < want:
+                    break
+                room -= len(rows.text()) + 1
+            if fit >= count:
+                break
+        return max(1, min(fit, count))
+
     def keep(self, count: int) -> None:
         """Drop every row after the first ``count`` (a limit was reached)."""
         kept: deque[Chunk] = deque()
@@ -105,6 +130,7 @@ class ResultCursor:
         format: str,
         limiter: anyio.CapacityLimiter,
         on_error: Callable[[ResultCursor, BaseException], None],
+        max_page_bytes: int = 1 << 20,
     ) -> None:
         self.execution_id = execution_id
         self.number = number
@@ -118,6 +144,8 @@ class ResultCursor:
         self._in_fetch = False  # a worker thread is inside Spark for this result
         self._limiter = limiter
         self._on_error = on_error
+        # The rows' JSON text per page, leaving room for the event around it (its id escaped).
+        self._max_page_bytes = max(1, max_page_bytes - PAGE_ENVELOPE_BYTES - 6 * len(execution_id))
         self.credit = page_size  # the first page goes out at once
         self.sent = 0
         self.truncated = False
@@ -294,6 +322,8 @@ class ResultCursor:
                 self._credit_changed = anyio.Event()
                 await self._credit_changed.wait()
             count = min(pending.size, self.credit, self.page_size)
+            if self.format == "json":  # frames stay under the page byte limit (a big row goes alone)
+                count = pending.within_bytes(count, self._max_page_bytes)
             last = ended and pending.size == count
             await self._send_page(pending.take(count), count, last=last)
             if last:

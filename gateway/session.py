@@ -79,6 +79,7 @@ class SessionLimits:
     max_page_size: int = 100_000
     max_output_pending: int = 1 << 20
     max_value_chars: int = MAX_VALUE_CHARS
+    max_page_bytes: int = 1 << 20
     progress_interval_ms: int = 250
     languages: tuple[str, ...] = LANGUAGES
 
@@ -500,7 +501,7 @@ class Session:
             execution_id=execution.id, number=len(execution.cursors), stream=stream,
             session=self._spark, outbox=self.outbox, page_size=request.page_size,
             limit=request.limit, format=request.format, limiter=self._fetch_limiter,
-            on_error=self._cursor_failed)
+            on_error=self._cursor_failed, max_page_bytes=self.limits.max_page_bytes)
         execution.cursors.append(cursor)
         execution.result_sql_offsets.append(execution.sql_offset)
         await self._drain(execution)

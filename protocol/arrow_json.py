@@ -199,6 +199,12 @@ class JsonRows:
         stop = min(stop, len(self))
         return JsonRows(self._data, self._offsets, self._start + start, self._start + max(start, stop))
 
+    def rows_within(self, nbytes: int) -> int:
+        """How many of the first rows fit in ``nbytes`` of JSON text (the commas between them counted)."""
+        offsets = self._offsets[self._start : self._stop + 1]
+        # k rows take offsets[k] - offsets[0] bytes with a comma after each: one more than their text.
+        return int(np.searchsorted(offsets, offsets[0] + nbytes + 1, side="right")) - 1
+
     def text(self) -> bytes | memoryview:
         """The rows' JSON arrays joined by commas (no copy)."""
         if self._start == 0 and self._stop == len(self._offsets) - 1:

@@ -258,6 +258,24 @@ async def test_input_in_a_cell_is_a_clear_error_not_the_gateways_terminal(gatewa
         assert value["text"] == "'still here'"
 
 
+async def test_pages_of_wide_rows_fit_a_1_mib_frame_limit(gateway: GatewayProcess) -> None:
+    """A client whose websocket library caps frames at 1 MiB (websockets' default) reads
+    1,000-row pages of 2 KB rows: pages end early to stay under max_page_bytes, every row
+    comes once, in order; a row bigger than the limit comes alone in its page."""
+    async with open_client(gateway.ws_url, max_size=1 << 20) as client:
+        assert client.session["limits"]["max_page_bytes"] == 1 << 20
+        events = await client.run("SELECT id, repeat('x', 2000) AS payload FROM range(5000)", id="wide")
+        assert events[-1]["status"] == "ok"
+        assert [row[0] for row in rows_of(events)] == list(range(5000))
+        assert 400 < max(len(page["rows"]) for page in of_type(events, "rows")) < 1000
+    async with open_client(gateway.ws_url) as client:
+        events = await client.run("SELECT id, repeat('y', IF(id = 2, 3000000, 10)) AS p FROM range(5)",
+                                  id="big", page_size=10)
+        pages = [[row[0] for row in page["rows"]] for page in of_type(events, "rows") if page["rows"]]
+        assert pages == [[0, 1], [2], [3, 4]]
+        assert len(rows_of(events)[2][1]) == 3_000_000
+
+
 async def test_interrupt_stops_the_spark_job_and_queue_continues(
         gateway: GatewayProcess, spark_server) -> None:
     """Interrupt ends a long job on Spark itself; the execution queued behind it still runs."""

@@ -63,3 +63,30 @@ def test_sliced_batches() -> None:
         check_json_text.check(part)
         text = bytes(check_json_text.arrow_json.batch_to_json(part).text())
         assert text.startswith(b"[%d," % start)
+
+
+def test_a_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
+    """RowQueue.within_bytes: the most leading rows (across chunks) whose JSON text, commas
+    included, fits the limit; never fewer than one row, never more than asked."""
+    from gateway.cursor import RowQueue
+    from protocol.arrow_json import batch_to_json
+
+    sizes = [5, 300, 40, 1, 2000, 7, 7, 7]
+    first = batch_to_json(pa.record_batch({"s": ["x" * n for n in sizes[:5]]}))
+    second = batch_to_json(pa.record_batch({"s": ["x" * n for n in sizes[5:]]}))
+    texts = [b'["' + b"x" * n + b'"]' for n in sizes]
+    queue = RowQueue()
+    queue.append(first)
+    queue.append(second)
+
+    def best(count: int, nbytes: int) -> int:
+        fit = max(k for k in range(count + 1) if len(b",".join(texts[:k])) <= nbytes)
+        return max(1, fit)
+
+    for nbytes in (1, 8, 9, 320, 321, 400, 2400, 2440, 10_000):
+        for count in (1, 3, 5, 8):
+            assert queue.within_bytes(count, nbytes) == best(count, nbytes), (count, nbytes)
+    queue.take(2)  # from the middle of the first chunk on
+    texts = texts[2:]
+    for nbytes in (1, 50, 2100, 10_000):
+        assert queue.within_bytes(6, nbytes) == best(6, nbytes), nbytes

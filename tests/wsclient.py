@@ -124,7 +124,7 @@ class open_client:
         self.kwargs = kwargs
 
     async def __aenter__(self) -> Client:
-        self._cm = connect(self.url, subprotocols=[PROTOCOL_VERSION], max_size=None, **self.kwargs)
+        self._cm = connect(self.url, subprotocols=[PROTOCOL_VERSION], **{"max_size": None, **self.kwargs})
         ws = await self._cm.__aenter__()
         client = Client(ws)
         client.session = await client.recv()
