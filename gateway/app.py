@@ -25,7 +25,7 @@ from protocol import PROTOCOL_VERSION, encode_event
 from protocol.errors import ErrorCode
 from protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
-from . import __version__, auth, capture, connection, spark
+from . import __version__, auth, capture, connection, memory, spark
 from .config import Settings
 from .lifetime import Lifetime
 from .metrics import Metrics
@@ -335,6 +335,7 @@ async def _collect_garbage(gateway: Gateway) -> None:
     await anyio.sleep(GC_INTERVAL_SECONDS)
     gateway.collect_pending = False
     gc.collect()
+    memory.trim()
 
 
 def _is_uuid(text: str) -> bool:

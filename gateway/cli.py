@@ -8,7 +8,7 @@ import gc
 import signal
 import sys
 
-from . import config
+from . import config, memory
 
 
 def uvicorn_server_base() -> type:
@@ -64,6 +64,7 @@ def run_server(settings: config.Settings) -> int:
     # Result pages allocate millions of short-lived tuples that never form cycles: a young
     # generation this small makes the collector run every few hundred rows for nothing.
     gc.set_threshold(100_000, 50, 100)
+    memory.limit_arenas()
     for line in auth.banner(settings, generated):
         print(line, file=sys.stderr, flush=True)
     server = GatewayServer(uvicorn.Config(
