@@ -4,7 +4,8 @@ Every session has its own worker thread, and glibc gives threads their own mallo
 (up to eight per core). Pages of rows are large allocations made in one thread and freed
 in another, so each arena keeps its high-water mark: after a burst of concurrent sessions
 RSS stays far above what the live objects use. Two arenas and a trim after ended sessions
-give much of it back (230 sessions, 16 at a time: +143 MiB afterwards, was +180 to +230).
+give part of it back (230 sessions, 16 at a time: +143 and +172 MiB afterwards in two
+runs, where five runs without gave +178 to +230).
 Elsewhere than glibc this does nothing.
 """
 
