@@ -335,7 +335,7 @@ async def _collect_garbage(gateway: Gateway) -> None:
     await anyio.sleep(GC_INTERVAL_SECONDS)
     gateway.collect_pending = False
     gc.collect()
-    memory.trim()
+    await anyio.to_thread.run_sync(memory.trim)  # it walks the whole heap: not on the event loop
 
 
 def _is_uuid(text: str) -> bool:
