@@ -90,14 +90,14 @@ class RoutingStream(io.TextIOBase):
         self.real = real
 
     def write(self, text: str) -> int:
-        sink: OutputSink | None = getattr(_route, "sink", None)
+        sink = _sink()
         if sink is None:
             return self.real.write(text)
         sink.write(self.name, text)
         return len(text)
 
     def flush(self) -> None:
-        if getattr(_route, "sink", None) is None:
+        if _sink() is None:
             self.real.flush()
 
     def isatty(self) -> bool:
@@ -125,29 +125,27 @@ class RoutingInput(io.TextIOBase):
     def __init__(self, real: TextIO) -> None:
         self.real = real
 
-    def _refuse(self) -> None:
-        raise StdinUnavailable("input() and sys.stdin are not available: the code runs on the gateway, "
-                               "where nobody can type; put the value in the code instead")
+    def _guard(self) -> None:
+        if _sink() is not None:  # a worker thread running client code
+            raise StdinUnavailable("input() and sys.stdin are not available: the code runs on the gateway, "
+                                   "where nobody can type; put the value in the code instead")
 
     def readable(self) -> bool:
         return True
 
     def read(self, size: int | None = -1) -> str:
-        if getattr(_route, "sink", None) is not None:
-            self._refuse()
+        self._guard()
         return self.real.read(-1 if size is None else size)
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        if getattr(_route, "sink", None) is not None:
-            self._refuse()
+        self._guard()
         return self.real.readline(-1 if size is None else size)
 
     def isatty(self) -> bool:
         return False
 
     def fileno(self) -> int:
-        if getattr(_route, "sink", None) is not None:
-            self._refuse()
+        self._guard()
         return self.real.fileno()
 
 
@@ -167,13 +165,18 @@ def _guarded_getpass(real: Callable[..., str]) -> Callable[..., str]:
     """``getpass.getpass`` opens /dev/tty itself, past sys.stdin: the same guard for it."""
 
     def getpass_(prompt: str = "Password: ", stream: TextIO | None = None) -> str:
-        if getattr(_route, "sink", None) is not None:
+        if _sink() is not None:
             raise StdinUnavailable("getpass() is not available: the code runs on the gateway, where "
                                    "nobody can type; read secrets from the environment or a file instead")
         return real(prompt, stream)
 
     getpass_.guarded = True  # type: ignore[attr-defined]
     return getpass_
+
+
+def _sink() -> OutputSink | None:
+    """The sink of the execution this thread runs (None: not a worker running client code)."""
+    return getattr(_route, "sink", None)
 
 
 def route_to(sink: OutputSink | None) -> None:

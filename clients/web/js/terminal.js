@@ -152,7 +152,7 @@ function look(stream, style) {
 }
 
 /** The SGR state after `ESC [ params m`. */
-export function applySgr(style, params) {
+function applySgr(style, params) {
   const codes = params === "" ? [0] : params.split(/[;:]/).map((p) => (p === "" ? 0 : Number(p)));
   const next = { ...style };
   for (let i = 0; i < codes.length; i++) {
