@@ -5,7 +5,7 @@
                                             [--profile DIR]
 
 One Spark Connect server (EmbeddedSparkServer, local[2]) and one gateway subprocess
-(``python -m gateway serve --remote sc://...``) serve every measurement. Each
+(``python -m spark_gateway serve --remote sc://...``) serve every measurement. Each
 measurement runs in a fresh client subprocess of this script (``--role ...``), so
 client CPU and peak RSS are per measurement, and the orchestrator (this process)
 polls the gateway's RSS every 50 ms and reads the CPU time of the gateway and of the
@@ -619,7 +619,7 @@ class Bench:
     def start(self) -> None:
         import psutil
 
-        from gateway.spark_server import EmbeddedSparkServer, free_port
+        from spark_gateway.spark_server import EmbeddedSparkServer, free_port
 
         self.note_load()
         t0 = time.perf_counter()
@@ -631,13 +631,13 @@ class Bench:
         port = free_port()
         self.gateway_log = self.workdir / "gateway.log"
         self._glog = open(self.gateway_log, "wb")
-        help_text = subprocess.run([sys.executable, "-m", "gateway", "serve", "--help"], cwd=ROOT,
+        help_text = subprocess.run([sys.executable, "-m", "spark_gateway", "serve", "--help"], cwd=ROOT,
                                    capture_output=True, text=True).stdout
         # permessage-deflate is opt-in on the gateway: allow it so the deflate rows can negotiate it;
         # clients that do not offer it (every other row) get exactly the default, uncompressed path.
         self.gateway_flags = ["--ws-compression"] if "--ws-compression" in help_text else []
         self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port), "--remote", self.url,
+            [sys.executable, "-m", "spark_gateway", "serve", "--port", str(port), "--remote", self.url,
              "--log-level", "warning", *self.gateway_flags],
             cwd=ROOT, stdout=self._glog, stderr=subprocess.STDOUT, env={**os.environ})
         self.ws_url = f"ws://127.0.0.1:{port}/ws"

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from protocol import arrow_json  # noqa: E402
+from spark_gateway_protocol import arrow_json  # noqa: E402
 
 checked = {"batches": 0}
 

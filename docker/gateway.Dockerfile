@@ -11,22 +11,24 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer. The list is the project's own (pyproject.toml), with one
-# swap: pyspark[connect]==X is a ~320 MB sdist that carries every Spark jar; pyspark-client==X is
+# Dependencies first, in their own layer. The list is the project's own (pyproject.toml), with two
+# changes: pyspark[connect]==X is a ~320 MB sdist that carries every Spark jar; pyspark-client==X is
 # the same Connect client in pure Python (~20 MB, no jars) and cannot start a local JVM by mistake.
-# Same version on both sides, so nothing here can drift from pyproject.toml.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d.replace('pyspark[connect]', 'pyspark-client') for d in deps))" \
+# spark-gateway-client (the protocol package) is not on an index: it is installed from the source
+# below. Same versions as pyproject.toml, so nothing here can drift from it.
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d.replace('pyspark[connect]', 'pyspark-client') for d in deps if not d.startswith('spark-gateway-client')))" \
         > /tmp/requirements.txt \
     && cat /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-# The source is run in place rather than pip-installed: the web client (clients/web) is found next
-# to the gateway package, and it is not package data in pyproject.toml.
+# The two distributions, as wheels are installed: the light client with the protocol package, then
+# the server, whose package data carries the web notebook (gateway/spark_gateway/web).
 COPY protocol ./protocol
-COPY gateway ./gateway
 COPY clients ./clients
+COPY gateway ./gateway
+RUN pip install ./clients/python && pip install --no-deps . && rm -rf /app/*
 
 RUN useradd --system --uid 10001 --home-dir /app gateway
 USER gateway
@@ -37,4 +39,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 
 # Everything else comes from SPARK_GATEWAY_* variables or extra flags; SPARK_REMOTE is required
 # here (without it the gateway would try to start an embedded Spark, and this image has no Java).
-CMD ["python", "-m", "gateway", "serve", "--host", "0.0.0.0", "--port", "8765"]
+CMD ["python", "-m", "spark_gateway", "serve", "--host", "0.0.0.0", "--port", "8765"]

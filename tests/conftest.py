@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.spark_server import EmbeddedSparkServer, free_port
+from spark_gateway.spark_server import EmbeddedSparkServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -40,7 +40,7 @@ def spark_remote(spark_server: EmbeddedSparkServer) -> str:
 @pytest.fixture(scope="session")
 def spark(spark_remote: str):  # type: ignore[no-untyped-def]
     """A direct pyspark Connect session, to compare the gateway with Spark's own answers."""
-    from gateway import spark as adapter
+    from spark_gateway import spark as adapter
 
     session = adapter.connect(spark_remote)
     yield session
@@ -65,7 +65,7 @@ class GatewayProcess:
         ARTIFACTS.mkdir(exist_ok=True)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port),
+            [sys.executable, "-m", "spark_gateway", "serve", "--port", str(self.port),
              *(["--remote", remote] if remote else []), "--log-level", "info", *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=_gateway_env(remote),
         )

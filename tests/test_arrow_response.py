@@ -1,4 +1,4 @@
-"""gateway.spark.ArrowResponse: Spark's Arrow IPC bytes forwarded as they came (fast unit tests).
+"""spark_gateway.spark.ArrowResponse: Spark's Arrow IPC bytes forwarded as they came (fast unit tests).
 
 The integration tests (test_gateway.py, test_python_client.py) check the same path end to
 end against real Spark results; these pin the byte layout it relies on.
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from pyspark.errors.exceptions.connect import SparkConnectException
 
-from gateway.spark import IPC_EOS, ArrowResponse
+from spark_gateway.spark import IPC_EOS, ArrowResponse
 
 
 def ipc_stream(*batches: pa.RecordBatch) -> bytes:

@@ -1,7 +1,7 @@
 """Authentication and authorization: tokens, Origin, Host, session ownership (SECURITY.md).
 
 Against the real gateway process over real sockets; the pure policy functions of
-``gateway.auth`` are checked directly first. The browser flow (``#token=`` / ``?token=``
+``spark_gateway.auth`` are checked directly first. The browser flow (``#token=`` / ``?token=``
 moved into sessionStorage) runs in Debian's Chromium.
 """
 
@@ -19,8 +19,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from gateway import auth
-from protocol import PROTOCOL_VERSION
+from spark_gateway import auth
+from spark_gateway_protocol import PROTOCOL_VERSION
 from tests.conftest import GatewayProcess
 from tests.wsclient import Client, open_client, rows_of
 

@@ -23,8 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spark_gateway_client import cli
 
-from gateway.spark_server import free_port
-from protocol.messages import Column
+from spark_gateway.spark_server import free_port
+from spark_gateway_protocol.messages import Column
 from tests.conftest import ROOT, GatewayProcess
 
 CLIENT_DIR = ROOT / "clients" / "python"
@@ -46,7 +46,7 @@ def expected_export() -> list[dict[str, Any]]:
 
 def command(url: str, *args: str) -> list[str]:
     """``spark-gateway query --url URL ...``, through the gateway's own command line."""
-    return [sys.executable, "-m", "gateway", "query", "--url", url, *args]
+    return [sys.executable, "-m", "spark_gateway", "query", "--url", url, *args]
 
 
 def run_cli(url: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:

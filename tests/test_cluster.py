@@ -1,4 +1,4 @@
-"""The real gateway against a real Spark standalone cluster (gateway.cluster): master, two workers
+"""The real gateway against a real Spark standalone cluster (spark_gateway.cluster): master, two workers
 and a Spark Connect server, each its own JVM on 127.0.0.1, started from the pip wheel.
 
 One cluster for the module: 25-40 s to start on 2 cores, 10-20 s more for the first (cold) query.
@@ -17,7 +17,7 @@ import anyio.to_thread
 import psutil
 import pytest
 
-from gateway.cluster import LocalCluster, is_running, pid_alive
+from spark_gateway.cluster import LocalCluster, is_running, pid_alive
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 
@@ -65,8 +65,8 @@ async def until(predicate: Callable[[], bool]) -> None:
 
 
 def cluster_cli(command: str, cluster: LocalCluster) -> subprocess.CompletedProcess[str]:
-    """``python -m gateway.cluster <command>`` on the fixture's state dir, as a user would run it."""
-    argv = [sys.executable, "-m", "gateway.cluster", command, "--state-dir", str(cluster.state_dir)]
+    """``python -m spark_gateway.cluster <command>`` on the fixture's state dir, as a user would run it."""
+    argv = [sys.executable, "-m", "spark_gateway.cluster", command, "--state-dir", str(cluster.state_dir)]
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=90)
 
 

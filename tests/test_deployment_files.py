@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway import config
+from spark_gateway import config
 
 yaml = pytest.importorskip("yaml", reason="PyYAML (test extras) reads docker-compose.yml")
 
@@ -186,7 +186,7 @@ def test_gateway_command_and_environment_are_gateway_settings(
     """The gateway's flags and SPARK_GATEWAY_* variables are real settings and give a valid config."""
     gateway = services["gateway"]
     command, env = gateway["command"], gateway["environment"]
-    assert command[:4] == ["python", "-m", "gateway", "serve"]
+    assert command[:4] == ["python", "-m", "spark_gateway", "serve"]
     names = {config.env_name(f) for f in config.Settings.__dataclass_fields__}
     assert {k for k in env if k.startswith("SPARK_GATEWAY_")} <= names
     assert set(env) - names == {"SPARK_REMOTE"}

@@ -12,7 +12,7 @@ import urllib.request
 
 import anyio
 
-from gateway.spark_server import EmbeddedSparkServer, free_port
+from spark_gateway.spark_server import EmbeddedSparkServer, free_port
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 

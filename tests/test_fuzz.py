@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
-from protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
-from protocol.messages import (
+from spark_gateway_protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
+from spark_gateway_protocol.codec import DEFAULT_MAX_MESSAGE_BYTES
+from spark_gateway_protocol.messages import (
     MAX_ID_LENGTH,
     MAX_PAGE_SIZE,
     REQUEST_TYPES,

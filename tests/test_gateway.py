@@ -411,7 +411,7 @@ async def test_slow_reader_keeps_gateway_memory_bounded(gateway: GatewayProcess)
 
 async def test_unreachable_spark_fails_fast_with_a_typed_error() -> None:
     """With no Spark server at the address, an execution fails in seconds with spark_unavailable."""
-    from gateway.spark_server import free_port
+    from spark_gateway.spark_server import free_port
 
     dead = GatewayProcess(f"sc://127.0.0.1:{free_port()}")
     try:

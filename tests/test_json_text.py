@@ -68,8 +68,8 @@ def test_sliced_batches() -> None:
 def test_a_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
     """RowQueue.within_bytes: the most leading rows (across chunks) whose JSON text, commas
     included, fits the limit; never fewer than one row, never more than asked."""
-    from gateway.cursor import RowQueue
-    from protocol.arrow_json import batch_to_json
+    from spark_gateway.cursor import RowQueue
+    from spark_gateway_protocol.arrow_json import batch_to_json
 
     sizes = [5, 300, 40, 1, 2000, 7, 7, 7]
     first = batch_to_json(pa.record_batch({"s": ["x" * n for n in sizes[:5]]}))

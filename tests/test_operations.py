@@ -35,7 +35,7 @@ def test_health_and_readiness(gateway: GatewayProcess) -> None:
 
 def test_readiness_is_false_without_spark() -> None:
     """/readyz is 503 when the Spark Connect server cannot be reached, /healthz still 200."""
-    from gateway.spark_server import free_port
+    from spark_gateway.spark_server import free_port
 
     dead = GatewayProcess(f"sc://127.0.0.1:{free_port()}")
     try:
@@ -113,7 +113,7 @@ async def test_sigterm_drains_sessions_gracefully(spark_remote: str) -> None:
 )
 def test_bad_settings_fail_at_start_with_a_clear_message(args: list[str], message: str) -> None:
     """Invalid settings stop the gateway before it starts, naming the setting."""
-    out = subprocess.run([sys.executable, "-m", "gateway", "serve", *args], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "spark_gateway", "serve", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and message in out.stderr
 
@@ -122,7 +122,7 @@ def test_settings_come_from_the_environment() -> None:
     """Every setting has an environment variable, and flags win over it."""
     from argparse import Namespace
 
-    from gateway import config
+    from spark_gateway import config
 
     env = {"SPARK_GATEWAY_PORT": "9999", "SPARK_GATEWAY_LANGUAGES": "sql", "SPARK_REMOTE": "sc://x:1"}
     with pytest.MonkeyPatch.context() as mp:
@@ -134,6 +134,6 @@ def test_settings_come_from_the_environment() -> None:
 
 def test_missing_java_is_explained(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Without Java and without --remote, the gateway says what to install instead of a stack trace."""
-    out = subprocess.run([sys.executable, "-m", "gateway", "serve"], cwd=ROOT, capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "spark_gateway", "serve"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, env={"PATH": str(tmp_path), "HOME": str(tmp_path)})
     assert out.returncode == 2 and "Java 17 is needed" in out.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from gateway.outbox import Outbox, ResumeError
-from protocol.messages import Pong, Rows, Started
+from spark_gateway.outbox import Outbox, ResumeError
+from spark_gateway_protocol.messages import Pong, Rows, Started
 
 
 def seq_of(frame: str | bytes) -> int:

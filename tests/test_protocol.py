@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
-from protocol.errors import LifecycleError
-from protocol.lifecycle import TRANSITIONS, State, advance
-from protocol.messages import (
+from spark_gateway_protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
+from spark_gateway_protocol.errors import LifecycleError
+from spark_gateway_protocol.lifecycle import TRANSITIONS, State, advance
+from spark_gateway_protocol.messages import (
     EVENT_TYPES,
     REQUEST_TYPES,
     Column,
@@ -185,8 +185,8 @@ def test_encoded_events_match_their_schema() -> None:
 
 def test_arrow_frame_round_trip() -> None:
     """A binary arrow-rows frame splits back into its schema-valid header and its payload."""
-    from protocol import decode_arrow_frame
-    from protocol.messages import ArrowRows
+    from spark_gateway_protocol import decode_arrow_frame
+    from spark_gateway_protocol.messages import ArrowRows
 
     frame = encode_event(ArrowRows("a", 0, 10, 3, True, False, b"IPC-BYTES"), 7)
     header, payload = decode_arrow_frame(frame)

@@ -31,8 +31,8 @@ from spark_gateway_client import (
 )
 from websockets.asyncio.server import ServerConnection, serve
 
-from gateway.spark_server import free_port
-from protocol.arrow_json import batch_to_rows
+from spark_gateway.spark_server import free_port
+from spark_gateway_protocol.arrow_json import batch_to_rows
 from tests.conftest import GatewayProcess
 
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"

@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from protocol import PROTOCOL_VERSION
+from spark_gateway_protocol import PROTOCOL_VERSION
 from tests.conftest import GatewayProcess, running_jobs
 from tests.wsclient import decode_frame, open_client, rows_of, validate
 

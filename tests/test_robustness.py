@@ -38,9 +38,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode_request
-from protocol.codec import encode_event
-from protocol.messages import REQUEST_TYPES, Ping, Pong
+from spark_gateway_protocol import PROTOCOL_VERSION, ErrorCode, ProtocolError, decode_request
+from spark_gateway_protocol.codec import encode_event
+from spark_gateway_protocol.messages import REQUEST_TYPES, Ping, Pong
 from tests.conftest import GatewayProcess, running_jobs
 from tests.wsclient import Client, of_type, open_client, rows_of
 

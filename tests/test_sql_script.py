@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.sql_script import Statement, split, tidy_message
+from spark_gateway.sql_script import Statement, split, tidy_message
 
 
 def texts(code: str) -> list[str]:

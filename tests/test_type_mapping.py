@@ -17,7 +17,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from protocol.arrow_json import batch_to_rows, rows_converter, variant_to_json
+from spark_gateway_protocol.arrow_json import batch_to_rows, rows_converter, variant_to_json
 
 # ---------------------------------------------------------------- helpers
 

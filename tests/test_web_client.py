@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import sample_data
+from spark_gateway import sample_data
 from tests.conftest import ARTIFACTS, GatewayProcess
 from tests.test_python_client import TcpProxy
 

@@ -11,7 +11,7 @@ import orjson
 from jsonschema import Draft202012Validator
 from websockets.asyncio.client import ClientConnection, connect
 
-from protocol import PROTOCOL_VERSION, decode_arrow_frame
+from spark_gateway_protocol import PROTOCOL_VERSION, decode_arrow_frame
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "protocol" / "schema"
 VALIDATORS = {

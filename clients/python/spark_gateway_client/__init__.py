@@ -16,7 +16,7 @@
 See ``clients/python/README.md`` for the whole API, the sync wrapper and the CLI.
 """
 
-from protocol.messages import PROTOCOL_VERSION, Column, Progress, QueryContext, SessionInfo, StageProgress
+from spark_gateway_protocol.messages import PROTOCOL_VERSION, Column, Progress, QueryContext, SessionInfo, StageProgress
 
 from .errors import (
     GatewayConnectionError,

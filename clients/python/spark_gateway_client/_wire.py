@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from protocol.messages import (
+from spark_gateway_protocol.messages import (
     Column,
     Finished,
     Progress,

@@ -21,7 +21,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from protocol.messages import Column, Progress
+from spark_gateway_protocol.messages import Column, Progress
 
 from .errors import (
     GatewayConnectionError,
@@ -112,6 +112,11 @@ def build_parser(prog: str = "spark-gateway query") -> argparse.ArgumentParser:
                           help="show a progress line on stderr (default: when stderr is a terminal)")
     progress.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
+
+
+def script() -> int:
+    """The ``spark-gateway-query`` command of the light client's distribution."""
+    return main(prog="spark-gateway-query")
 
 
 def main(argv: list[str] | None = None, prog: str = "spark-gateway query") -> int:

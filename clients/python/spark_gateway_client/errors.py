@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.messages import LostResult, QueryContext
+from spark_gateway_protocol.messages import LostResult, QueryContext
 
 from ._wire import query_context
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from protocol.errors import ProtocolError
-from protocol.messages import CloseResult, Column, Execute, Finished, Interrupt, Progress, StreamRows, Value
+from spark_gateway_protocol.errors import ProtocolError
+from spark_gateway_protocol.messages import CloseResult, Column, Execute, Finished, Interrupt, Progress, StreamRows, Value
 
 from . import _wire
 from .errors import GatewayConnectionError, Interrupted, SparkGatewayError, error_from_event

@@ -24,9 +24,9 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from protocol.codec import decode_arrow_frame, decode_event, encode_request
-from protocol.errors import ProtocolError
-from protocol.messages import (
+from spark_gateway_protocol.codec import decode_arrow_frame, decode_event, encode_request
+from spark_gateway_protocol.errors import ProtocolError
+from spark_gateway_protocol.messages import (
     PROTOCOL_VERSION,
     CloseResult,
     Interrupt,

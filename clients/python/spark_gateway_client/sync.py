@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from protocol.messages import Column, Progress, SessionInfo
+from spark_gateway_protocol.messages import Column, Progress, SessionInfo
 
 from .execution import DEFAULT_WINDOW, Execution, Format, Language, ResultStream, Row, Status
 from .session import DEFAULT_URL, Session, connect

@@ -28,9 +28,9 @@ import anyio.lowlevel
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from protocol.errors import ErrorCode, ProtocolError
-from protocol.lifecycle import State
-from protocol.messages import (
+from spark_gateway_protocol.errors import ErrorCode, ProtocolError
+from spark_gateway_protocol.lifecycle import State
+from spark_gateway_protocol.messages import (
     LANGUAGES,
     Accepted,
     CloseResult,
@@ -85,7 +85,7 @@ class SessionLimits:
 
 
 class Session:
-    """The gateway side of one client; outlives a dropped connection (see :mod:`gateway.lifetime`)."""
+    """The gateway side of one client; outlives a dropped connection (see :mod:`spark_gateway.lifetime`)."""
 
     def __init__(
         self,

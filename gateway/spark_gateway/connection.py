@@ -1,6 +1,6 @@
 """One websocket serving a session: one reader, one writer, until either ends.
 
-A session outlives its connections (see :mod:`gateway.lifetime`): when this socket goes,
+A session outlives its connections (see :mod:`spark_gateway.lifetime`): when this socket goes,
 the session keeps its executions and its unsent events, and the next connection of the
 same client picks up its outbox where this one stopped.
 """
@@ -12,9 +12,9 @@ import logging
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from protocol import PROTOCOL_VERSION, decode_request
-from protocol.errors import ErrorCode, ProtocolError
-from protocol.messages import Error
+from spark_gateway_protocol import PROTOCOL_VERSION, decode_request
+from spark_gateway_protocol.errors import ErrorCode, ProtocolError
+from spark_gateway_protocol.messages import Error
 
 from .outbox import Outbox
 from .session import Session

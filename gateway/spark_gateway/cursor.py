@@ -21,8 +21,8 @@ import anyio.to_thread
 import pyarrow as pa
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from protocol.arrow_json import JsonRows, batch_to_json, rows_value
-from protocol.messages import ArrowRows, Result, ResultClosed, Rows
+from spark_gateway_protocol.arrow_json import JsonRows, batch_to_json, rows_value
+from spark_gateway_protocol.messages import ArrowRows, Result, ResultClosed, Rows
 
 from . import spark
 from .outbox import Outbox

@@ -1,4 +1,4 @@
-"""Command line: ``spark-gateway serve`` (also ``python -m gateway serve``)."""
+"""Command line: ``spark-gateway serve`` (also ``python -m spark_gateway serve``)."""
 
 from __future__ import annotations
 
@@ -32,15 +32,30 @@ def main(argv: list[str] | None = None) -> int:
 
         return cluster.main(argv[1:])
     if argv[:1] == ["query"]:
-        from spark_gateway_client import cli as client_cli
-
-        return client_cli.main(argv[1:])
+        return run_plugin("query", argv[1:])
     args = parser.parse_args(argv)
     try:
         settings = config.from_arguments(args)
     except ValueError as exc:
         parser.error(str(exc))
     return run_server(settings)
+
+
+def run_plugin(name: str, argv: list[str]) -> int:
+    """Run a command another distribution registers (``query`` comes with spark-gateway-client).
+
+    An entry point, not an import: the server depends on the client's distribution only for the
+    protocol package, and its code never imports the client.
+    """
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="spark_gateway.commands", name=name)
+    if not found:
+        print(f"spark-gateway: `{name}` comes with the spark-gateway-client package: "
+              "pip install spark-gateway-client", file=sys.stderr)
+        return 2
+    command = next(iter(found)).load()
+    return int(command(argv, prog=f"spark-gateway {name}"))
 
 
 def run_server(settings: config.Settings) -> int:

@@ -40,7 +40,6 @@ class Text(logging.Formatter):
 def configure(level: str, fmt: str) -> dict:
     """Set up the root logger; returns a uvicorn ``log_config`` using the same format."""
     formatter = "spark_gateway.logs.JsonLines" if fmt == "json" else "spark_gateway.logs.Text"
-    formatter = formatter.replace("spark_gateway", "gateway")
     config = {
         "version": 1,
         "disable_existing_loggers": False,

@@ -2,7 +2,7 @@
 
 A master, N workers (each with its own work dir) and a Spark Connect server attached to the
 master, each its own JVM in its own process group. ``spark-gateway cluster up|down|status``
-(also ``python -m gateway.cluster``) for people; :class:`LocalCluster` for tests.
+(also ``python -m spark_gateway.cluster``) for people; :class:`LocalCluster` for tests.
 Everything is stopped by the pids recorded in ``<state-dir>/cluster.json``, never by name.
 """
 

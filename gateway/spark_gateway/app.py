@@ -21,9 +21,9 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
-from protocol import PROTOCOL_VERSION, encode_event
-from protocol.errors import ErrorCode
-from protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
+from spark_gateway_protocol import PROTOCOL_VERSION, encode_event
+from spark_gateway_protocol.errors import ErrorCode
+from spark_gateway_protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
 from . import __version__, auth, capture, connection, memory, spark
 from .config import Settings
@@ -36,7 +36,7 @@ from .spark_server import EmbeddedSparkServer
 log = logging.getLogger("spark_gateway")
 
 GC_INTERVAL_SECONDS = 5.0
-WEB_DIR = Path(__file__).resolve().parent.parent / "clients" / "web"
+WEB_DIR = Path(__file__).resolve().parent / "web"  # a link to clients/web in the source tree; package data in the wheel
 
 
 @dataclass

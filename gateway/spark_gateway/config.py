@@ -6,7 +6,7 @@ import argparse
 import os
 from dataclasses import dataclass, field, fields
 
-from protocol.messages import LANGUAGES
+from spark_gateway_protocol.messages import LANGUAGES
 
 from . import auth
 

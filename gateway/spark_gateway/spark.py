@@ -36,8 +36,8 @@ from pyspark.sql.connect.shell.progress import from_proto as progress_from_proto
 from pyspark.sql.connect.types import proto_schema_to_pyspark_data_type
 from pyspark.sql.types import StructType
 
-from protocol.errors import ErrorCode
-from protocol.messages import Column, QueryContext, StageProgress
+from spark_gateway_protocol.errors import ErrorCode
+from spark_gateway_protocol.messages import Column, QueryContext, StageProgress
 
 ProgressCallback = Callable[[list[StageProgress], int, str | None, bool], None]
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 import anyio
 from starlette.websockets import WebSocket
 
-from protocol import encode_event
-from protocol.errors import ErrorCode
-from protocol.messages import Error, Resumed
+from spark_gateway_protocol import encode_event
+from spark_gateway_protocol.errors import ErrorCode
+from spark_gateway_protocol.messages import Error, Resumed
 
 from .connection import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, Connection
 from .session import Session

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from protocol.lifecycle import TERMINAL, State, advance
-from protocol.messages import Execute, Finished, ResultSummary
+from spark_gateway_protocol.lifecycle import TERMINAL, State, advance
+from spark_gateway_protocol.messages import Execute, Finished, ResultSummary
 
 from .capture import OutputSink
 from .cursor import ResultCursor

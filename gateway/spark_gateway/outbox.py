@@ -20,8 +20,8 @@ from typing import NamedTuple
 
 import anyio
 
-from protocol import encode_event
-from protocol.messages import ArrowRows, Error, Event, Finished, Lost, LostExecution, LostResult, Rows
+from spark_gateway_protocol import encode_event
+from spark_gateway_protocol.messages import ArrowRows, Error, Event, Finished, Lost, LostExecution, LostResult, Rows
 
 from .metrics import Metrics
 
