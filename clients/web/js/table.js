@@ -338,7 +338,8 @@ export class ResultTable {
       case "lost": text = `${count(n)} rows loaded · connection lost, no more rows`; break;
       case "gap": text = `${count(n)} rows loaded · rows ${count(this.missing[0] + 1)}–${count(this.missing[1])} `
         + "were lost in a reconnection, no more rows"; break;
-      default: text = `${n ? `${count(n)} rows loaded` : "No rows arrived"} · stream ${this.end}`;
+      default: text = n ? `${count(n)} rows loaded · stream ${this.end}`
+        : `Stream ${this.end === "error" ? "failed" : this.end} before its first rows`;
     }
     const capped = n >= MAX_ROWS_IN_PAGE;
     if (capped && this.end === null) text += ` · the page holds ${count(MAX_ROWS_IN_PAGE)} rows at most: Download CSV has them all`;
