@@ -513,7 +513,7 @@ class RowGroup:
         self.bytes += batch.nbytes
 
     def full(self) -> bool:
-        return self.rows >= ROW_GROUP_ROWS or (self.bytes >= ROW_GROUP_BYTES and self.rows > 0)
+        return self.rows >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES
 
     def take(self) -> Any:
         """The next row group as a table: at most ``ROW_GROUP_ROWS`` rows; the rest stays buffered."""
