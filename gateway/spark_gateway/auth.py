@@ -411,7 +411,10 @@ def install_log_filters(settings: Settings) -> None:
 
 
 def banner(settings: Settings, generated: str | None) -> list[str]:
-    """The lines ``spark-gateway serve`` prints at start (the generated token only, Jupyter style)."""
+    """The lines ``spark-gateway serve`` prints once it serves (the generated token only, Jupyter style).
+
+    ``settings.port`` is the port really bound (with ``--port 0``, the one the system chose).
+    """
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::", "") else settings.host
     if ":" in shown:
         shown = f"[{shown}]"

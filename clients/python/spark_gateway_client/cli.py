@@ -63,7 +63,7 @@ output:
   without --format/-o, a table of at most --max-rows rows (saying so when rows were omitted),
   a value's lines cut at --max-width characters (saying so when any was cut);
   csv, jsonl, arrow (an Arrow IPC stream, readable with pyarrow.ipc.open_stream) and parquet
-  stream any number of rows in constant memory. csv and jsonl values follow the gateway's JSON
+  stream any number of rows in constant memory (parquet: row groups of 1,048,576 rows). csv and jsonl values follow the gateway's JSON
   type mapping (docs/type-mapping.md); in CSV a NULL is an empty field and an empty string is "".
   Output the code prints goes to stdout (to stderr when stdout carries the rows).
 
@@ -461,26 +461,70 @@ async def write_jsonl(stream: ResultStream, out: IO[bytes], warn: Callable[[str]
     return count
 
 
+# Parquet row groups: each Arrow page is ~10,000 rows, and readers (DuckDB, Spark, pandas) pay
+# per row group (footer entries, statistics, column chunk seeks), so pages are gathered into row
+# groups of pyarrow's own default length, what ``pq.write_table`` of the same data would write.
+# The byte cap bounds what the client holds for wide rows (a 64 MiB Arrow buffer encodes to less
+# on disk, so one group also stays inside one 128 MiB Spark split).
+ROW_GROUP_ROWS = 1 << 20
+ROW_GROUP_BYTES = 64 << 20
+
+
 async def write_parquet(stream: ResultStream, path: str) -> int:
-    """Each Arrow batch written as it comes (``pyarrow.parquet.ParquetWriter``)."""
+    """The batches as they come, in row groups of ``ROW_GROUP_ROWS`` rows (fewer only when
+    ``ROW_GROUP_BYTES`` of Arrow data come first, and for the last): memory stays bounded by one
+    row group whatever the result's size. Rows received before a failure are still written."""
     import pyarrow.parquet as pq
 
     writer: pq.ParquetWriter | None = None
+    group = RowGroup()
     count = 0
     try:
         async for batch in stream.batches():
             if writer is None:
                 writer = pq.ParquetWriter(path, stream.arrow_schema or batch.schema)
-            writer.write_batch(batch)
+            group.add(batch)
             count += batch.num_rows
+            while group.full():
+                writer.write_table(group.take(), row_group_size=ROW_GROUP_ROWS)
         if writer is None:  # no rows: a file with the schema only
             if stream.arrow_schema is None:
                 raise SparkGatewayError("the result ended without an Arrow schema")
             writer = pq.ParquetWriter(path, stream.arrow_schema)
     finally:
         if writer is not None:
+            if group.rows:
+                writer.write_table(group.take(), row_group_size=ROW_GROUP_ROWS)
             writer.close()
     return count
+
+
+class RowGroup:
+    """Arrow batches waiting to become one Parquet row group."""
+
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+        self.rows = 0
+        self.bytes = 0
+
+    def add(self, batch: Any) -> None:
+        self.batches.append(batch)
+        self.rows += batch.num_rows
+        self.bytes += batch.nbytes
+
+    def full(self) -> bool:
+        return self.rows >= ROW_GROUP_ROWS or self.bytes >= ROW_GROUP_BYTES
+
+    def take(self) -> Any:
+        """The next row group as a table: at most ``ROW_GROUP_ROWS`` rows; the rest stays buffered."""
+        import pyarrow as pa
+
+        table = pa.Table.from_batches(self.batches)
+        head, rest = table.slice(0, ROW_GROUP_ROWS), table.slice(ROW_GROUP_ROWS)
+        self.batches, self.rows, self.bytes = [], 0, 0
+        for batch in rest.to_batches():
+            self.add(batch)
+        return head
 
 
 def unique_names(names: list[str]) -> list[str]:

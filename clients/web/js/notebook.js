@@ -161,16 +161,17 @@ export class Cell {
     this.statusDot.className = "cell-state";
     const spacer = document.createElement("span");
     spacer.className = "spacer";
-    const up = iconButton("up", "", "Move cell up", () => this.notebook.move(this, -1));
-    const down = iconButton("down", "", "Move cell down", () => this.notebook.move(this, 1));
+    this.upButton = iconButton("up", "", "Move cell up", () => this.notebook.move(this, -1));
+    this.downButton = iconButton("down", "", "Move cell down", () => this.notebook.move(this, 1));
     const del = iconButton("delete", "", "Delete cell", () => this.notebook.remove(this));
-    bar.append(this.runButton, this.stopButton, this.langSelect, limitLabel, this.statusDot, spacer, up, down, del);
+    bar.append(this.runButton, this.stopButton, this.langSelect, limitLabel, this.statusDot, spacer,
+      this.upButton, this.downButton, del);
 
     this.editor = new CodeEditor({
       value: code,
       language,
       label: "Cell code",
-      onChange: () => this.notebook.save(),
+      onChange: () => { this.notebook.save(); this.run?.codeChanged(this.editor.value); },
       onRun: () => this.execute(),
       onRunAdvance: () => { this.execute(); this.notebook.focusNext(this); },
       onEscape: () => el.focus(),
@@ -236,6 +237,7 @@ export class Cell {
     if (run !== this.run) return;
     this.stopButton.hidden = !run.active;
     this.element.dataset.status = run.state;
+    this.notebook.refreshControls();
   }
 
   destroy() {
@@ -353,6 +355,12 @@ export class Notebook {
     this.client.interruptAll();
   }
 
+  /** Stop all only while a cell runs or waits: otherwise it has nothing to stop. */
+  refreshControls() {
+    const stopAll = document.querySelector("#stop-all");
+    if (stopAll) stopAll.disabled = !this.cells.some((cell) => cell.run?.active);
+  }
+
   save() {
     this.pristine = false;
     clearTimeout(this._saveTimer);
@@ -369,10 +377,14 @@ export class Notebook {
     const nodes = [];
     this.cells.forEach((cell, i) => {
       cell.element.dataset.index = String(i + 1);
+      // The first cell cannot go up, the last cannot go down: greyed, so the toolbar keeps its shape.
+      cell.upButton.disabled = i === 0;
+      cell.downButton.disabled = i === this.cells.length - 1;
       nodes.push(cell.element, this._adder(cell));
     });
     this.container.replaceChildren(...nodes);
     if (!this.cells.length) this.container.append(this._adder(null));
+    this.refreshControls();  // a deleted cell may have been the one running
   }
 
   _adder(after) {

@@ -39,6 +39,7 @@ export class RunView {
     this._released = new Set();  // results closed because their `result` event was lost
     this._headless = new Set();  // results whose rows came without their `result` event
     this.lostNoteEl = null;
+    this._showInCode = [];  // "Show in code" buttons: they point into the code as it ran
     this._ticker = 0;
     delete cell.element.dataset.lost;  // a mark of the previous run's losses
     this._build();
@@ -77,6 +78,15 @@ export class RunView {
       for (const table of this.tables.values()) if (table.streaming) this.client.closeResult(this.id, table.number);
     }
     for (const job of this.exports) job.cancel();
+  }
+
+  /** The cell's code was edited: "Show in code" can only point into the code as it ran. */
+  codeChanged(code) {
+    const changed = code !== this.request.code;
+    for (const button of this._showInCode) {
+      button.disabled = changed;
+      button.title = changed ? "The code has changed since this run: run it again to locate the error" : "";
+    }
   }
 
   destroy() {
@@ -460,6 +470,7 @@ export class RunView {
       show.className = "btn small link";
       show.textContent = "Show in code";
       show.addEventListener("click", () => this.cell.selectRange(range[0], range[1]));
+      this._showInCode.push(show);
       where.append(show);
       box.append(where);
     }

@@ -177,7 +177,8 @@ export class ResultTable {
     this.detailSize.className = "value-detail-size";
     const spacer = document.createElement("span");
     spacer.className = "spacer";
-    const copy = button("Copy", "value-copy", () => navigator.clipboard?.writeText(this.detailText.textContent));
+    const copy = button("Copy", "value-copy", () => navigator.clipboard.writeText(this.detailText.textContent));
+    copy.hidden = !navigator.clipboard;  // none outside a secure context (http:// to another host)
     const close = button("Close", "value-close", () => this.hideValue());
     head.append(this.detailWhere, this.detailSize, spacer, copy, close);
     this.detailText = document.createElement("pre");
@@ -289,7 +290,8 @@ export class ResultTable {
       tr.className = "empty";
       const td = document.createElement("td");
       td.colSpan = width;
-      td.textContent = this.end === null ? "…" : "No rows";
+      // "No rows" only for a result known to be empty; a stream that ended early may have had some.
+      td.textContent = this.end === null ? "…" : this.end === "last" ? "No rows" : "No rows arrived";
       tr.append(td);
       frag.append(tr);
     }
@@ -336,8 +338,11 @@ export class ResultTable {
       case "lost": text = `${count(n)} rows loaded · connection lost, no more rows`; break;
       case "gap": text = `${count(n)} rows loaded · rows ${count(this.missing[0] + 1)}–${count(this.missing[1])} `
         + "were lost in a reconnection, no more rows"; break;
-      default: text = `${count(n)} rows loaded · stream ${this.end}`;
+      default: text = n ? `${count(n)} rows loaded · stream ${this.end}`
+        : `Stream ${this.end === "error" ? "failed" : this.end} before its first rows`;
     }
+    const capped = n >= MAX_ROWS_IN_PAGE;
+    if (capped && this.end === null) text += ` · the page holds ${count(MAX_ROWS_IN_PAGE)} rows at most: Download CSV has them all`;
     this.counter.textContent = text;
     this.element.dataset.end = this.end ?? "streaming";
     this.truncMark.hidden = !this.truncated;
@@ -345,12 +350,13 @@ export class ResultTable {
       this.truncMark.textContent = this.limit !== null ? `truncated at limit ${count(this.limit)}` : "truncated";
       this.truncMark.title = "The result has more rows than the cell's limit; they were left out.";
     }
-    const capped = n >= MAX_ROWS_IN_PAGE;
-    this.moreButton.hidden = this.end !== null || n === 0;
-    this.downloadButton.hidden = this.end === null && n === 0 && !this.exporting;
-    this.moreButton.disabled = this.loading || capped;
-    this.moreButton.textContent = capped ? `Page holds ${count(MAX_ROWS_IN_PAGE)} rows at most — use Download CSV`
-      : this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
+    // A control shows only when it can do something: Load more while the stream has rows left
+    // that the page has room for; Download CSV once there are rows (with none, it could only
+    // write a header: an empty result, or a stream that ended before its first rows).
+    this.moreButton.hidden = this.end !== null || n === 0 || capped;
+    this.downloadButton.hidden = n === 0 && !this.exporting;
+    this.moreButton.disabled = this.loading;  // a page is on its way
+    this.moreButton.textContent = this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
     if (this.rows.length && this.colgroup.children[0]) {
       this.colgroup.children[0].style.width = `${String(Math.max(n, 1000)).length + 3}ch`;
     }
