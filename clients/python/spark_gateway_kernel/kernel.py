@@ -211,25 +211,27 @@ class SparkGatewayKernel(Kernel):  # type: ignore[misc]
         except (SparkGatewayError, ValueError, SyntaxError):
             return ""
 
-    def _notice_resumes(self, session: Session, out: CellOutput) -> None:
+    def _notice_resumes(self, session: Session, out: CellOutput, *, told: bool = False) -> None:
+        """One line when the session was resumed since last said (``told``: the drop was announced)."""
         if session.resumes > self._resumes_seen:
             self._resumes_seen = session.resumes
-            out.notice("spark-gateway: reconnected; the session was resumed where it was")
+            out.notice("spark-gateway: reconnected; the session was resumed where it was" if told else
+                       "spark-gateway: the connection to the gateway dropped; it was resumed where it was")
 
     async def _watch_connection(self, session: Session, out: CellOutput) -> None:
         """Tell the user, briefly, when the websocket drops during the cell and when it is back.
 
-        The client resumes by itself; it has no callback for it, so its state is watched.
+        The client resumes by itself and has no callback for it: its state is watched.
         """
-        resuming = False
+        told = False
         while True:
             await asyncio.sleep(0.2)
-            if session.state == "resuming" and not resuming:
-                resuming = True
+            if session.state == "resuming" and not told:
+                told = True
                 out.notice("spark-gateway: the connection to the gateway dropped; resuming the session…")
             elif session.resumes > self._resumes_seen:
-                resuming = False
-                self._notice_resumes(session, out)
+                self._notice_resumes(session, out, told=told)
+                told = False
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:  # type: ignore[override]
         """Close the gateway session (it is released on the gateway at once); a restart opens a new one."""
