@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 import pytest
-from spark_gateway_client import Column, Interrupted, PythonError, QueryError, SessionLost
+from spark_gateway_client import Column, GatewayConnectionError, Interrupted, PythonError, QueryError, SessionLost
 from spark_gateway_kernel import cells, display, kernelspec
 from spark_gateway_kernel.cells import CellError
 from spark_gateway_kernel.outputs import CellOutput
@@ -208,6 +208,9 @@ def test_other_errors_keep_their_python_names() -> None:
     assert display.error_content(Interrupted("x"), "", None)["ename"] == "KeyboardInterrupt"
     lost = display.error_content(SessionLost("gone", session_id="s"), "", None)
     assert lost["ename"] == "SessionLost" and "new session" in lost["traceback"][0]
+    refused = display.error_content(GatewayConnectionError("cannot connect to the gateway at ws://x/ws"), "", None)
+    assert refused == {"ename": "GatewayConnectionError", "evalue": "cannot connect to the gateway at ws://x/ws",
+                       "traceback": ["\x1b[1;31mGatewayConnectionError\x1b[0m: cannot connect to the gateway at ws://x/ws"]}
     assert display.error_content(CellError("bad"), "", None)["ename"] == "UsageError"
 
 

@@ -16,11 +16,12 @@ from typing import Any, Literal
 
 import orjson
 from spark_gateway_client import (
-    GatewayConnectionError,
     Interrupted,
     Progress,
     PythonError,
     QueryError,
+    ResultLost,
+    SessionLost,
     SparkGatewayError,
 )
 from spark_gateway_client.cli import NUMERIC_TYPES, format_table, unique_names
@@ -210,7 +211,7 @@ def error_content(exc: BaseException, cell: str, part: Part | None) -> dict[str,
     if isinstance(exc, QueryError):
         ename = exc.error_class or exc.exception or "SparkError"
         lines = [f"{_BOLD_RED}{ename}{_RESET}" + (f" ({exc.exception})" if exc.exception else ""), exc.message]
-        if exc.sql_state:
+        if exc.sql_state and exc.sql_state not in exc.message:
             lines.append(f"SQLSTATE: {exc.sql_state}")
         if part is not None and part.language == "sql":
             lines += sql_marks(cell, part.start, [(c.start, c.stop) for c in exc.context])
@@ -222,15 +223,15 @@ def error_content(exc: BaseException, cell: str, part: Part | None) -> dict[str,
         evalue = exc.message.removeprefix(f"{ename}: ")
         return {"ename": ename, "evalue": evalue, "traceback": str(exc).splitlines()}
     if isinstance(exc, Interrupted):
-        evalue = "the execution was interrupted; its Spark jobs were cancelled"
+        evalue = "the cell was interrupted on the gateway (its Spark jobs, if any, were cancelled)"
         return _plain_error("KeyboardInterrupt", evalue)
     if isinstance(exc, CellError):
         return _plain_error("UsageError", str(exc))
     if isinstance(exc, SparkGatewayError):
         ename = type(exc).__name__
         hint = ""
-        if isinstance(exc, GatewayConnectionError) and exc.code not in ("shutting_down",):
-            hint = "\nThe next cell connects again (a new session: variables and temp views of this one are gone)."
+        if isinstance(exc, SessionLost | ResultLost) or exc.code in ("shutting_down", "idle_timeout"):
+            hint = "\nThe next cell opens a new session if this one has ended (its variables and temp views are gone)."
         return _plain_error(ename, exc.message, hint)
     return _plain_error(type(exc).__name__, str(exc))
 
