@@ -254,6 +254,26 @@ def test_the_last_table_of_a_cell_is_its_execute_result() -> None:
     assert sent[1][1] == {"execution_count": 3, "data": {"text/plain": "two"}, "metadata": {}}
 
 
+def test_a_table_nothing_follows_is_shown_while_the_code_goes_on() -> None:
+    """display(df) then a long job: the table goes out after HOLD seconds, not at the end of the cell."""
+    sent = Sent()
+    timers: list[tuple[float, Any]] = []
+    out = CellOutput(sent, 1, later=lambda delay, fn: timers.append((delay, fn)) or Timer())
+    out.begin(lambda: 1)
+    out.result({"text/plain": "table"})
+    assert sent == [] and timers[0][0] == 0.5
+    timers[0][1]()  # half a second later, nothing else came
+    assert sent.kinds() == ["display_data"]
+    out.end("ok")
+    out.finish()
+    assert sent.kinds() == ["display_data"]  # shown once
+
+
+class Timer:
+    def cancel(self) -> None:
+        pass
+
+
 def test_progress_is_one_display_updated_in_place_and_finalised() -> None:
     """Progress reports update one display (same display_id); the end replaces it by a final line."""
     from spark_gateway_client import Progress, StageProgress
@@ -397,6 +417,20 @@ def test_python_output_streams_and_the_trailing_value_is_the_result(kernel: Kern
     assert streams == [("stdout", "out\n"), ("stderr", "err\n")]
     [result] = outputs(messages, "execute_result")
     assert result["data"] == {"text/plain": "{'answer': 42}"} and result["execution_count"] == reply["execution_count"]
+
+
+@integration
+def test_a_table_shows_while_the_next_statement_runs(kernel: Kernel) -> None:
+    """A script's first table is shown while its next statement still runs (then the last is Out[n])."""
+    messages: list[dict[str, Any]] = []
+    reply = kernel.client.execute_interactive(
+        "%%sql\nSELECT 1 AS one;\nSELECT reflect('java.lang.Thread', 'sleep', CAST(2500 AS bigint)) AS slept",
+        timeout=120, output_hook=messages.append)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    tables = [m for m in messages if DATA_RESOURCE in m["content"].get("data", {})]
+    assert [m["msg_type"] for m in tables] == ["display_data", "execute_result"]
+    assert tables[0]["content"]["data"][DATA_RESOURCE]["data"] == [{"one": 1}]
+    assert (tables[1]["header"]["date"] - tables[0]["header"]["date"]).total_seconds() > 1.5
 
 
 @integration

@@ -101,9 +101,9 @@ class SparkGatewayKernel(Kernel):  # type: ignore[misc]
                          user_expressions: dict[str, Any] | None = None, allow_stdin: bool = False,
                          *, cell_meta: Any = None, cell_id: Any = None) -> dict[str, Any]:
         parent = self.get_parent("shell")
-        out = CellOutput(lambda msg_type, content: self._publish(msg_type, content, parent),
-                         self.execution_count, silent=silent)
         self._loop = asyncio.get_running_loop()
+        out = CellOutput(lambda msg_type, content: self._publish(msg_type, content, parent),
+                         self.execution_count, silent=silent, later=self._loop.call_later)
         self._interrupted = False
         self._cell, self._cell_task = out, asyncio.current_task()
         part: Part | None = None

@@ -7,7 +7,10 @@ until that result is shown, so the notebook shows them as the code made them.
 
 The cell's last output, if it is a table, is its ``execute_result`` (``Out[n]``, as a
 trailing expression in IPython); tables shown before something else are ``display_data``.
-Spark's progress is one display per execution, updated in place, finalised at its end.
+A table is held back for that only briefly (``HOLD`` seconds): when nothing follows it
+within that time, the code is still busy (``display(df)`` then a long job) and the table
+is shown at once, as ``display_data``. Spark's progress is one display per execution,
+updated in place, finalised at its end.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from spark_gateway_client import Progress
 from .display import Bundle, ProgressState, progress_bundle
 
 Send = Callable[[str, dict[str, Any]], None]  # (msg_type, content) on IOPub, parented to the cell's request
+Later = Callable[[float, Callable[[], None]], Any]  # loop.call_later: returns a handle with cancel()
+HOLD = 0.5  # seconds a table waits to become the cell's execute_result before it is shown anyway
 
 _displays = itertools.count(1)
 
@@ -30,10 +35,12 @@ _displays = itertools.count(1)
 class CellOutput:
     """Publishes one cell's outputs through ``send``; nothing at all when the request is ``silent``."""
 
-    def __init__(self, send: Send, execution_count: int, *, silent: bool = False) -> None:
+    def __init__(self, send: Send, execution_count: int, *, silent: bool = False, later: Later | None = None) -> None:
         self._send = send
         self.execution_count = execution_count
         self.silent = silent
+        self._later = later
+        self._hold: Any = None  # the timer that shows the pending table anyway
         self._pending: tuple[Bundle, dict[str, Any]] | None = None  # the last table: execute_result if nothing follows
         self._opened: Callable[[], int] = lambda: 0  # results the current execution has opened so far
         self._shown = 0  # results of the current execution shown (or given up)
@@ -74,6 +81,8 @@ class CellOutput:
         """The next result of the execution, rendered."""
         self._release()
         self._pending = (bundle, metadata or {})
+        if self._later is not None:
+            self._hold = self._later(HOLD, self._release)
         self._shown += 1
         self._flush_backlog()
 
@@ -100,6 +109,7 @@ class CellOutput:
     def finish(self, *, as_result: bool = True) -> None:
         """The cell is done: its last table (or value) becomes ``execute_result``."""
         self._flush_backlog(everything=True)
+        self._cancel_hold()
         if self._pending is not None and not self.silent:
             bundle, metadata = self._pending
             if as_result:
@@ -127,12 +137,18 @@ class CellOutput:
     # ------------------------------------------------------------ internals
 
     def _release(self) -> None:
-        """Something follows the pending table: it is shown as ``display_data`` where it stands."""
+        """Something follows the pending table (or it waited long enough): ``display_data`` where it stands."""
+        self._cancel_hold()
         if self._pending is not None:
             bundle, metadata = self._pending
             self._pending = None
             if not self.silent:
                 self._send("display_data", {"data": bundle, "metadata": metadata, "transient": {}})
+
+    def _cancel_hold(self) -> None:
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
 
     def _emit_stream(self, name: str, text: str) -> None:
         self._release()
