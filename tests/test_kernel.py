@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -514,15 +515,19 @@ def test_completion_inspection_and_is_complete_are_answered(kernel: Kernel) -> N
 
 
 @integration
-def test_interrupt_stops_the_spark_job(kernel: Kernel, spark_server: Any) -> None:
-    """interrupt_request (interrupt_mode message) stops the cell's Spark job; the reply says interrupted."""
+@pytest.mark.parametrize("how", ["interrupt_request", "SIGINT"])
+def test_interrupt_stops_the_spark_job(kernel: Kernel, spark_server: Any, how: str) -> None:
+    """interrupt_request (interrupt_mode message), or SIGINT to the kernel, stops the cell's Spark job."""
     client = kernel.client
     msg_id = client.execute(f"%%sql\n{LONG_JOB}")
     deadline = time.monotonic() + 60
     while not [j for j in running_jobs(spark_server) if "jobId" in j]:
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.2)
-    kernel.manager.interrupt_kernel()
+    if how == "SIGINT":
+        kernel.manager.signal_kernel(signal.SIGINT)
+    else:
+        kernel.manager.interrupt_kernel()
     reply = shell_reply(client, msg_id, 60)
     assert (reply["status"], reply["ename"]) == ("error", "KeyboardInterrupt")
     assert "interrupted" in reply["evalue"]
