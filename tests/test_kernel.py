@@ -163,6 +163,8 @@ def test_more_rows_than_shown_is_said_in_every_bundle() -> None:
     bundle = display.result_bundle(COLUMNS, ROWS, truncated=True, max_rows=2)
     for text in (bundle["text/html"], bundle["text/plain"]):
         assert "2 rows shown; more rows exist" in text and "%%sql -n ROWS" in text
+    python = display.result_bundle(COLUMNS, ROWS, truncated=True, max_rows=2, language="python")
+    assert "more rows exist (at most 2 are shown: the kernel's --max-rows" in python["text/plain"]
 
 
 def test_table_schema_types_of_spark_types() -> None:

@@ -40,9 +40,10 @@ _RED, _BOLD_RED, _CYAN, _RESET = "\x1b[31m", "\x1b[1;31m", "\x1b[36m", "\x1b[0m"
 # ---------------------------------------------------------------- results
 
 
-def result_bundle(columns: list[Column], rows: list[list[Any]], *, truncated: bool, max_rows: int) -> Bundle:
+def result_bundle(columns: list[Column], rows: list[list[Any]], *, truncated: bool, max_rows: int,
+                  language: str = "sql") -> Bundle:
     """The three representations of a result's first rows; ``truncated``: more rows exist."""
-    note = rows_note(len(rows), truncated, max_rows)
+    note = rows_note(len(rows), truncated, max_rows, language)
     return {
         "text/html": _html_table(columns, rows, note),
         "text/plain": _plain_table(columns, rows, note),
@@ -50,12 +51,13 @@ def result_bundle(columns: list[Column], rows: list[list[Any]], *, truncated: bo
     }
 
 
-def rows_note(shown: int, truncated: bool, max_rows: int) -> str:
+def rows_note(shown: int, truncated: bool, max_rows: int, language: str = "sql") -> str:
     """``3 rows``, or that more rows exist beyond those shown and how to see more."""
     if not truncated:
         return f"{shown:,} row{'s' if shown != 1 else ''}"
-    return (f"{shown:,} rows shown; more rows exist (at most {max_rows:,} are shown: `%%sql -n ROWS` shows more, "
-            "`%%sql -o NAME` binds the whole result as a DataFrame)")
+    how = ("`%%sql -n ROWS` shows more, `%%sql -o NAME` binds the whole result as a DataFrame" if language == "sql"
+           else "the kernel's --max-rows sets how many; df.count() counts them, df.write saves them")
+    return f"{shown:,} rows shown; more rows exist (at most {max_rows:,} are shown: {how})"
 
 
 def data_resource(columns: list[Column], rows: list[list[Any]]) -> Bundle:

@@ -153,7 +153,8 @@ class SparkGatewayKernel(Kernel):  # type: ignore[misc]
                 except SparkGatewayError:
                     out.skip_result()  # how the execution failed is raised below, once it has finished
                     continue
-                out.result(display.result_bundle(stream.columns, page, truncated=stream.truncated, max_rows=rows),
+                out.result(display.result_bundle(stream.columns, page, truncated=stream.truncated, max_rows=rows,
+                                                 language=part.language),
                            {"spark_gateway": {"execution": execution.id, "result": stream.number,
                                               "rows_shown": len(page), "truncated": stream.truncated}})
             await execution.wait()
