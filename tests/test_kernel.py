@@ -33,6 +33,8 @@ from websockets.sync.client import connect as ws_connect
 from tests.conftest import ROOT, GatewayProcess, running_jobs
 
 integration = pytest.mark.integration
+# The first integration test pays for Spark, the gateway and a kernel starting (80 s on a busy 2-core machine).
+pytestmark = pytest.mark.timeout(300)
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 DATA_RESOURCE = "application/vnd.dataresource+json"
 BIN = Path(sys.executable).parent
