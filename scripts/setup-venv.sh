@@ -8,6 +8,6 @@ fi
 stamp=".venv/.installed-${EXTRAS:-base}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e "./clients/python[arrow]" -e ".${EXTRAS:+[$EXTRAS]}"
+  .venv/bin/python -m pip install --quiet -e "./clients/python[arrow,kernel]" -e ".${EXTRAS:+[$EXTRAS]}"
   touch "$stamp"
 fi

@@ -29,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
                         add_help=False)
     commands.add_parser("query", help="run SQL or Python through a gateway; print or save the result",
                         add_help=False)
+    commands.add_parser("kernel", help="install the Jupyter kernel (JupyterLab, VS Code, nbclient)", add_help=False)
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["cluster"]:
         from . import cluster
 
         return cluster.main(argv[1:])
-    if argv[:1] == ["query"]:
-        return run_plugin("query", argv[1:])
+    if argv[:1] and argv[0] in commands.choices and argv[0] != "serve":  # query, kernel: other distributions
+        return run_plugin(argv[0], argv[1:])
     args = parser.parse_args(argv)
     try:
         settings = config.from_arguments(args)

@@ -1,0 +1,293 @@
+"""What a cell asks for: the executions to run on the gateway, read from its ``%%sql`` / ``%sql`` magics.
+
+A cell is Python unless its first line is ``%%sql [options]`` (the rest of the cell is
+SQL, several statements allowed). A line ``%sql [options] STATEMENT`` at the start of a
+line is one SQL statement among Python lines; the cell's parts then run in order.
+Options: ``-o NAME`` / ``--output NAME`` binds the last statement's result as a
+DataFrame ``NAME`` in the session, ``-n N`` / ``--max-rows N`` shows up to N rows.
+
+Pure: no I/O, no Jupyter; the kernel and the fast tests use it alike.
+"""
+
+from __future__ import annotations
+
+import codeop
+import keyword
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["CellError", "Part", "is_complete", "last_statement", "parse", "query_statement"]
+
+Language = Literal["python", "sql"]
+
+_CELL_MAGIC = re.compile(r"%%(\S*)[ \t]*(.*)")
+_LINE_SQL = re.compile(r"%sql(?:[ \t]+|$)")
+_OPTION = re.compile(r"(-o|--output|-n|--max-rows)(?:[ \t]+|=)(\S+)[ \t]*")
+# Statements that only read: binding one as a DataFrame runs nothing twice.
+_QUERY_KEYWORDS = frozenset({"SELECT", "WITH", "VALUES", "TABLE", "FROM", "SHOW", "DESCRIBE", "DESC", "EXPLAIN"})
+
+
+class CellError(ValueError):
+    """The cell's magics are malformed (unknown magic, bad option): nothing was run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One execution of a cell.
+
+    ``code`` is sent as it is, preceded by as many newlines (and, for a ``%sql`` line, blanks)
+    as put it on its line and column of the cell: the line numbers of Python tracebacks and
+    of Spark's ``(line N, pos M)`` are the cell's own. A character at offset ``i`` of ``code``
+    is at offset ``i + start`` of the cell (how Spark's query contexts map back to it).
+    """
+
+    language: Language
+    code: str
+    start: int = 0
+    output: str | None = None
+    max_rows: int | None = None
+
+
+def parse(cell: str) -> list[Part]:
+    """The parts of ``cell`` in the order they run; raises :class:`CellError` for bad magics."""
+    first_end = cell.find("\n")
+    first = cell if first_end < 0 else cell[:first_end]
+    magic = _CELL_MAGIC.fullmatch(first.rstrip())
+    if magic is not None:
+        name, args = magic.groups()
+        if name != "sql":
+            raise CellError(f"unknown cell magic %%{name}: this kernel knows %%sql (a SQL cell) and %sql (a SQL line)")
+        output, max_rows, rest = _options(args, "%%sql")
+        if rest:
+            raise CellError(f"%%sql: unexpected {rest!r} after the options (the SQL goes on the next lines)")
+        start = len(cell) if first_end < 0 else first_end + 1
+        body = cell[start:]
+        return [_sql_part("\n" + body, start - 1, output, max_rows, "%%sql")] if body.strip() else []
+    return _mixed(cell)
+
+
+def _mixed(cell: str) -> list[Part]:
+    """Python lines, with ``%sql`` lines running as SQL where they stand."""
+    parts: list[Part] = []
+    python: list[str] = []
+    python_at = (0, 0)  # (line, offset) in the cell where the pending Python starts
+    offset = 0
+    for number, line in enumerate(cell.splitlines(keepends=True)):
+        found = _LINE_SQL.match(line)
+        if found is None:
+            if not python:
+                python_at = (number, offset)
+            python.append(line)
+        else:
+            _flush_python(parts, python, *python_at)
+            python = []
+            text = line.rstrip("\r\n")
+            output, max_rows, rest = _options(text[found.end():], "%sql")
+            if not rest.strip():
+                raise CellError("%sql: no statement after the magic (use %%sql on the first line for a SQL cell)")
+            column = len(text) - len(rest)
+            parts.append(_sql_part("\n" * number + " " * column + rest, offset - number, output, max_rows, "%sql"))
+        offset += len(line)
+    _flush_python(parts, python, *python_at)
+    return parts
+
+
+def _sql_part(code: str, start: int, output: str | None, max_rows: int | None, magic: str) -> Part:
+    """A SQL part; with ``-o NAME`` its last statement must be a query, which is bound by running it
+    again as ``spark.sql(...)``: a command (INSERT, CREATE, ...) would run twice."""
+    if output is not None:
+        statement = last_statement(code)
+        if statement is None or not query_statement(statement):
+            raise CellError(f"{magic} -o {output}: the last statement must be a query (SELECT, WITH, VALUES, TABLE, "
+                            "FROM, SHOW, DESCRIBE or EXPLAIN) to be bound as a DataFrame")
+    return Part("sql", code, start, output, max_rows)
+
+
+def _flush_python(parts: list[Part], lines: list[str], line: int, offset: int) -> None:
+    code = "".join(lines)
+    if code.strip():
+        parts.append(Part("python", "\n" * line + code, offset - line))
+
+
+def _options(text: str, magic: str) -> tuple[str | None, int | None, str]:
+    """``-o NAME`` and ``-n N`` at the start of ``text``; the rest of the text is returned as it is."""
+    output: str | None = None
+    max_rows: int | None = None
+    text = text.lstrip(" \t")
+    while (found := _OPTION.match(text)) is not None:
+        flag, value = found.groups()
+        if flag in ("-o", "--output"):
+            if not value.isidentifier() or keyword.iskeyword(value):
+                raise CellError(f"{magic} {flag}: {value!r} is not a Python name")
+            output = value
+        else:
+            if not value.isdigit() or int(value) < 1:
+                raise CellError(f"{magic} {flag}: expected a number of rows of at least 1, got {value!r}")
+            max_rows = int(value)
+        text = text[found.end():]
+    if text.startswith("-") and not text.startswith("--"):  # `-x`: an option we do not know, not SQL
+        raise CellError(f"{magic}: unknown option {text.split()[0]!r} (options: -o NAME, -n ROWS)")
+    return output, max_rows, text
+
+
+# ---------------------------------------------------------------- SQL statements
+
+
+def last_statement(sql: str) -> str | None:
+    """The last statement of ``sql`` (top-level semicolons split; strings, quoted names and comments do not).
+
+    ``None`` when there is no statement. A script whose statements are all within
+    ``BEGIN ... END`` is one statement, as the gateway runs it.
+    """
+    bounds, _open = _statement_bounds(sql)
+    statements = [sql[a:b].strip() for a, b in bounds if _code_start(sql, a, b) < b]
+    if not statements:
+        return None
+    if re.match(r"(?:[A-Za-z_]\w*\s*:\s*)?BEGIN\b", statements[0], re.IGNORECASE):
+        return sql.strip().rstrip(";").strip()
+    return statements[-1]
+
+
+def query_statement(statement: str) -> bool:
+    """Whether ``statement`` only reads (SELECT, WITH, VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN)."""
+    start = _code_start(statement, 0, len(statement))
+    text = statement[start:].lstrip("( \t\r\n")
+    word = re.match(r"[A-Za-z]+", text)
+    return word is not None and word.group(0).upper() in _QUERY_KEYWORDS
+
+
+def _statement_bounds(sql: str) -> tuple[list[tuple[int, int]], bool]:
+    """(start, stop) of the text between top-level semicolons, and whether the text ends inside
+    a string, quoted name or comment."""
+    bounds = []
+    start = i = 0
+    n = len(sql)
+    open_at_end = False
+    while i < n:
+        c = sql[i]
+        if c == ";":
+            bounds.append((start, i))
+            start = i + 1
+            i += 1
+            continue
+        if c in "'\"":
+            raw = i >= 1 and sql[i - 1] in "rR" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
+            end = _string_end(sql, i, raw)
+        elif c == "`":
+            found = sql.find("`", i + 1)
+            end = -1 if found < 0 else found + 1
+        elif sql.startswith("--", i):
+            found = sql.find("\n", i)
+            end = n if found < 0 else found + 1
+        elif sql.startswith("/*", i):
+            end = _comment_end(sql, i)
+        else:
+            i += 1
+            continue
+        if end < 0:
+            open_at_end = True
+            break
+        i = end
+    bounds.append((start, n))
+    return bounds, open_at_end
+
+
+def _string_end(sql: str, i: int, raw: bool) -> int:
+    quote = sql[i]
+    i += 1
+    while i < len(sql):
+        c = sql[i]
+        if c == "\\" and not raw:
+            i += 2
+        elif c == quote:
+            return i + 1
+        else:
+            i += 1
+    return -1
+
+
+def _comment_end(sql: str, i: int) -> int:
+    depth = 0  # Spark's bracketed comments nest
+    while i < len(sql):
+        if sql.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif sql.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return -1
+
+
+def _code_start(sql: str, start: int, stop: int) -> int:
+    """Offset of the first character in [start, stop) that is neither blank nor comment (stop: none)."""
+    i = start
+    while i < stop:
+        if sql[i].isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            found = sql.find("\n", i)
+            i = stop if found < 0 else found + 1
+        elif sql.startswith("/*", i):
+            end = _comment_end(sql, i)
+            i = stop if end < 0 else end
+        else:
+            return i
+    return stop
+
+
+# ---------------------------------------------------------------- is_complete
+
+
+def is_complete(cell: str) -> dict[str, str]:
+    """The ``is_complete_reply`` content for ``cell``: complete, incomplete (with an indent) or invalid.
+
+    Consoles send the cell when it is complete. A ``%%sql`` cell is complete once its SQL ends
+    with ``;`` outside any string or comment, or with an empty line; Python follows ``codeop``
+    (an open block waits for an empty line, as the Python prompt does).
+    """
+    try:
+        parts = parse(cell)
+    except CellError:
+        return {"status": "invalid"}
+    if _CELL_MAGIC.fullmatch(cell.split("\n", 1)[0].rstrip()):
+        return _sql_complete(parts[0].code if parts else "", cell)
+    last = parts[-1] if parts else None
+    if last is None or last.language == "sql":
+        return {"status": "complete"}
+    return _python_complete(last.code.lstrip("\n"))
+
+
+def _sql_complete(sql: str, cell: str) -> dict[str, str]:
+    if not sql.strip():
+        return {"status": "incomplete", "indent": ""}
+    _bounds, open_at_end = _statement_bounds(sql)
+    if open_at_end:
+        return {"status": "incomplete", "indent": ""}
+    if sql.rstrip().endswith(";") or cell.endswith("\n"):  # a semicolon, or an empty last line
+        return {"status": "complete"}
+    return {"status": "incomplete", "indent": ""}
+
+
+def _python_complete(code: str) -> dict[str, str]:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. SyntaxWarning for an invalid escape: not our business here
+            compiled = codeop.compile_command(code, "<cell>", "exec")
+    except (SyntaxError, OverflowError, ValueError):
+        return {"status": "invalid"}
+    lines = code.rstrip("\n").split("\n")
+    last = lines[-1]
+    indent = last[: len(last) - len(last.lstrip())]
+    if compiled is None:
+        if last.rstrip().endswith(":"):
+            indent += "    "
+        return {"status": "incomplete", "indent": indent}
+    if indent and not code.endswith("\n\n"):  # inside a block: wait for the empty line that ends it
+        return {"status": "incomplete", "indent": indent}
+    return {"status": "complete"}
