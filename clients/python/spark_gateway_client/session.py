@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -38,6 +38,7 @@ from spark_gateway_protocol.messages import (
     Error,
     Event,
     Execute,
+    Finished,
     Format,
     Interrupt,
     Language,
@@ -46,11 +47,16 @@ from spark_gateway_protocol.messages import (
     Pong,
     Progress,
     Request,
+    Result,
+    ResultClosed,
     Resumed,
     Rows,
     SessionInfo,
     Started,
+    Stderr,
+    Stdout,
     StreamRows,
+    Value,
 )
 
 from .errors import (
@@ -527,10 +533,13 @@ class Session:
                 self._on_pong(data)
             case SessionInfo() | Resumed():  # they open a connection; a healthy gateway sends them nowhere else
                 log.warning("ignored a %r event in the middle of the session's stream", event.type)
-            case UnknownEvent(type=kind):
+            case (Accepted() | Started() | Progress() | Stdout() | Stderr() | Result() | Rows() | ArrowRows()
+                  | ResultClosed() | Value() | Error() | Finished()):
+                self._on_execution_event(event)
+            case UnknownEvent(type=kind):  # a newer gateway's: new event types are how the protocol grows
                 log.warning("ignored an event of unknown type %r (from a newer gateway?)", kind)
             case _:
-                self._on_execution_event(event)
+                assert_never(event)
 
     def _on_execution_event(self, event: ExecutionEvent) -> None:
         execution = self._executions.get(event.id) if event.id is not None else None
