@@ -98,3 +98,33 @@ def test_no_other_module_spells_a_protocol_constant() -> None:
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if any(p.search(line) for p in patterns)]
     assert not found, "use the constants of js/protocol.js:\n" + "\n".join(found)
+
+
+DISPATCH = """
+globalThis.window = { addEventListener() {} };  // all of the browser that constructing a client touches
+const warnings = [];
+console.warn = (...args) => warnings.push(String(args[0]));
+const { GatewayClient } = await import(process.argv[1]);
+const notices = [];
+const ui = { onNotice: (kind, text) => notices.push([kind, text]), onSession() {}, onState() {}, onDrop() {} };
+const client = new GatewayClient(ui, "ws://127.0.0.1:9/ws");
+for (const msg of [
+  { type: "forecast", seq: 1, id: "c1", eta_ms: 300 },
+  { type: "pong", seq: 2, data: null },
+  { type: "resumed", seq: 3, session_id: "s", spark_session_id: "x", last_seq: 0, next_seq: 1, credit: [] },
+]) client._onFrame(JSON.stringify(msg));
+console.log(JSON.stringify({ notices, warnings, expectedSeq: client.expectedSeq }));
+"""
+
+
+def test_the_web_client_reports_an_event_of_unknown_type_and_goes_on() -> None:
+    """js/client.js's one switch reports an unknown event type as a notice, ignores it, and keeps the stream going."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    out = subprocess.run([node, "--input-type=module", "-e", DISPATCH, (JS / "client.js").as_uri()],
+                         capture_output=True, text=True, check=True, timeout=30)
+    seen = json.loads(out.stdout)
+    assert seen["notices"] == [["warning", 'Unknown message type "forecast" from the gateway (ignored).']]
+    assert any("unexpected resumed event" in w for w in seen["warnings"])  # known, but out of place: no notice
+    assert seen["expectedSeq"] == 4
