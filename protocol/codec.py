@@ -1,18 +1,22 @@
 """Turn client frames into requests and events into frames; the only place JSON is read or written.
 
-``decode_request`` raises nothing but :class:`ProtocolError`. ``encode_event`` stamps
-the session ``seq`` on each event as it is written.
+``decode_request`` and ``decode_event`` raise nothing but :class:`ProtocolError`.
+``encode_event`` stamps the session ``seq`` on each event as it is written; ``decode_event``
+gives it back beside the event.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import functools
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
 from .errors import ErrorCode, ProtocolError
-from .messages import REQUEST_TYPES, ArrowRows, Event, Request, Rows, field_names
+from .messages import EVENT_TYPES, REQUEST_TYPES, ArrowRows, Event, Request, Rows, field_names
 
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -156,7 +160,10 @@ def decode_arrow_frame(frame: bytes) -> tuple[dict[str, Any], memoryview]:
     size = int.from_bytes(frame[:4], "big")
     if 4 + size > len(frame):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frame shorter than its header")
-    header = orjson.loads(frame[4 : 4 + size])
+    try:
+        header = orjson.loads(frame[4 : 4 + size])
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"binary frame header is not valid JSON: {exc}") from None
     if not isinstance(header, dict) or header.get("type") != "arrow-rows":
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "binary frame header is not an arrow-rows object")
     return header, memoryview(frame)[4 + size :]
@@ -172,9 +179,110 @@ def encode_request(request: Request) -> str:
     return orjson.dumps(out).decode()
 
 
-def decode_event(frame: str | bytes) -> dict[str, Any]:
-    """Parse one gateway frame into a dict (clients dispatch on ``type``)."""
-    obj = orjson.loads(frame)
+@dataclasses.dataclass(frozen=True, slots=True)
+class UnknownEvent:
+    """An event of a type this version of the protocol does not define: a newer gateway's.
+
+    New event types are how the protocol grows, so a client logs one and goes on.
+    """
+
+    type: str
+    fields: dict[str, Any]
+
+
+def decode_event(frame: str | bytes) -> tuple[Event | UnknownEvent, int]:
+    """One gateway frame as its event and its ``seq``: a text frame is JSON, a binary one ``arrow-rows``.
+
+    Fields this version does not know are dropped and missing optional ones take their
+    defaults, so a client keeps working against a newer gateway. Nothing is copied: a
+    ``rows`` page keeps the very list the parser built, an ``arrow-rows`` payload is a
+    view of the frame. Raises only :class:`ProtocolError`.
+    """
+    if isinstance(frame, bytes):
+        header, payload = decode_arrow_frame(frame)
+        return _build(ArrowRows, {**header, "payload": payload}), _seq(header)
+    try:
+        obj = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"event is not valid JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "event must be a JSON object with a type")
-    return obj
+    seq = _seq(obj)
+    cls = EVENT_TYPES.get(obj["type"])
+    if cls is None:
+        return UnknownEvent(obj["type"], obj), seq
+    return _build(cls, obj), seq
+
+
+def _seq(obj: dict[str, Any]) -> int:
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{obj.get('type')}: field 'seq' must be an integer")
+    return seq
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], obj: Any) -> T:
+    """``cls`` from a decoded JSON object: known fields only, nested messages built too."""
+    if not isinstance(obj, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{_name(cls)}: expected a JSON object, got {type(obj).__name__}")
+    known, nested = _plan(cls)
+    args = {k: v for k, v in obj.items() if k in known}
+    for field, build in nested:
+        if field in args:
+            args[field] = build(args[field])
+    try:
+        return cls(**args)
+    except TypeError:
+        missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # cls is a message class
+                   if f.name not in args and f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING]
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE, f"{_name(cls)}: missing field(s) {', '.join(repr(m) for m in missing)}"
+        ) from None
+
+
+def _name(cls: type) -> str:
+    tag = getattr(cls, "type", None)  # a message's type; Column's `type` is a field
+    return tag if isinstance(tag, str) else cls.__name__
+
+
+Plan = tuple[frozenset[str], tuple[tuple[str, Callable[[Any], Any]], ...]]
+_PLANS: dict[type, Plan] = {}
+
+
+def _plan(cls: type) -> Plan:
+    """The wire fields of ``cls``, and how to build those that hold messages (read once from its type hints)."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls)
+        nested = ((f.name, _builder(hints[f.name])) for f in dataclasses.fields(cls))
+        plan = _PLANS[cls] = frozenset(field_names(cls)), tuple((n, b) for n, b in nested if b is not None)
+    return plan
+
+
+def _builder(hint: Any) -> Callable[[Any], Any] | None:
+    """How to build a field of type ``hint`` when it holds messages; None: it stays as parsed."""
+    if _is_message(hint):
+        return functools.partial(_build, hint)
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and len(args) == 1 and _is_message(args[0]):
+        item: type = args[0]
+        return lambda value: [_build(item, v) for v in _list(value, item)]
+    if len(args) == 2 and type(None) in args:  # X | None
+        inner = args[0] if args[1] is type(None) else args[1]
+        if _is_message(inner):
+            return lambda value: None if value is None else _build(inner, value)
+    return None
+
+
+def _is_message(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _list(value: Any, item: type) -> list[Any]:
+    if not isinstance(value, list):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"expected a JSON array of {item.__name__}")
+    return value

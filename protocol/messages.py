@@ -324,7 +324,7 @@ class ArrowRows:
     count: int
     last: bool
     truncated: bool
-    payload: bytes = field(repr=False)
+    payload: bytes | memoryview = field(repr=False)  # decoded: a view of the frame, not a copy
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,11 @@ import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from spark_gateway_protocol import PROTOCOL_VERSION, decode_request
+from spark_gateway_protocol.close_codes import CLIENT_DONE, CLOSE_TAKEN_OVER
+from spark_gateway_protocol.close_codes import CLOSE_GOING_AWAY as CLOSE_GOING_AWAY
+from spark_gateway_protocol.close_codes import CLOSE_REFUSED as CLOSE_REFUSED
+from spark_gateway_protocol.close_codes import CLOSE_SESSION_ENDED as CLOSE_SESSION_ENDED
+from spark_gateway_protocol.close_codes import CLOSE_TRY_AGAIN as CLOSE_TRY_AGAIN
 from spark_gateway_protocol.errors import ErrorCode, ProtocolError
 from spark_gateway_protocol.messages import Error
 
@@ -20,18 +25,6 @@ from .outbox import Outbox
 from .session import Session
 
 log = logging.getLogger("spark_gateway.connection")
-
-# Close codes the gateway sends (docs/protocol.md, "Connections and resume").
-CLOSE_SESSION_ENDED = 1000  # the session is over: do not resume
-CLOSE_GOING_AWAY = 1001  # the gateway is shutting down
-CLOSE_REFUSED = 1008  # a session could not be opened or resumed (an error said why)
-CLOSE_TRY_AGAIN = 1013  # the gateway is full or draining: open a session later
-CLOSE_TAKEN_OVER = 4001  # the session was resumed on another connection
-
-# A client that closes with one of these is done with its session (normal, going away, or
-# it cannot go on with this stream); no close frame (1005/1006: a dropped network, a crashed
-# client), 1011-1014 or an application code 4000-4999 keeps the session for a resume.
-CLIENT_DONE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010})
 
 
 def choose_subprotocol(websocket: WebSocket) -> str | None:

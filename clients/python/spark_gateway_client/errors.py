@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from spark_gateway_protocol.messages import LostResult, QueryContext
-
-from ._wire import query_context
+from spark_gateway_protocol.errors import ErrorCode
+from spark_gateway_protocol.messages import Error, LostResult, QueryContext
 
 
 class SparkGatewayError(Exception):
@@ -109,22 +108,20 @@ class ResultLost(GatewayConnectionError):
         self.results = results
 
 
-def error_from_event(event: dict[str, Any]) -> SparkGatewayError:
+def error_from_event(event: Error) -> SparkGatewayError:
     """The exception an ``error`` event stands for."""
-    code = str(event.get("code") or "internal")
-    message = str(event.get("message") or code)
-    common: dict[str, Any] = {"code": code, "execution_id": event.get("id"), "result": event.get("result")}
-    if code == "spark_error":
-        context = query_context([c for c in event.get("context") or [] if isinstance(c, dict)])
-        return QueryError(message, error_class=event.get("error_class"), sql_state=event.get("sql_state"),
-                          context=context, exception=event.get("exception"), **common)
-    if code == "python_error":
-        return PythonError(message, exception=event.get("exception"), traceback=event.get("traceback"),
-                           **common)
-    if code == "spark_unavailable":
+    code = event.code or ErrorCode.INTERNAL
+    message = event.message or code
+    common: dict[str, Any] = {"code": code, "execution_id": event.id, "result": event.result}
+    if code == ErrorCode.SPARK_ERROR:
+        return QueryError(message, error_class=event.error_class, sql_state=event.sql_state,
+                          context=event.context, exception=event.exception, **common)
+    if code == ErrorCode.PYTHON_ERROR:
+        return PythonError(message, exception=event.exception, traceback=event.traceback, **common)
+    if code == ErrorCode.SPARK_UNAVAILABLE:
         return SparkUnavailable(message, **common)
-    if code == "shutting_down":
+    if code == ErrorCode.SHUTTING_DOWN:
         return GatewayConnectionError(message, **common)
-    if event.get("request") is not None:
+    if event.request is not None:
         return RequestRefused(message, **common)
     return SparkGatewayError(message, **common)

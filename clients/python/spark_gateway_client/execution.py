@@ -3,6 +3,9 @@
 Rows are pulled, never pushed: a result's pages are buffered only up to a small credit
 window (``window`` pages, granted with ``stream-rows`` as the caller consumes them), so a
 slow consumer holds at most that many pages in memory whatever the size of the result.
+
+An execution knows its session only as a :class:`~._link.SessionLink`: it is attached to
+receive its events, sends its requests through it, and is detached when it ends.
 """
 
 from __future__ import annotations
@@ -14,35 +17,61 @@ import warnings
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, assert_never
 
-from spark_gateway_protocol.errors import ProtocolError
-from spark_gateway_protocol.messages import CloseResult, Column, Execute, Finished, Interrupt, Progress, StreamRows, Value
+from spark_gateway_protocol.errors import ErrorCode, ProtocolError
+from spark_gateway_protocol.messages import (
+    DEFAULT_PAGE_SIZE,
+    Accepted,
+    ArrowRows,
+    CloseResult,
+    Column,
+    Error,
+    Execute,
+    Finished,
+    Format,
+    Interrupt,
+    Language,
+    Progress,
+    Result,
+    ResultClosed,
+    Rows,
+    Started,
+    Status,
+    Stderr,
+    Stdout,
+    StreamRows,
+    Value,
+)
 
 from . import _wire
+from ._link import SessionLink
 from .errors import GatewayConnectionError, Interrupted, SparkGatewayError, error_from_event
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from .session import Session
-
 log = logging.getLogger("spark_gateway_client")
 
-Status = Literal["ok", "error", "interrupted"]
-Format = Literal["json", "arrow"]
-Language = Literal["sql", "python"]
 EndReason = Literal["last", "closed", "interrupted", "error"]
 Row = list[Any]
 T = TypeVar("T")
 
-JSON_PAGE_SIZE = 1000
+# The events that answer an execution's requests (each carries its id); the session routes them.
+ExecutionEvent = (
+    Accepted | Started | Progress | Stdout | Stderr | Result | Rows | ArrowRows | ResultClosed | Value | Error
+    | Finished
+)
+
+JSON_PAGE_SIZE = DEFAULT_PAGE_SIZE
 ARROW_PAGE_SIZE = 10_000
 DEFAULT_WINDOW = 4
 
 # Errors answering our own stream-rows / close-result / interrupt that only mean "it had already ended".
-_RACE_CODES = frozenset({"invalid_state", "unknown_result", "unknown_execution"})
+_RACE_CODES = frozenset({ErrorCode.INVALID_STATE, ErrorCode.UNKNOWN_RESULT, ErrorCode.UNKNOWN_EXECUTION})
+# Requests whose refusal concerns one result or one interrupt, not the execution's outcome.
+_FOLLOW_UP_REQUESTS = frozenset({StreamRows.type, CloseResult.type, Interrupt.type})
 
 
 class ResultStream:
@@ -81,6 +110,11 @@ class ResultStream:
     @property
     def ended(self) -> bool:
         return self.end_reason is not None
+
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` was called before the result ended: the gateway is releasing it."""
+        return self._closing
 
     @property
     def arrow_schema(self) -> pa.Schema | None:
@@ -211,7 +245,7 @@ class Execution:
     unless ``format`` was given to ``execute``.
     """
 
-    def __init__(self, session: Session, id: str, code: str, *, language: Language = "sql",
+    def __init__(self, session: SessionLink[Execution], id: str, code: str, *, language: Language = "sql",
                  page_size: int | None = None, limit: int | None = None, format: Format | None = None,
                  window: int = DEFAULT_WINDOW, on_stdout: Callable[[str], Any] | None = None,
                  on_stderr: Callable[[str], Any] | None = None,
@@ -320,7 +354,7 @@ class Execution:
             self.status = "error"
             self._done.set()
             raise ValueError(exc.message) from None
-        self.session._start(self)
+        self.session.attach(self)
         return self
 
     def interrupt(self) -> None:
@@ -330,7 +364,7 @@ class Execution:
         if self.request is None:
             self._finish_local("interrupted")
             return
-        self.session._send(Interrupt(self.id))
+        self.session.send(Interrupt(self.id))
 
     async def wait(self, check: bool = True) -> Execution:
         """Run to the end and return the execution; results nobody is reading are closed.
@@ -447,62 +481,69 @@ class Execution:
     # ------------------------------------------------------------ requests
 
     def _grant(self, number: int, rows: int) -> None:
-        self.session._send(StreamRows(self.id, number, rows))
+        self.session.send(StreamRows(self.id, number, rows))
 
     def _send_close(self, number: int) -> None:
         if not self.done:
-            self.session._send(CloseResult(self.id, number))
+            self.session.send(CloseResult(self.id, number))
 
-    # ------------------------------------------------------------ events (from the reader task)
+    # ------------------------------------------------------------ events (from the session's reader task)
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "rows":
-            self._stream(event)._on_page(len(event["rows"]), event["rows"], event["last"],
-                                         bool(event.get("truncated")))
-        elif kind == "progress":
-            self.progress = _wire.progress(event)
-            self._call(self.on_progress, self.progress)
-        elif kind == "stdout" or kind == "stderr":
-            text = event["text"]
-            if self.keep_output:
-                (self._out if kind == "stdout" else self._err).append(text)
-            self._call(self.on_stdout if kind == "stdout" else self.on_stderr, text)
-        elif kind == "result":
-            self._open_result(event)
-        elif kind == "result-closed":
-            self._stream(event)._on_closed(event["reason"])
-        elif kind == "value":
-            value = _wire.value(event)
-            if value.truncated:  # said once, where the caller will see it; the text is the repr's beginning
-                log.warning("execution %s: its value is shown cut, the first %s of %s characters of its repr "
-                            "(the gateway's max_value_chars)", self.id, f"{len(value.text):,}", f"{value.length:,}")
-            self.values.append(value)
-        elif kind == "accepted":
-            self.queue_position = event.get("queue_position")
-        elif kind == "started":
-            self.started_at = time.monotonic()
-        elif kind == "error":
-            self._on_error(event)
-        elif kind == "finished":
-            self.summary = _wire.finished(event)
-            self._finish_local(self.summary.status)
+    def receive(self, event: ExecutionEvent) -> None:
+        """One event the gateway sent about this execution (the session routes them here by id)."""
+        match event:
+            case Rows():
+                rows = page_rows(event)
+                self._stream(event.result)._on_page(len(rows), rows, event.last, event.truncated)
+            case ArrowRows():
+                self._stream(event.result)._on_page(event.count, event.payload, event.last, event.truncated)
+            case Progress():
+                self.progress = event
+                self._call(self.on_progress, event)
+            case Stdout(text=text):
+                if self.keep_output:
+                    self._out.append(text)
+                self._call(self.on_stdout, text)
+            case Stderr(text=text):
+                if self.keep_output:
+                    self._err.append(text)
+                self._call(self.on_stderr, text)
+            case Result():
+                self._open_result(event)
+            case ResultClosed():
+                self._stream(event.result)._on_closed(event.reason)
+            case Value():
+                if event.truncated:  # said once, where the caller will see it; the text is the repr's beginning
+                    log.warning("execution %s: its value is shown cut, the first %s of %s characters of its repr "
+                                "(the gateway's max_value_chars)", self.id, f"{len(event.text):,}",
+                                f"{event.length:,}")
+                self.values.append(event)
+            case Accepted():
+                self.queue_position = event.queue_position
+            case Started():
+                self.started_at = time.monotonic()
+            case Error():
+                self._on_error(event)
+            case Finished():
+                self.summary = event
+                self._finish_local(event.status)
+            case _:
+                assert_never(event)
 
-    def _on_arrow(self, header: dict[str, Any], payload: memoryview) -> None:
-        self._stream(header)._on_page(int(header["count"]), payload, bool(header["last"]),
-                                      bool(header.get("truncated")))
+    def fail(self, error: SparkGatewayError) -> None:
+        """End the execution here with ``error``: its session failed, or its events were lost for good."""
+        self._finish_local("error", error)
 
-    def _stream(self, event: dict[str, Any]) -> ResultStream:
-        return self._results[int(event["result"])]
+    def _stream(self, number: int) -> ResultStream:
+        return self._results[number]
 
-    def _open_result(self, event: dict[str, Any]) -> None:
+    def _open_result(self, event: Result) -> None:
         assert self.request is not None
-        number = int(event["result"])
+        number = event.result
         if number != len(self._results):
             raise GatewayConnectionError(
                 f"protocol violation: result {number} opened, expected {len(self._results)}")
-        fmt = str(event.get("format", self.request.format))
-        stream = ResultStream(self, number, _wire.columns(event), fmt, event.get("limit"))
+        stream = ResultStream(self, number, event.schema, event.format, event.limit)
         self._results.append(stream)
         if self._keep is not None and number not in self._keep:
             stream.close()
@@ -510,20 +551,19 @@ class Execution:
             self._grant(number, (self.window - 1) * self.request.page_size)
         self._changed.set()
 
-    def _on_error(self, event: dict[str, Any]) -> None:
-        request = event.get("request")
-        if request in ("stream-rows", "close-result", "interrupt"):
-            if event.get("code") not in _RACE_CODES:
-                log.warning("gateway refused %s for %s: %s", request, self.id, event.get("message"))
+    def _on_error(self, event: Error) -> None:
+        if event.request in _FOLLOW_UP_REQUESTS:
+            if event.code not in _RACE_CODES:
+                log.warning("gateway refused %s for %s: %s", event.request, self.id, event.message)
             return
         error = error_from_event(event)
-        if error.code == "spark_session_reset":  # a notice: the execution goes on, in a new Spark session
+        if error.code == ErrorCode.SPARK_SESSION_RESET:  # a notice: the execution goes on, in a new Spark session
             log.warning("execution %s: %s", self.id, error.message)
         self.errors.append(error)
-        number = event.get("result")
+        number = event.result
         if isinstance(number, int) and number < len(self._results):
             self._results[number].error = error
-        if request == "execute":  # refused: no `finished` follows
+        if event.request == Execute.type:  # refused: no `finished` follows
             self._finish_local("error")
 
     def _finish_local(self, status: Status, error: SparkGatewayError | None = None) -> None:
@@ -540,7 +580,7 @@ class Execution:
                     stream._fail(error or SparkGatewayError(f"execution {self.id!r} ended before its result"))
         self._done.set()
         self._changed.set()
-        self.session._forget(self.id)
+        self.session.detach(self.id)
 
     def _call(self, callback: Callable[[Any], Any] | None, arg: Any) -> None:
         if callback is None:
@@ -549,6 +589,14 @@ class Execution:
             callback(arg)
         except Exception:  # noqa: BLE001 - a callback bug must not stop the session's reader
             log.exception("callback %r raised for execution %s", callback, self.id)
+
+
+def page_rows(page: Rows) -> list[Row]:
+    """The rows of one JSON page, as the parser built them.
+
+    This is the hot path of JSON results (pages of thousands of rows): no copy, nothing done per row.
+    """
+    return page.rows
 
 
 def arrow_rows(batch: pa.RecordBatch) -> list[Row]:

@@ -6,6 +6,9 @@ without the gateway having ended the session, the session's task reconnects to
 carries on from the next ``seq``. Requests the gateway may not have received are rebuilt
 from the client's own state (executions never accepted, credit, close-result, interrupts,
 pings), so running executions and their iterators go on as if nothing happened.
+
+Frames become the protocol's typed events (``decode_event``) and are dispatched with one
+``match``; an event type this client does not know (a newer gateway's) is logged and ignored.
 """
 
 from __future__ import annotations
@@ -18,27 +21,44 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from spark_gateway_protocol.codec import decode_arrow_frame, decode_event, encode_request
-from spark_gateway_protocol.errors import ProtocolError
+from spark_gateway_protocol import close_codes
+from spark_gateway_protocol.codec import UnknownEvent, decode_event, encode_request
+from spark_gateway_protocol.errors import ErrorCode, ProtocolError
 from spark_gateway_protocol.messages import (
     PROTOCOL_VERSION,
+    Accepted,
+    ArrowRows,
     CloseResult,
+    Error,
+    Event,
+    Execute,
+    Finished,
+    Format,
     Interrupt,
-    LostResult,
+    Language,
+    Lost,
     Ping,
+    Pong,
     Progress,
     Request,
+    Result,
+    ResultClosed,
+    Resumed,
+    Rows,
     SessionInfo,
+    Started,
+    Stderr,
+    Stdout,
     StreamRows,
+    Value,
 )
 
-from . import _wire
 from .errors import (
     GatewayConnectionError,
     ResultLost,
@@ -46,21 +66,20 @@ from .errors import (
     SparkGatewayError,
     error_from_event,
 )
-from .execution import DEFAULT_WINDOW, Execution, Format, Language
+from .execution import DEFAULT_WINDOW, Execution, ExecutionEvent
 
 log = logging.getLogger("spark_gateway_client")
 
 DEFAULT_URL = "ws://127.0.0.1:8765/ws"
 
-# Close codes after which the session cannot be resumed (docs/protocol.md, "Close codes").
-FINAL_CLOSE_CODES = frozenset({1000, 1001, 1008, 1013, 4001})
 RESUME_FIRST_DELAY = 0.1  # seconds before the first reconnect attempt, doubling...
 RESUME_MAX_DELAY = 2.0  # ...up to this
 # Reconnect attempts go on this long past the session's resume_grace: the gateway starts
 # its grace period when it notices the drop, which can be after the client did.
 RESUME_MARGIN = 5.0
-# Lost events of these types alone do not make an execution's outcome or data incomplete.
-_HARMLESS_LOSSES = frozenset({"progress", "accepted", "started", "rows", "arrow-rows"})  # rows: per result
+# Lost events of these types alone do not make an execution's outcome or data incomplete
+# (lost rows are judged per result: harmless only for a result being closed).
+_HARMLESS_LOSSES = frozenset({Progress.type, Accepted.type, Started.type, Rows.type, ArrowRows.type})
 
 State = Literal["open", "resuming", "closed"]
 Dial = Callable[[str], Awaitable[ClientConnection]]
@@ -99,6 +118,8 @@ class Session:
     When the connection drops (a network failure, not a close by either side), the session
     resumes on a new connection by itself (``resume=True``, the default of :func:`connect`):
     meanwhile ``state`` is ``"resuming"``; ``resumes`` counts the successful resumes.
+
+    ``attach``, ``send`` and ``detach`` are for its executions (:class:`~._link.SessionLink`).
     """
 
     def __init__(self, ws: ClientConnection, info: SessionInfo, url: str, *, dial: Dial | None = None,
@@ -182,7 +203,7 @@ class Session:
     def interrupt_all(self) -> None:
         """Interrupt every running or queued execution of the session."""
         if not self.closed:
-            self._send(Interrupt())
+            self.send(Interrupt())
 
     async def ping(self, data: Any = None) -> float:
         """Round trip to the gateway, in seconds (across a resume, if one happens meanwhile)."""
@@ -223,9 +244,19 @@ class Session:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    # ------------------------------------------------------------ used by executions
+    # ------------------------------------------------------------ for executions (SessionLink)
 
-    def _send(self, request: Request) -> None:
+    def attach(self, execution: Execution, /) -> None:
+        """Send the execution's ``execute`` and route the events that answer it to it."""
+        if self._failure is not None:
+            execution.fail(self._failure)
+            return
+        assert execution.request is not None
+        self._executions[execution.id] = execution
+        self.send(execution.request)
+
+    def send(self, request: Request, /) -> None:
+        """Send one request, after those sent before it (remembered for a resume)."""
         if self._failure is not None:
             return
         if isinstance(request, StreamRows):
@@ -242,15 +273,8 @@ class Session:
         if self._failure is None:
             self._outgoing.put_nowait(encode_request(request))
 
-    def _start(self, execution: Execution) -> None:
-        if self._failure is not None:
-            execution._finish_local("error", self._failure)
-            return
-        assert execution.request is not None
-        self._executions[execution.id] = execution
-        self._send(execution.request)
-
-    def _forget(self, execution_id: str) -> None:
+    def detach(self, execution_id: str, /) -> None:
+        """The execution has ended: route nothing more to it, send nothing of it again."""
         self._executions.pop(execution_id, None)
         self._grants.pop(execution_id, None)
         self._interrupts.discard(execution_id)
@@ -302,12 +326,8 @@ class Session:
         try:
             while True:
                 frame = await ws.recv()
-                if isinstance(frame, bytes):
-                    self._on_binary(frame)
-                elif len(frame) > LARGE_FRAME:
-                    self._on_event(_decode_large(frame))
-                else:
-                    self._on_event(decode_event(frame))
+                large = isinstance(frame, str) and len(frame) > LARGE_FRAME
+                self._on_event(*(_decode_large(frame) if large else decode_event(frame)))
         except ConnectionClosed as exc:
             return self._after_close(exc)
         except GatewayConnectionError as exc:
@@ -317,25 +337,25 @@ class Session:
         except Exception as exc:  # noqa: BLE001 - a bad frame ends the session, never silently
             log.exception("cannot read the gateway's frames")
             failure = GatewayConnectionError(f"protocol violation: {type(exc).__name__}: {exc}")
-        await ws.close(code=1002, reason="protocol violation")
+        await ws.close(code=close_codes.CLOSE_PROTOCOL_ERROR, reason="protocol violation")
         return failure
 
     def _after_close(self, exc: ConnectionClosed) -> SparkGatewayError | None:
         """How the connection ended: a failure to report, or ``None`` to resume."""
         if self._failure is not None:  # we closed it
             return self._failure
-        code = exc.rcvd.code if exc.rcvd is not None else 1006
+        code = exc.rcvd.code if exc.rcvd is not None else close_codes.CLOSE_ABNORMAL
         reason = exc.rcvd.reason if exc.rcvd is not None else ""
         said = f" ({reason})" if reason else ""
-        if code == 1000:
+        if code == close_codes.CLOSE_SESSION_ENDED:
             return GatewayConnectionError(f"the gateway ended the session{said}")
-        if code == 1001:
+        if code == close_codes.CLOSE_GOING_AWAY:
             return GatewayConnectionError(f"the gateway is shutting down{said}")
-        if code == 1008:
+        if code == close_codes.CLOSE_REFUSED:
             return GatewayConnectionError(f"the gateway closed the connection (policy violation){said}")
-        if code == 1013:
+        if code == close_codes.CLOSE_TRY_AGAIN:
             return GatewayConnectionError(f"the gateway is busy: try again later{said}")
-        if code == 4001:
+        if code == close_codes.CLOSE_TAKEN_OVER:
             return GatewayConnectionError("the session was resumed on another connection")
         if self._notice is not None or not self._resume or self.resume_grace <= 0:
             return GatewayConnectionError(f"connection to the gateway lost: {exc}")
@@ -383,7 +403,7 @@ class Session:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RESUME_MAX_DELAY)
 
-    async def _handshake(self, ws: ClientConnection, last_seq: int) -> dict[str, Any]:
+    async def _handshake(self, ws: ClientConnection, last_seq: int) -> Resumed:
         """The ``resumed`` frame of a new connection; raises :class:`_Retry` or :class:`SessionLost`."""
         sid = self.info.session_id
         try:
@@ -392,41 +412,44 @@ class Session:
             ws.transport.abort()
             raise _Retry("no answer to the resume") from None
         except ConnectionClosed as exc:
-            code = exc.rcvd.code if exc.rcvd is not None else 1006
-            if code in FINAL_CLOSE_CODES and code != 1013:
+            code = exc.rcvd.code if exc.rcvd is not None else close_codes.CLOSE_ABNORMAL
+            if code in close_codes.FINAL and code != close_codes.CLOSE_TRY_AGAIN:
                 raise SessionLost(f"the gateway refused to resume session {sid} (close code {code})",
                                   session_id=sid) from None
             raise _Retry(f"connection closed during the resume ({code})") from None
         try:
-            event = decode_event(frame)
-        except (ProtocolError, ValueError) as exc:
-            await ws.close(code=1002, reason="protocol violation")
+            event, seq = decode_event(frame)
+        except ProtocolError as exc:
+            await ws.close(code=close_codes.CLOSE_PROTOCOL_ERROR, reason="protocol violation")
             raise SessionLost(f"protocol violation while resuming: {exc}", session_id=sid) from None
-        kind = event.get("type")
-        if kind == "resumed" and event.get("seq") == 0 and event.get("session_id") == sid \
-                and event.get("last_seq") == last_seq and isinstance(event.get("next_seq"), int):
-            return event
+        match event:
+            case Resumed(session_id=resumed_sid, last_seq=resumed_after, next_seq=int()) \
+                    if seq == 0 and resumed_sid == sid and resumed_after == last_seq:
+                return event
         await ws.close()
-        if kind == "error" and event.get("code") == "limit_exceeded":
-            raise _Retry(str(event.get("message")))
-        if kind == "error":
-            raise SessionLost(f"the gateway refused to resume session {sid}: {event.get('message')}",
-                              code=str(event.get("code") or "resume_failed"), session_id=sid)
-        raise SessionLost(f"protocol violation: expected a resumed frame, got {kind!r}", session_id=sid)
+        match event:
+            case Error(code=ErrorCode.LIMIT_EXCEEDED):
+                raise _Retry(event.message)
+            case Error():
+                raise SessionLost(f"the gateway refused to resume session {sid}: {event.message}",
+                                  code=event.code or ErrorCode.RESUME_FAILED, session_id=sid)
+            case _:
+                raise SessionLost(f"protocol violation: expected a resumed frame, got {event.type!r}",
+                                  session_id=sid)
 
-    def _on_resumed(self, resumed: dict[str, Any]) -> None:
+    def _on_resumed(self, resumed: Resumed) -> None:
         """Continue the stream from ``next_seq``, fail what was lost, re-send what may not have arrived."""
         self.resumes += 1
         while not self._outgoing.empty():  # rebuilt below from the client's state
             self._outgoing.get_nowait()
-        lost = resumed.get("lost")
-        self._next_seq = int(resumed["next_seq"])
-        log.info("session %s resumed after seq %s%s", self.info.session_id, resumed.get("last_seq"),
+        lost = resumed.lost
+        self._next_seq = resumed.next_seq
+        log.info("session %s resumed after seq %s%s", self.info.session_id, resumed.last_seq,
                  " with lost events" if lost else "")
-        if isinstance(lost, dict):
+        if lost is not None:
             self._on_lost(lost)
         # How far each result still streaming may go, as the gateway counted its credit.
-        until = {(c["id"], c["result"]): c["until"] for c in resumed.get("credit") or []}
+        until = {(c.id, c.result): c.until for c in resumed.credit}
         for execution in list(self._executions.values()):
             request = execution.request
             if request is None:
@@ -440,7 +463,7 @@ class Session:
             for stream in execution.result_streams:
                 if stream.ended:
                     continue
-                if stream._closing:
+                if stream.closing:
                     self._put(CloseResult(execution.id, stream.number))
                     continue
                 if (execution.id, stream.number) not in until:
@@ -452,22 +475,20 @@ class Session:
         for token, (_future, _sent, data) in self._pongs.items():
             self._put(Ping({"ping": token, "data": data}))
 
-    def _on_lost(self, lost: dict[str, Any]) -> None:
+    def _on_lost(self, lost: Lost) -> None:
         """Events left the gateway's replay buffer before the resume: fail the executions they belonged to."""
-        from_seq, to_seq = int(lost["from_seq"]), int(lost["to_seq"])
+        from_seq, to_seq = lost.from_seq, lost.to_seq
         log.warning("session %s resumed with events %d..%d lost (beyond the gateway's replay buffer)",
                     self.info.session_id, from_seq, to_seq)
-        for item in lost.get("executions") or []:
-            rid = item.get("id")
-            messages = {str(k): int(v) for k, v in (item.get("messages") or {}).items()}
-            results = [_wire.build(LostResult, r) for r in item.get("results") or []]
-            execution = self._executions.get(rid) if isinstance(rid, str) else None
+        for item in lost.executions:
+            rid, messages, results = item.id, item.messages, item.results
+            execution = self._executions.get(rid) if rid is not None else None
             if execution is None:
                 log.warning("lost events of %s: %s", f"execution {rid!r}" if rid else "the session", messages)
                 continue
             streams = {s.number: s for s in execution.result_streams}
             harmful = any(kind not in _HARMLESS_LOSSES for kind in messages) or any(
-                r.result not in streams or not streams[r.result]._closing for r in results)
+                r.result not in streams or not streams[r.result].closing for r in results)
             if not harmful:
                 log.info("lost events of execution %r did not matter: %s", rid, messages)
                 continue
@@ -480,7 +501,7 @@ class Session:
                 from_seq=from_seq, to_seq=to_seq, messages=messages, results=results,
                 execution_id=rid, result=results[0].result if results else None)
             self._put(Interrupt(rid))  # it cannot be shown whole: stop it and release its results
-            execution._finish_local("error", error)
+            execution.fail(error)
 
     # ------------------------------------------------------------ events
 
@@ -488,51 +509,58 @@ class Session:
         if self._failure is None:
             self._failure = error
         for execution in list(self._executions.values()):
-            execution._finish_local("error", self._failure)
+            execution.fail(self._failure)
         self._executions.clear()
         for future, _sent, _data in list(self._pongs.values()):
             if not future.done():
                 future.set_exception(self._failure)
 
-    def _check_seq(self, seq: Any) -> None:
+    def _check_seq(self, seq: int) -> None:
         if seq != self._next_seq:
             raise GatewayConnectionError(f"protocol violation: event seq {seq}, expected {self._next_seq}")
         self._next_seq += 1
 
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if event.get("seq") == 0:  # about the connection, not part of the session's stream
-            log.warning("gateway: %s", event.get("message") or kind)
+    def _on_event(self, event: Event | UnknownEvent, seq: int) -> None:
+        """The one dispatch of the gateway's events: an execution's go to it, by id."""
+        if seq == 0:  # about the connection, not part of the session's stream
+            log.warning("gateway: %s", event.message if isinstance(event, Error) else event.type)
             return
-        self._check_seq(event.get("seq"))
-        rid = event.get("id")
-        if kind == "error" and event.get("code") == "duplicate_id" and rid in self._resent:
-            self._resent.discard(rid)  # the execute sent again on a resume had arrived the first time
-            return
-        execution = self._executions.get(rid) if isinstance(rid, str) else None
-        if execution is not None:
-            execution._on_event(event)
-            return
-        if kind == "pong":
-            data = event.get("data")
-            token = data.get("ping") if isinstance(data, dict) else None
-            entry = self._pongs.get(token) if isinstance(token, int) else None
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(time.perf_counter() - entry[1])
-        elif kind == "accepted" and rid in self._resent:
-            self._put(Interrupt(str(rid)))  # sent again for an execution given up meanwhile: stop it
-        elif kind == "error":
-            if event.get("code") in ("shutting_down", "idle_timeout"):
-                self._notice = error_from_event(event)
-            elif rid is None or event.get("request") == "execute":
-                log.warning("gateway error: %s: %s", event.get("code"), event.get("message"))
+        self._check_seq(seq)
+        match event:
+            case Error(code=ErrorCode.DUPLICATE_ID, id=str(rid)) if rid in self._resent:
+                self._resent.discard(rid)  # the execute sent again on a resume had arrived the first time
+            case Pong(data=data):
+                self._on_pong(data)
+            case SessionInfo() | Resumed():  # they open a connection; a healthy gateway sends them nowhere else
+                log.warning("ignored a %r event in the middle of the session's stream", event.type)
+            case (Accepted() | Started() | Progress() | Stdout() | Stderr() | Result() | Rows() | ArrowRows()
+                  | ResultClosed() | Value() | Error() | Finished()):
+                self._on_execution_event(event)
+            case UnknownEvent(type=kind):  # a newer gateway's: new event types are how the protocol grows
+                log.warning("ignored an event of unknown type %r (from a newer gateway?)", kind)
+            case _:
+                assert_never(event)
 
-    def _on_binary(self, frame: bytes) -> None:
-        header, payload = decode_arrow_frame(frame)
-        self._check_seq(header.get("seq"))
-        execution = self._executions.get(header["id"])
+    def _on_execution_event(self, event: ExecutionEvent) -> None:
+        execution = self._executions.get(event.id) if event.id is not None else None
         if execution is not None:
-            execution._on_arrow(header, payload)
+            execution.receive(event)
+            return
+        match event:  # an event of no execution running here
+            case Accepted(id=rid) if rid in self._resent:
+                self._put(Interrupt(rid))  # sent again for an execution given up meanwhile: stop it
+            case Error(code=ErrorCode.SHUTTING_DOWN | ErrorCode.IDLE_TIMEOUT):
+                self._notice = error_from_event(event)
+            case Error(id=None) | Error(request=Execute.type):
+                log.warning("gateway error: %s: %s", event.code, event.message)
+            case _:
+                pass  # the rest of an execution that ended here first (interrupted, or failed on a resume)
+
+    def _on_pong(self, data: Any) -> None:
+        token = data.get("ping") if isinstance(data, dict) else None
+        entry = self._pongs.get(token) if isinstance(token, int) else None
+        if entry is not None and not entry[0].done():
+            entry[0].set_result(time.perf_counter() - entry[1])
 
 
 class connect:  # noqa: N801 - used like a function: `async with connect(url) as session`
@@ -580,17 +608,18 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
     async def open(self) -> Session:
         ws = await self._dial(self.url)
         try:
-            event = decode_event(await asyncio.wait_for(ws.recv(), self.open_timeout))
+            event, seq = decode_event(await asyncio.wait_for(ws.recv(), self.open_timeout))
         except (ConnectionClosed, TimeoutError, Exception) as exc:  # noqa: BLE001
             await ws.close()
             raise GatewayConnectionError(f"no session from the gateway at {self.url}: {exc}") from None
-        if event.get("type") != "session" or event.get("seq") != 1:
-            await ws.close()
-            if event.get("type") == "error":
-                raise error_from_event(event)
-            raise GatewayConnectionError(f"expected a session event first, got {event.get('type')!r}")
-        return Session(ws, _wire.session_info(event), self.url, dial=self._dial, resume=self.resume,
-                       resume_timeout=self.resume_timeout, open_timeout=self.open_timeout)
+        match event:
+            case SessionInfo() if seq == 1:
+                return Session(ws, event, self.url, dial=self._dial, resume=self.resume,
+                               resume_timeout=self.resume_timeout, open_timeout=self.open_timeout)
+        await ws.close()
+        if isinstance(event, Error):
+            raise error_from_event(event)
+        raise GatewayConnectionError(f"expected a session event first, got {event.type!r}")
 
     def __await__(self) -> Generator[Any, None, Session]:
         return self.open().__await__()
@@ -608,7 +637,7 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
 LARGE_FRAME = 64 * 1024  # a rows page, typically: thousands of small objects at once
 
 
-def _decode_large(frame: str) -> dict[str, Any]:
+def _decode_large(frame: str | bytes) -> tuple[Event | UnknownEvent, int]:
     """Parse a big page with the cyclic GC paused: its rows are lists of scalars that never
     form cycles, yet allocating them triggers collections that cost 4x the parse itself."""
     if not gc.isenabled():

@@ -19,9 +19,9 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from spark_gateway_protocol.messages import Column, Progress, SessionInfo
+from spark_gateway_protocol.messages import Column, Format, Language, Progress, SessionInfo, Status
 
-from .execution import DEFAULT_WINDOW, Execution, Format, Language, ResultStream, Row, Status
+from .execution import DEFAULT_WINDOW, Execution, ResultStream, Row
 from .session import DEFAULT_URL, Session, connect
 
 if TYPE_CHECKING:

@@ -19,13 +19,12 @@
 import { Connection, defaultUrl } from "./connection.js";
 import * as P from "./protocol.js";
 
-const { Evt } = P;
+const { Close, ErrorCode, Evt, Req } = P;
 
-// Close codes after which the session cannot be resumed (docs/protocol.md, "Close codes").
-const FINAL_CLOSES = new Set([1000, 1001, 1008, 1013]);
-const TAKEN_OVER = 4001;
 // Refusals of our own stream-rows / close-result / interrupt that only mean "it had ended already".
-const RACE_CODES = new Set(["invalid_state", "unknown_result", "unknown_execution"]);
+const RACE_CODES = new Set([ErrorCode.INVALID_STATE, ErrorCode.UNKNOWN_RESULT, ErrorCode.UNKNOWN_EXECUTION]);
+// Lost events of these types only delay a run's status: nothing of its output is missing.
+const STATUS_ONLY = new Set([Evt.ACCEPTED, Evt.STARTED]);
 
 export class GatewayClient {
   /**
@@ -74,7 +73,7 @@ export class GatewayClient {
   }
 
   get pageSizeLimit() {
-    return this.session?.limits?.max_page_size ?? 100000;
+    return this.session?.limits?.max_page_size ?? P.MAX_PAGE_SIZE;
   }
 
   /** A fresh execution id, unique for the page's lifetime (so also per session). */
@@ -217,6 +216,10 @@ export class GatewayClient {
         break;
       case Evt.PONG:
         break;  // liveness only; the connection counts every frame
+      case Evt.RESUMED:  // only as the first frame of a connection (seq 0), never in the stream
+      case Evt.ARROW_ROWS:  // binary frames, for format "arrow", which the page never asks for
+        console.warn(`spark-gateway: unexpected ${msg.type} event in the session's stream (ignored)`, msg);
+        break;
       default:
         console.warn("spark-gateway: unknown message", msg);
         this.ui.onNotice("warning", `Unknown message type ${JSON.stringify(msg.type)} from the gateway (ignored).`);
@@ -224,21 +227,21 @@ export class GatewayClient {
   }
 
   _onError(msg, sink) {
-    if (msg.request === P.Req.EXECUTE && msg.code === "duplicate_id" && this.resent.has(msg.id)) {
+    if (msg.request === Req.EXECUTE && msg.code === ErrorCode.DUPLICATE_ID && this.resent.has(msg.id)) {
       this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
       return;
     }
-    if (msg.request && msg.request !== P.Req.EXECUTE && RACE_CODES.has(msg.code)) {
+    if (msg.request && msg.request !== Req.EXECUTE && RACE_CODES.has(msg.code)) {
       return;  // e.g. more rows asked for a result that had just ended: nothing to say
     }
-    if (!sink && (msg.code === "idle_timeout" || msg.code === "shutting_down")) {
+    if (!sink && (msg.code === ErrorCode.IDLE_TIMEOUT || msg.code === ErrorCode.SHUTTING_DOWN)) {
       this.endNotice = msg.message;  // the close that follows ends the session
       this.ui.onNotice("warning", msg.message);
       return;
     }
     if (sink && msg.request) {
       // A request of this execution was refused (e.g. stream-rows on an ended result).
-      if (msg.request === P.Req.EXECUTE) {
+      if (msg.request === Req.EXECUTE) {
         this.executions.delete(msg.id);
         this._forget(msg.id);
         this._dequeue(msg.id);
@@ -283,17 +286,22 @@ export class GatewayClient {
     if (!this.resuming) this.expectedSeq = 1;
   }
 
-  /** A frame with seq 0: `resumed`, or the error refusing this connection. */
+  /** The dispatch of frames with seq 0: `resumed`, or the error refusing this connection. */
   _onConnectionFrame(msg) {
-    if (msg.type === "resumed") {
-      this._onResumed(msg);
-    } else if (msg.type === Evt.ERROR && msg.code === "resume_failed") {
-      this.refused = true;
-      this._sessionLost(`it could not be resumed: ${msg.message}`);
-    } else if (msg.type === Evt.ERROR) {
-      this.ui.onNotice("warning", `The gateway refused the connection: ${msg.message}`);
-    } else {
-      console.warn("spark-gateway: unexpected connection frame", msg);
+    switch (msg.type) {
+      case Evt.RESUMED:
+        this._onResumed(msg);
+        break;
+      case Evt.ERROR:
+        if (msg.code === ErrorCode.RESUME_FAILED) {
+          this.refused = true;
+          this._sessionLost(`it could not be resumed: ${msg.message}`);
+        } else {
+          this.ui.onNotice("warning", `The gateway refused the connection: ${msg.message}`);
+        }
+        break;
+      default:
+        console.warn("spark-gateway: unexpected connection frame", msg);
     }
   }
 
@@ -317,16 +325,16 @@ export class GatewayClient {
     const affected = [];
     for (const item of lost.executions ?? []) {
       const sink = typeof item.id === "string" ? this.executions.get(item.id) : undefined;
-      const kinds = Object.keys(item.messages ?? {}).filter((kind) => kind !== "progress");
+      const kinds = Object.keys(item.messages ?? {}).filter((kind) => kind !== Evt.PROGRESS);
       if (!kinds.length) continue;  // progress snapshots only: nothing is missing
       if (!sink) {
         console.warn("spark-gateway: events lost in the reconnection", item);
         continue;
       }
       // A lost `accepted` or `started` only delays the run's status; anything else is missing output.
-      if (kinds.some((kind) => kind !== "accepted" && kind !== "started")) affected.push(item.id);
-      if (item.messages.started) this._dequeue(item.id);
-      if (item.messages.finished) {  // its end will never come
+      if (kinds.some((kind) => !STATUS_ONLY.has(kind))) affected.push(item.id);
+      if (item.messages[Evt.STARTED]) this._dequeue(item.id);
+      if (item.messages[Evt.FINISHED]) {  // its end will never come
         this.executions.delete(item.id);
         this._forget(item.id);
         this._dequeue(item.id);
@@ -373,14 +381,14 @@ export class GatewayClient {
       return "now";
     }
     if (!streamed) return "backoff";  // closed before its first frame (busy, draining): same plan again
-    if (close.code === TAKEN_OVER) {
+    if (close.code === Close.TAKEN_OVER) {
       this._sessionLost("another connection resumed it");
       this.ui.onTakenOver?.();
       return "stop";
     }
     const grace = this.session?.limits?.resume_grace ?? 0;
-    if (FINAL_CLOSES.has(close.code) || this.endNotice !== null || !(grace > 0)) {
-      const why = this.endNotice ?? (close.code === 1001 ? "the gateway shut down"
+    if (P.FINAL_CLOSES.has(close.code) || this.endNotice !== null || !(grace > 0)) {
+      const why = this.endNotice ?? (close.code === Close.GOING_AWAY ? "the gateway shut down"
         : `the gateway closed the connection (${close.code}${close.reason ? `: ${close.reason}` : ""})`);
       this.endNotice = null;
       this._sessionLost(why);

@@ -8,7 +8,7 @@
 // to try again. The token never goes into the URL: it stays in the subprotocol (auth.js).
 
 import { subprotocols, tokenFor } from "./auth.js";
-import { SUBPROTOCOL, ping } from "./protocol.js";
+import { Close, SUBPROTOCOL, ping } from "./protocol.js";
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
 const SLOW_RETRY_MS = 15000;
@@ -23,10 +23,6 @@ export function defaultUrl() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${location.host}/ws`;
 }
-
-// What a socket closed by the page itself sends: a 4xxx code, so that the gateway keeps the
-// session for a resume (it ends the session only for 1000 and 1001, e.g. a closed tab).
-export const CLOSE_ABANDONED = 4000;
 
 /** `url` with `params` added to its query. */
 export function withQuery(url, params) {
@@ -124,7 +120,7 @@ export class Connection {
       this.socket = null;
       this._stopKeepalive();
       let plan = "backoff";
-      if (opened) plan = this.handlers.onDrop({ code: event?.code ?? 1006, reason: event?.reason ?? "" }) ?? "backoff";
+      if (opened) plan = this.handlers.onDrop({ code: event?.code ?? Close.ABNORMAL, reason: event?.reason ?? "" }) ?? "backoff";
       else this._handshakeFailed();
       if (plan === "stop") {
         this.stopped = true;
@@ -171,8 +167,9 @@ export class Connection {
     const onclose = socket.onclose;
     socket.onmessage = null;
     socket.onclose = null;
-    try { socket.close(CLOSE_ABANDONED, "connection lost"); } catch { /* already closing */ }
-    onclose({ code: 1006, reason: "abandoned" });
+    // A 4xxx code, so that the gateway keeps the session for a resume (a closed tab's "going away" ends it).
+    try { socket.close(Close.ABANDONED, "connection lost"); } catch { /* already closing */ }
+    onclose({ code: Close.ABNORMAL, reason: "abandoned" });
   }
 
   _scheduleRetry() {

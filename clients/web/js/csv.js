@@ -18,6 +18,7 @@
 //    bytes are owned by the browser, which may keep them on disk, not by JS strings), and
 //    the final Blob, made of those parts, is downloaded through an object URL.
 
+import { Req, Status } from "./protocol.js";
 import { count, csvHeader, csvLine } from "./values.js";
 
 const CHUNK_CHARS = 1 << 20;
@@ -259,11 +260,11 @@ class RerunExport {
   }
 
   refused(msg) {
-    if (msg.request === "execute") this._fail(new Error(msg.message));
+    if (msg.request === Req.EXECUTE) this._fail(new Error(msg.message));
   }
 
   finished(msg) {
-    if (!this.settled && msg.status !== "ok") this._fail(new Error(`the query ended: ${msg.status}`));
+    if (!this.settled && msg.status !== Status.OK) this._fail(new Error(`the query ended: ${msg.status}`));
     else if (!this.settled && this.kinds === null) this._fail(new Error("running the code again gave no such result"));
   }
 

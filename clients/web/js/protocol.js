@@ -1,6 +1,8 @@
 // Protocol v1 of spark-gateway, as the web client speaks it.
-// The gateway's protocol/messages.py and protocol/schema/*.json are the reference;
-// every message type name used by the client is defined here and nowhere else.
+// The gateway's protocol/ package (messages.py, errors.py, close_codes.py) and
+// protocol/schema/*.json are the reference; every protocol constant the page uses (message
+// types, error codes, statuses, close codes, limits) is defined here and nowhere else.
+// tests/test_js_protocol.py checks that these match the Python protocol.
 
 export const SUBPROTOCOL = "spark-gateway.v1";
 
@@ -16,6 +18,7 @@ export const Req = Object.freeze({
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
 export const Evt = Object.freeze({
   SESSION: "session",
+  RESUMED: "resumed",  // seq 0: the first frame of a resumed connection
   ACCEPTED: "accepted",
   STARTED: "started",
   PROGRESS: "progress",
@@ -23,6 +26,7 @@ export const Evt = Object.freeze({
   STDERR: "stderr",
   RESULT: "result",
   ROWS: "rows",
+  ARROW_ROWS: "arrow-rows",  // binary frames, only for format "arrow" (the page asks for JSON)
   RESULT_CLOSED: "result-closed",
   VALUE: "value",
   ERROR: "error",
@@ -33,7 +37,54 @@ export const Evt = Object.freeze({
 /** Terminal statuses carried by `finished`. */
 export const Status = Object.freeze({ OK: "ok", ERROR: "error", INTERRUPTED: "interrupted" });
 
+/** The `code` of an `error` event (protocol/errors.py explains each). */
+export const ErrorCode = Object.freeze({
+  BAD_MESSAGE: "bad_message",
+  UNKNOWN_TYPE: "unknown_type",
+  MESSAGE_TOO_LARGE: "message_too_large",
+  DUPLICATE_ID: "duplicate_id",
+  UNKNOWN_EXECUTION: "unknown_execution",
+  UNKNOWN_RESULT: "unknown_result",
+  INVALID_STATE: "invalid_state",
+  UNSUPPORTED: "unsupported",
+  LIMIT_EXCEEDED: "limit_exceeded",
+  SPARK_ERROR: "spark_error",
+  PYTHON_ERROR: "python_error",
+  SPARK_UNAVAILABLE: "spark_unavailable",
+  SPARK_SESSION_RESET: "spark_session_reset",
+  SHUTTING_DOWN: "shutting_down",
+  RESUME_FAILED: "resume_failed",
+  IDLE_TIMEOUT: "idle_timeout",
+  INTERNAL: "internal",
+});
+
+/** WebSocket close codes (protocol/close_codes.py says what each tells the peer). */
+export const Close = Object.freeze({
+  // sent by the gateway
+  SESSION_ENDED: 1000,
+  GOING_AWAY: 1001,
+  REFUSED: 1008,
+  MESSAGE_TOO_BIG: 1009,
+  TRY_AGAIN: 1013,
+  TAKEN_OVER: 4001,
+  // sent by a client
+  PROTOCOL_ERROR: 1002,
+  ABANDONED: 4000,  // the page gave up on a dead path and will resume (any 4000-4999 keeps the session)
+  // never sent: what a peer reports when the connection dropped without a close frame
+  ABNORMAL: 1006,
+});
+
+/** After one of these close codes the session cannot go on over a new connection. */
+export const FINAL_CLOSES = new Set([
+  Close.SESSION_ENDED, Close.GOING_AWAY, Close.REFUSED, Close.TRY_AGAIN, Close.TAKEN_OVER,
+]);
+
+/** Languages and row formats of `execute`. */
+export const Language = Object.freeze({ SQL: "sql", PYTHON: "python" });
+export const Format = Object.freeze({ JSON: "json", ARROW: "arrow" });
+
 export const DEFAULT_PAGE_SIZE = 1000;
+export const MAX_PAGE_SIZE = 100000;  // the largest page_size of the protocol (a gateway's limits.max_page_size may be lower)
 
 // ------------------------------------------------------------------ requests
 

@@ -3,7 +3,7 @@
 
 import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
 import { escapeHtml } from "./highlight.js";
-import { Status } from "./protocol.js";
+import { ErrorCode, Evt, Language, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
 import { count, duration } from "./values.js";
@@ -319,7 +319,7 @@ export class RunView {
   }
 
   refused(msg) {
-    if (msg.request === "execute") {
+    if (msg.request === Req.EXECUTE) {
       this.error(msg);
       this._setState("error", "refused");
       return;
@@ -347,8 +347,8 @@ export class RunView {
    * @param {{id: string, messages: Object<string, number>, results: {result: number, from_offset: number, to_offset: number}[]}} item
    */
   lostEvents(item, lost) {
-    if (item.messages?.accepted && this.state === "sending") this.accepted(0);
-    if (item.messages?.started && (this.state === "sending" || this.state === "queued")) this.started();
+    if (item.messages?.[Evt.ACCEPTED] && this.state === "sending") this.accepted(0);
+    if (item.messages?.[Evt.STARTED] && (this.state === "sending" || this.state === "queued")) this.started();
     const parts = [];
     for (const r of item.results ?? []) {
       const table = this.tables.get(r.result);
@@ -363,11 +363,11 @@ export class RunView {
       }
     }
     const others = Object.entries(item.messages ?? {})
-      .filter(([kind]) => !["progress", "rows", "accepted", "started"].includes(kind))
+      .filter(([kind]) => ![Evt.PROGRESS, Evt.ROWS, Evt.ACCEPTED, Evt.STARTED].includes(kind))
       .map(([kind, n]) => `${n} ${kind} event${n === 1 ? "" : "s"}`);
     if (others.length) parts.push(others.join(", "));
     if (!(item.results ?? []).length && Object.keys(item.messages ?? {}).every(
-      (kind) => kind === "progress" || kind === "accepted" || kind === "started")) return;
+      (kind) => kind === Evt.PROGRESS || kind === Evt.ACCEPTED || kind === Evt.STARTED)) return;
     const note = document.createElement("div");
     note.className = "note warning lost-events";
     note.setAttribute("role", "alert");
@@ -378,7 +378,7 @@ export class RunView {
     this.element.dataset.lost = "true";
     this.cell.element.dataset.lost = "true";
     this.outputs.append(note);
-    if (item.messages?.finished) {  // its end never comes: stop here
+    if (item.messages?.[Evt.FINISHED]) {  // its end never comes: stop here
       if (this.state === "running") this.elapsedMs = performance.now() - this.startedAt;
       for (const table of this.tables.values()) if (table.streaming) table.closed("lost");
       this.progressEl.hidden = true;
@@ -398,7 +398,7 @@ export class RunView {
   /** Running, but nothing more is coming until the user asks for more rows. */
   _checkReady() {
     if (this.state !== "running" || this.tables.size === 0) return;
-    const codeDone = this.request.language === "sql" || this.codeReturned;
+    const codeDone = this.request.language === Language.SQL || this.codeReturned;
     if (!codeDone) return;
     for (const table of this.tables.values()) if (table.loading) return;
     this.readyAfter = performance.now() - this.startedAt;
@@ -414,7 +414,7 @@ export class RunView {
     const box = document.createElement("div");
     box.className = "error-box";
     box.setAttribute("role", "alert");
-    if (msg.code === "spark_session_reset") {
+    if (msg.code === ErrorCode.SPARK_SESSION_RESET) {
       // A notice, not a failure: the cell ran (or runs) on a new Spark session.
       box.classList.add("notice");
       box.setAttribute("role", "status");
@@ -502,7 +502,7 @@ export class RunView {
       if (!ctx.fragment) continue;
       // In a Python cell the SQL ran from a string inside the code, and positions may be
       // relative to that string: only a fragment the error's message quotes is trusted.
-      if (this.request.language === "python" && !(msg.message || "").includes(ctx.fragment)) continue;
+      if (this.request.language === Language.PYTHON && !(msg.message || "").includes(ctx.fragment)) continue;
       if (code.slice(ctx.start, ctx.stop + 1) === ctx.fragment) {
         out.push([ctx.start, ctx.stop + 1]);
         continue;
