@@ -23,6 +23,7 @@ import anyio
 from spark_gateway_protocol import encode_event
 from spark_gateway_protocol.messages import ArrowRows, Error, Event, Finished, Lost, LostExecution, LostResult, Rows
 
+from .errors import ResumeError
 from .metrics import Metrics
 
 
@@ -41,10 +42,6 @@ class Frame(NamedTuple):
     seq: int
     data: str | bytes
     record: Sent
-
-
-class ResumeError(Exception):
-    """The stream cannot be resumed from the ``seq`` the client gave."""
 
 
 class Outbox:
