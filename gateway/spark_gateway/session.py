@@ -151,20 +151,21 @@ class Session:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            started = [e.tag for e in self._executions.values() if e.state is not State.QUEUED]
-            started += self._unreaped  # reaps cut short by the close
+            # Code that runs is interrupted and reaped; results of code that is done are only
+            # closed (each cursor makes sure its own operation stops: see ResultCursor._release).
+            running = [e.tag for e in self._executions.values() if e.state is State.RUNNING]
+            running += self._unreaped  # reaps cut short by the close
             await self._end_everything()
             self.outbox.close()
             # Let _stop_code stop the running code: it interrupts Spark only once the job
             # showed up. Interrupting at once would lose the interrupt when the job is still
             # being submitted (Spark 4.0), and the job would run on with nobody to stop it.
-            running = self._running
-            if running is not None:
+            if self._running is not None:
                 with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
-                    await running.code_ended.wait()
-            if started:
+                    await self._running.code_ended.wait()
+            if running:
                 with anyio.move_on_after(5):
-                    await self._reap(started, delays=(0.3, 1.0, 2.0))
+                    await self._reap(running, delays=(0.3, 1.0, 2.0))
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._stopped.wait()  # cursors have released their Spark operations
