@@ -160,9 +160,9 @@ class Session:
             # Let _stop_code stop the running code: it interrupts Spark only once the job
             # showed up. Interrupting at once would lose the interrupt when the job is still
             # being submitted (Spark 4.0), and the job would run on with nobody to stop it.
-            if self._running is not None:
-                with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
-                    await self._running.code_ended.wait()
+            # Closed results release their operations meanwhile; then every execution is finished.
+            with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
+                await self.wait_idle()
             if running:
                 with anyio.move_on_after(5):
                     await self._reap(running, delays=(0.3, 1.0, 2.0))
@@ -449,8 +449,10 @@ class Session:
     # ------------------------------------------------------------ results and output
 
     async def _run_cursor(self, execution: Execution, cursor: ResultCursor) -> None:
-        await cursor.run()
-        self._finish(execution)
+        try:
+            await cursor.run()
+        finally:
+            self._finish(execution)  # also when the session's tasks are cancelled: it ends, and says so
 
     def _cursor_failed(self, cursor: ResultCursor, exc: BaseException) -> None:
         execution = self._executions.get(cursor.execution_id)
