@@ -14,9 +14,9 @@ from tests.wsclient import arrow_table, of_type, open_client, rows_of
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
 
-async def wait_no_running_jobs(server, timeout: float = 20) -> None:
-    with anyio.fail_after(timeout):
-        while running_jobs(server):
+async def wait_no_running_jobs(server) -> None:
+    with anyio.fail_after(20):
+        while running_jobs(server):  # noqa: ASYNC110 - Spark's REST API, another process: nothing to wait on
             await anyio.sleep(0.2)
 
 
