@@ -179,6 +179,9 @@ class Lifetime:
 
 async def _first(*waits: Callable[[], Awaitable[object]]) -> None:
     """Until the first of ``waits`` returns (the others are cancelled)."""
+    if len(waits) == 1:
+        await waits[0]()  # no task group: ending a session stays as quick as it can be
+        return
     async with anyio.create_task_group() as tg:
         async def wait(fn: Callable[[], Awaitable[object]]) -> None:
             await fn()

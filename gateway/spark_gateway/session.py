@@ -161,8 +161,9 @@ class Session:
             # showed up. Interrupting at once would lose the interrupt when the job is still
             # being submitted (Spark 4.0), and the job would run on with nobody to stop it.
             # Closed results release their operations meanwhile; then every execution is finished.
-            with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
-                await self.wait_idle()
+            if self._executions:
+                with anyio.move_on_after(JOB_START_PATIENCE_SECONDS + 5):
+                    await self.wait_idle()
             if running:
                 with anyio.move_on_after(5):
                     await self._reap(running, delays=(0.3, 1.0, 2.0))
