@@ -1,8 +1,8 @@
 """Execution: one ``execute`` request's life in a session, from queued to finished.
 
 The loop side (:mod:`spark_gateway.session`) moves it along the lifecycle table; the worker
-side (:mod:`spark_gateway.runner`) reads the request, and sets the few fields marked
-"worker" while the code runs (the loop reads them only after a call across the bridge).
+side (:mod:`spark_gateway.runner`) reads it, and sets only the fields marked "worker" (while
+the code runs: the loop reads them after a call across the bridge) or "any thread" (progress).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class Execution:
     state: State = State.QUEUED
     cursors: list[ResultCursor] = field(default_factory=list)
     interrupt_requested: bool = False
-    job_seen: bool = False  # Spark reported a stage of a job this execution started
+    job_seen: bool = False  # any thread: Spark reported a stage of a job this execution started
     failed: bool = False
     started_at: float | None = None
     code_ms: float | None = None  # time it spent running: its code, and its results' first pages

@@ -5,7 +5,8 @@ whichever thread is reading from Spark. It owns the session's Spark session (cre
 the first execution, made anew after a loss) and the cell's Python namespace. It reaches
 Spark only through the adapter it was given (:mod:`spark_gateway.spark`, or a fake with the
 same functions) and the event loop only through a :class:`~spark_gateway.worker.LoopBridge`,
-calling the few methods of :class:`LoopSide`. It never touches the outbox or any loop state.
+calling the few methods of :class:`LoopSide`. It never touches the outbox, and of an
+execution it writes only the fields :mod:`spark_gateway.execution` marks as the worker's.
 """
 
 from __future__ import annotations
