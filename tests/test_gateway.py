@@ -14,9 +14,9 @@ from tests.wsclient import arrow_table, of_type, open_client, rows_of
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
 
-async def wait_no_running_jobs(server, timeout: float = 20) -> None:
-    with anyio.fail_after(timeout):
-        while running_jobs(server):
+async def wait_no_running_jobs(server) -> None:
+    with anyio.fail_after(20):
+        while running_jobs(server):  # noqa: ASYNC110 - Spark's REST API, another process: nothing to wait on
             await anyio.sleep(0.2)
 
 
@@ -557,3 +557,40 @@ async def test_sql_script_stops_when_a_result_fails_while_streaming(gateway: Gat
         start = script.index("1/0")
         assert error["context"][0] == {"fragment": "1/0", "start": start, "stop": start + 2}
         assert "never" not in str(events) and events[-1]["status"] == "error"
+
+
+def executions_by_status(gateway: GatewayProcess) -> dict[str, float]:
+    """``spark_gateway_executions_total`` from /metrics, by status."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(gateway.http_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {m[1]: float(m[2]) for m in re.finditer(r'^spark_gateway_executions_total\{status="(\w+)"\} (\S+)$',
+                                                    text, re.M)}
+
+
+async def log_lines_about(gateway: GatewayProcess, execution_id: str, until: str) -> list[str]:
+    """The gateway's log lines naming ``execution_id``, once one of them contains ``until``."""
+    for _ in range(300):  # another process's file: nothing to wait on but its content
+        lines = [line for line in gateway.log_path.read_text().splitlines() if execution_id in line]
+        if any(until in line for line in lines):
+            return lines
+        await anyio.sleep(0.1)
+    raise AssertionError(f"no log line with {until!r} about {execution_id}: {lines}")
+
+
+async def test_leaving_with_unread_rows_closes_the_result_and_is_no_interrupt(gateway: GatewayProcess) -> None:
+    """A client leaving with only unread rows: the log says result closed (rows sent, left); not an interrupt."""
+    before = executions_by_status(gateway)
+    async with open_client(gateway.ws_url) as client:
+        await client.execute("SELECT id FROM range(0, 100000, 1, 2)", id="left-unread-7f3a", page_size=100)
+        await client.recv_until(lambda e: e["type"] == "rows")  # its code is done; 99900 rows wait for credit
+    lines = await log_lines_about(gateway, "left-unread-7f3a", until="execution left-unread-7f3a ")
+    assert not [line for line in lines if "interrupted" in line], lines
+    assert any("result 0 of execution left-unread-7f3a closed as the session ended: 100 rows sent, " in line
+               and " left" in line for line in lines), lines
+    assert any("execution left-unread-7f3a ok in " in line for line in lines), lines
+    after = executions_by_status(gateway)
+    assert after.get("interrupted", 0) == before.get("interrupted", 0)
+    assert after.get("ok", 0) == before.get("ok", 0) + 1

@@ -287,7 +287,7 @@ async def test_clean_close_or_expired_grace_ends_the_session(resumable: GatewayP
     refused = await stream.resume()
     assert refused["code"] == "resume_failed"
     with anyio.fail_after(30):
-        while running_jobs(spark_server):
+        while running_jobs(spark_server):  # noqa: ASYNC110 - Spark's REST API, another process: nothing to wait on
             await anyio.sleep(0.5)
 
 

@@ -72,11 +72,11 @@ class Gateway:
         """The server was replaced: the next readiness check connects anew."""
         self._probe = None
 
-    async def drain(self, timeout: float) -> None:
-        """Graceful shutdown: tell every client, interrupt its work, close with 1001."""
+    async def drain(self, seconds: float) -> None:
+        """Graceful shutdown: tell every client, interrupt its work, close with 1001 (within ``seconds``)."""
         self.draining = True
         log.info("draining %d sessions", len(self.sessions))
-        with anyio.move_on_after(timeout):
+        with anyio.move_on_after(seconds):
             async with anyio.create_task_group() as tg:
                 for life in list(self.sessions.values()):
                     tg.start_soon(life.shutdown, "the gateway is shutting down; running executions are interrupted")

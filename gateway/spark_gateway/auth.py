@@ -33,21 +33,18 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+# The value parsers live with the settings they check (config imports nothing from here).
+from .config import DEFAULT_PORTS, Settings, parse_allowed_origins, parse_origin, parse_tokens
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.websockets import WebSocket
 
-    from .config import Settings
-
 log = logging.getLogger("spark_gateway.auth")
 
 ANONYMOUS = "anonymous"
 SUBPROTOCOL_PREFIX = "token."
-# URL-unreserved characters only: a token must survive a URL (``#token=``) and a
-# Sec-WebSocket-Protocol entry (an HTTP "token") without any encoding.
-TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
-_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 # ------------------------------------------------------------------ policy (pure)
@@ -62,18 +59,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def parse_tokens(value: str | None) -> tuple[str, ...]:
-    """The accepted tokens of ``--token`` (comma-separated); ValueError when one is malformed."""
-    if value is None:
-        return ()
-    tokens = tuple(part.strip() for part in value.split(","))
-    for token in tokens:
-        if not TOKEN_CHARS.fullmatch(token):
-            raise ValueError("token: each token must be non-empty and use only letters, digits and - . _ ~ "
-                             "(it travels in a URL and a Sec-WebSocket-Protocol header)")
-    return tokens
 
 
 def token_required(host: str, token: str | None) -> bool:
@@ -126,25 +111,6 @@ def subprotocol_token(subprotocols: Iterable[str]) -> str | None:
     return None
 
 
-def parse_origin(origin: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of ``scheme://host[:port]``, default port filled in; ValueError if not one."""
-    parts = urlsplit(origin.strip())
-    scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
-    port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
-    return scheme, parts.hostname.lower(), port
-
-
-def parse_allowed_origins(values: Iterable[str]) -> frozenset[tuple[str, str, int]]:
-    """``--allowed-origins`` entries, normalised; ValueError names the bad one."""
-    try:
-        return frozenset(parse_origin(value) for value in values)
-    except ValueError as exc:
-        raise ValueError(f"allowed_origins: {exc}") from None
-
-
 def split_host(host_header: str, default_port: int) -> tuple[str, int] | None:
     """(host, port) of a ``Host`` header value, or None when malformed."""
     try:
@@ -169,7 +135,7 @@ def origin_allowed(origin: str | None, host_header: str | None,
         return True
     if host_header is None:
         return False
-    return split_host(host_header, _DEFAULT_PORTS[scheme]) == (host, port)
+    return split_host(host_header, DEFAULT_PORTS[scheme]) == (host, port)
 
 
 def host_is_loopback(host_header: str | None) -> bool:
@@ -178,12 +144,6 @@ def host_is_loopback(host_header: str | None) -> bool:
         return False
     parsed = split_host(host_header, 0)
     return parsed is not None and is_loopback(parsed[0])
-
-
-def check_settings(token: str | None, allowed_origins: Iterable[str]) -> None:
-    """Raise ValueError on a malformed ``--token`` or ``--allowed-origins`` (called by Settings)."""
-    parse_tokens(token)
-    parse_allowed_origins(allowed_origins)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from .errors import StdinUnavailable
+
 _route = threading.local()
 
 
@@ -109,10 +111,6 @@ class RoutingStream(io.TextIOBase):
 
     def fileno(self) -> int:
         return self.real.fileno()
-
-
-class StdinUnavailable(RuntimeError):
-    """Code run for a client read standard input: there is nobody to type it."""
 
 
 class RoutingInput(io.TextIOBase):

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import ClusterError
 from .spark_server import EmbeddedSparkServer, free_port, spark_home, udf_python
 
 STATE_FILE = "cluster.json"
@@ -29,10 +30,6 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 CONNECT_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 EXECUTOR_CLASS = "org.apache.spark.executor.CoarseGrainedExecutorBackend"
-
-
-class ClusterError(RuntimeError):
-    """The cluster could not be started, or its state dir is in use."""
 
 
 @dataclass

@@ -1,14 +1,25 @@
-"""Gateway settings: one table, each a CLI flag and a ``SPARK_GATEWAY_*`` environment variable."""
+"""Gateway settings: one table, each a CLI flag and a ``SPARK_GATEWAY_*`` environment variable.
+
+Also the syntax of the values that need more than a type (tokens, origins): :class:`Settings`
+refuses a malformed one when it is built, and :mod:`spark_gateway.auth` uses the same parsers
+when it applies them.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 from spark_gateway_protocol.messages import LANGUAGES
 
-from . import auth
+# URL-unreserved characters only: a token must survive a URL (``#token=``) and a
+# Sec-WebSocket-Protocol entry (an HTTP "token") without any encoding.
+TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,40 @@ class Settings:
         bad = set(self.languages) - set(LANGUAGES)
         if bad or not self.languages:
             raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
-        auth.check_settings(self.token, self.allowed_origins)
+        parse_tokens(self.token)
+        parse_allowed_origins(self.allowed_origins)
+
+
+
+def parse_tokens(value: str | None) -> tuple[str, ...]:
+    """The accepted tokens of ``--token`` (comma-separated); ValueError when one is malformed."""
+    if value is None:
+        return ()
+    tokens = tuple(part.strip() for part in value.split(","))
+    for token in tokens:
+        if not TOKEN_CHARS.fullmatch(token):
+            raise ValueError("token: each token must be non-empty and use only letters, digits and - . _ ~ "
+                             "(it travels in a URL and a Sec-WebSocket-Protocol header)")
+    return tokens
+
+
+def parse_origin(origin: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of ``scheme://host[:port]``, default port filled in; ValueError if not one."""
+    parts = urlsplit(origin.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+    port = parts.port if parts.port is not None else DEFAULT_PORTS[scheme]
+    return scheme, parts.hostname.lower(), port
+
+
+def parse_allowed_origins(values: Iterable[str]) -> frozenset[tuple[str, str, int]]:
+    """``--allowed-origins`` entries, normalised; ValueError names the bad one."""
+    try:
+        return frozenset(parse_origin(value) for value in values)
+    except ValueError as exc:
+        raise ValueError(f"allowed_origins: {exc}") from None
 
 
 HELP = {

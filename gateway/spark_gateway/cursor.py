@@ -6,7 +6,10 @@ loop only joins and frames bytes); a bounded stream of one chunk between it and
 the pager is the read-ahead bound. The pager sends pages of at most ``page_size`` rows
 (``rows`` events, or binary ``arrow-rows`` frames), only while the client has credit and
 the outbox has room. Every cursor ends with exactly one final event: a last page, or a
-``result-closed``.
+``result-closed`` (logged with the rows sent and the rows left).
+
+A cursor is loop-side: it reaches Spark only through the adapter it was given
+(:mod:`spark_gateway.spark`, or a fake), and only in worker threads.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Literal, TypeAlias, cast
 
 import anyio
@@ -26,6 +30,7 @@ from spark_gateway_protocol.messages import ArrowRows, Result, ResultClosed, Row
 
 from . import spark
 from .outbox import Outbox
+from .worker import LoopBridge
 
 log = logging.getLogger("spark_gateway.cursor")
 
@@ -131,10 +136,12 @@ class ResultCursor:
         limiter: anyio.CapacityLimiter,
         on_error: Callable[[ResultCursor, BaseException], None],
         max_page_bytes: int = 1 << 20,
+        spark: Any = spark,  # the adapter (spark_gateway.spark, or a fake with the same functions)
     ) -> None:
         self.execution_id = execution_id
         self.number = number
         self.stream = stream
+        self._adapter = spark
         self._spark = session
         self._outbox = outbox
         self.page_size = page_size
@@ -148,12 +155,19 @@ class ResultCursor:
         self._max_page_bytes = max(1, max_page_bytes - PAGE_ENVELOPE_BYTES - 6 * len(execution_id))
         self.credit = page_size  # the first page goes out at once
         self.sent = 0
+        self.received = 0  # rows read from Spark (within the limit)
+        self.read_all = False  # Spark has no more rows for this result (or the limit was reached)
         self.truncated = False
         self.end: EndReason | None = None  # set as soon as the end is decided (requests refused)
+        self.cause = ""  # why it was closed, for the log ("by the client", ...)
         self.done = False  # the final event was sent
         self.first_page = anyio.Event()  # the first page (or the end) is out
         self._credit_changed = anyio.Event()
+        self._fetch_changed = anyio.Event()  # a read from Spark returned, or Spark showed the job
         self._scope = anyio.CancelScope()
+        # Told from the reading thread: ends the wait in _stop_operation without polling.
+        self._bridge = LoopBridge.here()
+        stream.on_job_start = partial(self._bridge.call_soon, self._fetch_changed_now)
 
     def announce(self) -> None:
         """Send the ``result`` event that opens this stream."""
@@ -190,11 +204,15 @@ class ResultCursor:
                 await self._release()
             self._finish(self.end or reason)
 
-    async def close(self, reason: Literal["closed", "interrupted"]) -> None:
-        """Stop streaming now; ``run`` then makes sure Spark stops and releases the operation."""
+    async def close(self, reason: Literal["closed", "interrupted"], cause: str = "") -> None:
+        """Stop streaming now; ``run`` then makes sure Spark stops and releases the operation.
+
+        ``cause``: why, for the log ("by the client", "as the session ended", ...).
+        """
         if self.end is not None or self._scope.cancel_called:
             return
         self.end = reason
+        self.cause = cause
         if self._in_fetch:
             # A fetch thread is inside Spark and cannot be cancelled: make Spark return it.
             with anyio.CancelScope(shield=True):
@@ -202,10 +220,12 @@ class ResultCursor:
         self._scope.cancel()
 
     @classmethod
-    async def abandon(cls, stream: spark.ResultStream, session: Any, limiter: anyio.CapacityLimiter) -> None:
+    async def abandon(cls, stream: spark.ResultStream, session: Any, limiter: anyio.CapacityLimiter,
+                      spark: Any = spark) -> None:
         """Stop and release a result that was opened but will never be shown."""
         cursor = cls(execution_id="", number=-1, stream=stream, session=session, outbox=Outbox(),
-                     page_size=1, limit=None, format="json", limiter=limiter, on_error=lambda c, e: None)
+                     page_size=1, limit=None, format="json", limiter=limiter, on_error=lambda c, e: None,
+                     spark=spark)
         cursor.end = "interrupted"
         with anyio.CancelScope(shield=True):
             await cursor._release()
@@ -227,7 +247,7 @@ class ResultCursor:
         try:
             await anyio.to_thread.run_sync(self.stream.drain, limiter=self._limiter)
         finally:
-            self._in_fetch = False
+            self._fetch_returned()
 
     async def _stop_operation(self) -> None:
         """Interrupt the operation once Spark has shown its job.
@@ -239,20 +259,41 @@ class ResultCursor:
         """
         with anyio.move_on_after(JOB_START_PATIENCE_SECONDS):
             while self._in_fetch and not self.stream.job_started:
-                await anyio.sleep(0.05)
+                self._fetch_changed = anyio.Event()
+                await self._fetch_changed.wait()
         if self._in_fetch:
             log.info("interrupting Spark operation %s (job seen: %s)", self.stream.operation_id,
                      self.stream.job_started, extra={"execution": self.execution_id})
             await anyio.to_thread.run_sync(
-                _quietly, spark.interrupt_operation, self._spark, self.stream.operation_id
+                _quietly, self._adapter.interrupt_operation, self._spark, self.stream.operation_id
             )
+
+    def _fetch_returned(self) -> None:
+        self._in_fetch = False
+        self._fetch_changed_now()
+
+    def _fetch_changed_now(self) -> None:
+        self._fetch_changed.set()
 
     def _finish(self, reason: EndReason) -> None:
         self.end = reason
         if reason != "last":
             self._outbox.put(ResultClosed(self.execution_id, self.number, self.sent, reason))
+            if self.execution_id:  # not a result abandoned before anyone saw it
+                log.info("result %d of execution %s %s: %d rows sent%s", self.number, self.execution_id,
+                         _ENDED[reason] + (f" {self.cause}" if self.cause else ""), self.sent,
+                         "" if reason == "error" else f", {self.rows_left()}", extra={"execution": self.execution_id})
         self.done = True  # its final event is out: the execution may finish now
         self.first_page.set()
+
+    def rows_left(self) -> str:
+        """The rows of this result that were not sent, as far as the gateway knows them."""
+        left = self.received - self.sent
+        if self.read_all:
+            return f"{left} left"
+        if left:
+            return f"at least {left} left (not all read from Spark)"
+        return "the rest not read from Spark"
 
     async def _fetch(self, send: ObjectSendStream[Chunk]) -> None:
         """Pull chunks from Spark, one page of rows ahead of the pager."""
@@ -263,14 +304,19 @@ class ResultCursor:
             try:
                 chunks, ended = await anyio.to_thread.run_sync(self._next_chunks, limiter=self._limiter)
             finally:
-                self._in_fetch = False
+                self._fetch_returned()
             for chunk in chunks:
                 if remaining is not None:
                     if remaining <= 0:
                         break
                     chunk = _cut(chunk, 0, min(remaining, len(chunk)))
                     remaining -= len(chunk)
+                self.received += len(chunk)
                 await send.send(chunk)
+        # The limit's extra row only tells that rows were left out: it is not one of the result's.
+        self.read_all = True
+        if self.limit is not None:
+            self.received = min(self.received, self.limit)
         # Closed only on a clean end: after a failure the pager must not see "end of result".
         await send.aclose()
 
@@ -363,6 +409,10 @@ class ResultCursor:
         if last:
             parts.append(spark.IPC_EOS)
         return b"".join(parts)
+
+
+_ENDED: dict[EndReason, str] = {"last": "ended", "closed": "closed", "interrupted": "interrupted",
+                                "error": "ended by an error"}
 
 
 def _first_leaf(exc: BaseException) -> BaseException:

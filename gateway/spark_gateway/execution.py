@@ -1,9 +1,17 @@
-"""Execution: one ``execute`` request's life in a session, from queued to finished."""
+"""Execution: one ``execute`` request's life in a session, from queued to finished.
+
+The loop side (:mod:`spark_gateway.session`) moves it along the lifecycle table; the worker
+side (:mod:`spark_gateway.runner`) reads it, and sets only the fields marked "worker" (while
+the code runs: the loop reads them after a call across the bridge) or "any thread" (progress).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
 
 from spark_gateway_protocol.lifecycle import TERMINAL, State, advance
 from spark_gateway_protocol.messages import Execute, Finished, ResultSummary
@@ -21,12 +29,15 @@ class Execution:
     state: State = State.QUEUED
     cursors: list[ResultCursor] = field(default_factory=list)
     interrupt_requested: bool = False
-    job_seen: bool = False  # Spark reported a stage of a job this execution started
+    job_seen: bool = False  # any thread: Spark reported a stage of a job this execution started
     failed: bool = False
     started_at: float | None = None
-    sink: OutputSink | None = None  # what the code prints, while it runs
-    sql_offset: int = 0  # where the running SQL statement's text starts in the code (scripts)
+    code_ms: float | None = None  # time it spent running: its code, and its results' first pages
+    code_ended: anyio.Event = field(default_factory=anyio.Event)  # set by the session: its code returned
+    sink: OutputSink | None = None  # worker: what the code prints, while it runs
+    sql_offset: int = 0  # worker: where the running SQL statement's text starts in the code (scripts)
     result_sql_offsets: list[int] = field(default_factory=list)  # sql_offset of each result's statement
+    last_progress: tuple[float, Any] | None = None  # any thread: the last progress sent (when, what)
 
     @property
     def id(self) -> str:
@@ -41,9 +52,12 @@ class Execution:
         return [c for c in self.cursors if not c.done]
 
     def move(self, event: str) -> None:
+        was_running = self.state is State.RUNNING
         self.state = advance(self.state, event)
         if self.state is State.RUNNING:
             self.started_at = time.monotonic()
+        elif was_running:
+            self.code_ms = self._elapsed_ms()
 
     def final_status(self) -> str:
         """The status this execution ends with, once its code and results are done."""
@@ -52,6 +66,8 @@ class Execution:
         return "error" if self.failed else "ok"
 
     def finished_event(self) -> Finished:
-        elapsed = 0.0 if self.started_at is None else time.monotonic() - self.started_at
         summaries = [ResultSummary(c.number, c.sent, c.truncated) for c in self.cursors]
-        return Finished(self.id, self.state.value, round(elapsed * 1000, 3), summaries)  # type: ignore[arg-type]
+        return Finished(self.id, self.state.value, self._elapsed_ms(), summaries)  # type: ignore[arg-type]
+
+    def _elapsed_ms(self) -> float:
+        return 0.0 if self.started_at is None else round((time.monotonic() - self.started_at) * 1000, 3)

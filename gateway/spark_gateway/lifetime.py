@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 from starlette.websockets import WebSocket
@@ -28,7 +28,6 @@ from .session import Session
 log = logging.getLogger("spark_gateway.lifetime")
 
 NOTICE_FLUSH_SECONDS = 2.0  # how long a last notice may take to reach an attached client
-BUSY_CHECK_SECONDS = 1.0  # how often the idle clock looks at a busy session
 
 
 class Lifetime:
@@ -47,6 +46,7 @@ class Lifetime:
         self._away_since: float | None = None  # None while attached (or before the first attach)
         self._end_reason: str | None = None  # set: end now, for this reason
         self._changed = anyio.Event()
+        self._left = anyio.Event()  # the attached connection's serve() returned
         self._attaching = anyio.Lock()  # one resume at a time takes over and rewinds
 
     @property
@@ -89,9 +89,10 @@ class Lifetime:
                 if now >= deadline:
                     return f"the client did not come back within {self.grace:g} s", None
             idle_since = self.session.idle_since
+            wake: list[Callable[[], Awaitable[object]]] = [self._changed.wait]
             if self.idle_timeout > 0:
-                if idle_since is None:  # busy: look again when its last execution may have ended
-                    deadline = min(deadline, now + BUSY_CHECK_SECONDS)
+                if idle_since is None:  # busy: the idle clock starts when its last execution ends
+                    wake.append(self.session.wait_idle)
                 elif now >= idle_since + self.idle_timeout:
                     reason = f"idle for {self.idle_timeout:g} s since its last execution"
                     return reason, Error(ErrorCode.IDLE_TIMEOUT,
@@ -99,10 +100,11 @@ class Lifetime:
                                          "open a new session")
                 else:
                     deadline = min(deadline, idle_since + self.idle_timeout)
-            # Attach, detach and end wake us early; otherwise sleep until the next deadline.
+            # Attach, detach, end and going idle wake us early; otherwise sleep until the next deadline.
             with anyio.move_on_after(deadline - now if deadline < math.inf else 3600):
-                await self._changed.wait()
-            self._changed = anyio.Event()
+                await _first(*wake)
+            if self._changed.is_set():
+                self._changed = anyio.Event()
 
     def end_soon(self, reason: str) -> None:
         self._end_reason = self._end_reason or reason
@@ -111,9 +113,13 @@ class Lifetime:
     async def _tell(self, notice: Error) -> None:
         """Put a last event in the stream and give an attached client a moment to get it."""
         self.session.outbox.put(notice)
-        with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
-            while self._connection is not None and self.session.outbox.pending_bytes:
-                await anyio.sleep(0.02)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Give an attached client a moment to receive what is queued for it."""
+        if self._connection is not None:
+            with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
+                await _first(self.session.outbox.wait_flushed, self._left.wait)
 
     async def _close(self, code: int, reason: str) -> None:
         connection, self._connection = self._connection, None
@@ -126,9 +132,7 @@ class Lifetime:
             return  # closing already
         self.ending = True
         await self.session.shutdown(reason)
-        with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
-            while self._connection is not None and self.session.outbox.pending_bytes:
-                await anyio.sleep(0.02)
+        await self._flush()
         await self._close(CLOSE_GOING_AWAY, "gateway shutting down")
         self.end_soon("the gateway is shutting down")
 
@@ -156,8 +160,12 @@ class Lifetime:
             connection = Connection(websocket, self.session)
             self._connection = connection
             self._away_since = None
+            self._left = left = anyio.Event()
             self._changed.set()
-        await connection.serve()
+        try:
+            await connection.serve()
+        finally:
+            left.set()
         if connection.taken_over or self.ending:
             return
         self._connection = None
@@ -167,3 +175,17 @@ class Lifetime:
             self._away_since = time.monotonic()
             self._changed.set()
             log.info("client away; session kept %g s for a resume", self.grace, extra={"session": self.session.id})
+
+
+async def _first(*waits: Callable[[], Awaitable[object]]) -> None:
+    """Until the first of ``waits`` returns (the others are cancelled)."""
+    if len(waits) == 1:
+        await waits[0]()  # no task group: ending a session stays as quick as it can be
+        return
+    async with anyio.create_task_group() as tg:
+        async def wait(fn: Callable[[], Awaitable[object]]) -> None:
+            await fn()
+            tg.cancel_scope.cancel()
+
+        for fn in waits:
+            tg.start_soon(wait, fn)

@@ -23,6 +23,7 @@ import anyio
 from spark_gateway_protocol import encode_event
 from spark_gateway_protocol.messages import ArrowRows, Error, Event, Finished, Lost, LostExecution, LostResult, Rows
 
+from .errors import ResumeError
 from .metrics import Metrics
 
 
@@ -34,17 +35,13 @@ class Sent(NamedTuple):
     id: str | None
     result: int | None
     offset: int  # rows events: first row's offset
-    count: int  # rows events: rows in the page
+    rows: int  # rows events: rows in the page
 
 
 class Frame(NamedTuple):
     seq: int
     data: str | bytes
     record: Sent
-
-
-class ResumeError(Exception):
-    """The stream cannot be resumed from the ``seq`` the client gave."""
 
 
 class Outbox:
@@ -63,6 +60,7 @@ class Outbox:
         self._lost: deque[Sent] = deque(maxlen=lost_records)  # records of frames replay let go
         self._readable = anyio.Event()
         self._drained = anyio.Event()
+        self._flushed = anyio.Event()
         self.closed = False
 
     def put(self, event: Event) -> int:
@@ -94,6 +92,12 @@ class Outbox:
             self._drained = anyio.Event() if self._drained.is_set() else self._drained
             await self._drained.wait()
 
+    async def wait_flushed(self) -> None:
+        """Wait until every queued frame went to the writer (or the outbox closed)."""
+        while self._unsent and not self.closed:
+            self._flushed = anyio.Event() if self._flushed.is_set() else self._flushed
+            await self._flushed.wait()
+
     async def get(self) -> str | bytes:
         """Next frame to write (the serving connection's writer is the only caller)."""
         while not self._unsent:
@@ -104,6 +108,8 @@ class Outbox:
         self.pending_bytes -= len(frame.data)
         if self.pending_bytes <= self.high_water_bytes:
             self._drained.set()
+        if not self._unsent:
+            self._flushed.set()
         self._keep(frame)
         return frame.data
 
@@ -146,6 +152,7 @@ class Outbox:
         """Release every producer waiting for room; nothing more will be written."""
         self.closed = True
         self._drained.set()
+        self._flushed.set()
 
 
 def _record(event: Event, seq: int) -> Sent:
@@ -163,9 +170,9 @@ def _describe(from_seq: int, to_seq: int, records: list[Sent]) -> Lost:
         messages, results = executions.setdefault(r.id, ({}, {}))
         messages[r.type] = messages.get(r.type, 0) + 1
         if r.type in ("rows", "arrow-rows") and r.result is not None:
-            span = results.setdefault(r.result, [r.offset, r.offset + r.count])
+            span = results.setdefault(r.result, [r.offset, r.offset + r.rows])
             span[0] = min(span[0], r.offset)
-            span[1] = max(span[1], r.offset + r.count)
+            span[1] = max(span[1], r.offset + r.rows)
     return Lost(from_seq, to_seq, [
         LostExecution(eid, messages, [LostResult(n, lo, hi) for n, (lo, hi) in sorted(results.items())])
         for eid, (messages, results) in executions.items()])

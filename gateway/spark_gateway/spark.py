@@ -5,6 +5,25 @@ Spark Connect sessions with a short retry policy, runs SQL and Python, streams r
 batches incrementally with client-chosen operation ids (so one result can be
 interrupted and released on its own), and translates pyspark exceptions into the
 protocol's error fields exactly once.
+
+This module is the seam between the gateway and Spark: a session (:mod:`~spark_gateway.session`,
+:mod:`~spark_gateway.runner`, :mod:`~spark_gateway.cursor`) takes it as a ``spark`` argument
+and uses only the functions below, so a fake with the same functions can stand in for it
+in fast tests. Blocking ones are called in worker threads only.
+
+- Sessions: ``connect(url, session_id)``, ``prepare(session, progress_interval_ms)``,
+  ``register_progress(session, callback)``, ``answers(session)``, ``is_stopped(session)``,
+  ``release(session)``, ``release_quietly(session, server_side=)``.
+- Running code: ``bind_thread(session | None)``, ``add_tag`` / ``remove_tag(session, tag)``,
+  ``run_sql(session, text)``, ``run_python(namespace, code, filename)``, ``is_dataframe(value)``.
+- Results: ``open_result(session, df, limit, on_progress)`` returns a :class:`ResultStream`
+  (``operation_id``, ``columns``, ``job_started``, ``on_job_start``, ``finished``,
+  ``next_batch()``, ``next_chunk()``, ``drain()``, ``arrow_schema()``, ``close()``) or None.
+- Stopping: ``interrupt_tag(session, tag)``, ``interrupt_operation(session, operation_id)``.
+- Errors: ``is_cancellation(exc)``, ``is_unavailable(exc)``, ``spark_error_fields(exc)``.
+
+``callback`` / ``on_progress`` receive ``(stages, inflight_tasks, operation_id, done)``
+on the thread that reads from Spark.
 """
 
 from __future__ import annotations
@@ -261,6 +280,7 @@ class ResultStream:
     opened_at: float = field(default_factory=time.monotonic)
     # Spark reported a stage, or sent rows: its job exists, so an interrupt now reaches it.
     job_started: bool = False
+    on_job_start: Callable[[], None] | None = None  # called once, on the reading thread, as job_started turns true
     finished: bool = False  # every batch was read
     spark_schema: StructType = field(default_factory=StructType)
 
@@ -285,14 +305,21 @@ class ResultStream:
 
     def _next_response(self) -> ArrowResponse | None:
         if self._early:
-            self.job_started = True
+            self.job_starts()
             return self._early.pop(0)
         for item in self._responses:
             if isinstance(item, ArrowResponse):
-                self.job_started = True
+                self.job_starts()
                 return item
         self.finished = True
         return None
+
+    def job_starts(self) -> None:
+        """Spark showed the job (a stage, or rows): note it, and tell ``on_job_start`` once."""
+        if not self.job_started:
+            self.job_started = True
+            if self.on_job_start is not None:
+                self.on_job_start()
 
     def drain(self) -> None:
         """Read and drop what is left (blocking); a failure just ends it (we are leaving)."""
@@ -331,7 +358,8 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     stream = ResultStream(request.operation_id, [], iter(()))
 
     def watch(stages: list[StageProgress], inflight: int, operation_id: str | None, done: bool) -> None:
-        stream.job_started = stream.job_started or bool(stages)
+        if stages:
+            stream.job_starts()
         if on_progress is not None:
             on_progress(stages, inflight, operation_id, done)
 

@@ -20,12 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import SparkServerError
+
 # How much of the end of the server's log death_cause reads (its last minutes, not hours of INFO).
 _LOG_END_BYTES = 512 * 1024
-
-
-class SparkServerError(RuntimeError):
-    """The embedded server could not be started."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -1,32 +1,72 @@
-"""The session's worker thread: runs one job at a time, and can be interrupted.
+"""The session's worker thread, and the two ways across between it and the event loop.
 
 The event loop hands a job over with :meth:`Worker.run` and awaits it without ever
 blocking. An interrupt raises :class:`ExecutionInterrupted` inside the job's Python
 code (so ``while True: pass`` stops too); it is only ever delivered while a job runs.
+Code on a worker thread (or a thread reading a result) reaches back to the loop only
+through a :class:`LoopBridge`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
+from .errors import ExecutionInterrupted
+
+__all__ = ["ExecutionInterrupted", "LoopBridge", "Worker"]
+
 T = TypeVar("T")
 
 
-class ExecutionInterrupted(KeyboardInterrupt):
-    """Raised in the worker thread by an interrupt.
+class LoopBridge:
+    """The way back from other threads to the event loop: bound on the loop, used from threads.
 
-    A KeyboardInterrupt, so ``except Exception`` in user code cannot swallow it and
-    pyspark, on seeing it during an operation, interrupts that operation on the server.
+    :meth:`call` runs a coroutine function on the loop and waits for it (an event that must
+    be out before the thread goes on); :meth:`call_soon` queues a plain function there and
+    returns at once (progress, printed output: the thread goes on). Both go through the
+    loop's one queue of callbacks, so what a thread sends arrives in the order it was sent.
     """
+
+    def __init__(self) -> None:
+        self._token: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def here(cls) -> LoopBridge:
+        """A bridge to the running loop (call on the loop)."""
+        bridge = cls()
+        bridge.bind()
+        return bridge
+
+    def bind(self) -> None:
+        """On the loop: this is the loop to come back to (uvicorn runs the gateway on asyncio)."""
+        self._token = anyio.lowlevel.current_token()
+        self._loop = asyncio.get_running_loop()
+
+    def call(self, fn: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """From a thread: run ``fn(*args)`` on the loop and wait for its result."""
+        if self._token is None:
+            raise RuntimeError("LoopBridge.call before bind(): no loop to call")
+        return anyio.from_thread.run(fn, *args, token=self._token)
+
+    def call_soon(self, fn: Callable[..., None], *args: Any) -> None:
+        """From any thread: have ``fn(*args)`` run on the loop, without waiting for it."""
+        if self._loop is None:
+            return  # not bound yet: nobody to tell
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is shutting down
 
 
 class Worker:
