@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from spark_gateway_client import cli
 
 from spark_gateway.spark_server import free_port
+from spark_gateway_client import cli
 from spark_gateway_protocol.messages import Column
 from tests.conftest import ROOT, GatewayProcess
 

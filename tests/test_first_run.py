@@ -25,10 +25,10 @@ import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
 from spark_gateway import cli
 from spark_gateway_client import cli as client_cli
 from spark_gateway_client.errors import SparkGatewayError
-
 from tests.conftest import ROOT, GatewayProcess
 from tests.test_cli import run_cli
 

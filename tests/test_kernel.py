@@ -22,14 +22,14 @@ from typing import Any
 
 import orjson
 import pytest
-from spark_gateway_client import Column, GatewayConnectionError, Interrupted, PythonError, QueryError, SessionLost
 from spark_gateway_kernel import cells, display, kernelspec
 from spark_gateway_kernel.cells import CellError
 from spark_gateway_kernel.outputs import CellOutput
-from spark_gateway_protocol import PROTOCOL_VERSION
-from spark_gateway_protocol.messages import Value
 from websockets.sync.client import connect as ws_connect
 
+from spark_gateway_client import Column, GatewayConnectionError, Interrupted, PythonError, QueryError, SessionLost
+from spark_gateway_protocol import PROTOCOL_VERSION
+from spark_gateway_protocol.messages import Value
 from tests.conftest import ROOT, GatewayProcess, running_jobs
 
 integration = pytest.mark.integration

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from spark_gateway.spark_server import free_port
 
+from spark_gateway.spark_server import free_port
 from tests.conftest import ROOT, GatewayProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

@@ -17,6 +17,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
+
+from spark_gateway.spark_server import free_port
 from spark_gateway_client import (
     Column,
     GatewayConnectionError,
@@ -29,9 +32,6 @@ from spark_gateway_client import (
     connect,
     connect_sync,
 )
-from websockets.asyncio.server import ServerConnection, serve
-
-from spark_gateway.spark_server import free_port
 from spark_gateway_protocol.arrow_json import batch_to_rows
 from tests.conftest import GatewayProcess
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import orjson
+
 from spark_gateway_client import (
     Interrupted,
     Progress,

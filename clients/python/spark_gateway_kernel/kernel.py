@@ -20,8 +20,9 @@ import threading
 from typing import Any
 
 from ipykernel.kernelbase import Kernel
-from spark_gateway_client import DEFAULT_URL, Execution, Interrupted, Session, SparkGatewayError, connect
 from traitlets import Integer, Unicode
+
+from spark_gateway_client import DEFAULT_URL, Execution, Interrupted, Session, SparkGatewayError, connect
 
 from . import __version__, cells, display
 from .cells import CellError, Part
