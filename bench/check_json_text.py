@@ -1,8 +1,9 @@
-"""Checks that the gateway's JSON-text path writes exactly what the row path writes.
+"""Checks that the gateway's JSON text is exactly the reference mapping's JSON.
 
-``protocol.arrow_json.batch_to_json`` (Arrow kernels, used by the gateway to stream JSON
-pages) must give, byte for byte, ``orjson.dumps(batch_to_rows(batch))`` (the reference
-mapping that tests/test_type_mapping.py checks). Two ways to run it:
+``spark_gateway.json_pages.batch_to_json`` (Arrow kernels, used by the gateway to stream
+JSON pages) must give, byte for byte, ``orjson.dumps(batch_to_rows(batch))`` (the
+reference mapping, ``spark_gateway_protocol.arrow_json``, that tests/test_type_mapping.py
+checks). Two ways to run it:
 
     .venv/bin/python bench/check_json_text.py                 # randomized batches of every mapped type
     .venv/bin/python -m pytest -p bench.check_json_text tests/test_type_mapping.py
@@ -25,48 +26,50 @@ if str(ROOT) not in sys.path:
 
 import orjson  # noqa: E402
 import pyarrow as pa  # noqa: E402
-
+from spark_gateway import json_pages  # noqa: E402
 from spark_gateway_protocol import arrow_json  # noqa: E402
 
 checked = {"batches": 0}
 
 
 def check(batch: Any) -> None:
-    """Raise AssertionError unless batch_to_json(batch) == orjson.dumps(batch_to_rows(batch)) (and slices).
+    """Raise AssertionError unless the gateway's JSON text of ``batch`` is the reference's
+    (whole, in pieces, and of a slice).
 
-    Both ways batch_to_json has: the Arrow kernels and row by row for small batches.
+    Both ways batch_to_json has: the Arrow kernels, and value by value for small batches.
     """
-    small = arrow_json._SMALL_BATCH
+    small = json_pages._SMALL_BATCH
     try:
-        arrow_json._SMALL_BATCH = 0  # the Arrow kernels whatever the size
+        json_pages._SMALL_BATCH = 0  # the Arrow kernels whatever the size
         _check(batch)
     finally:
-        arrow_json._SMALL_BATCH = small
+        json_pages._SMALL_BATCH = small
     _check(batch)
     checked["batches"] += 1
 
 
 def _check(batch: Any) -> None:
     try:
-        expected = orjson.dumps(_reference(batch))
+        rows = _reference(batch)
     except Exception as exc:  # noqa: BLE001 - the JSON path must fail the same way
         try:
-            arrow_json.batch_to_json(batch)
+            json_pages.batch_to_json(batch)
         except type(exc):
             return
         raise AssertionError(f"batch_to_rows raised {exc!r}, batch_to_json did not") from None
-    got = arrow_json.batch_to_json(batch)
+    expected = orjson.dumps(rows)
+    got = json_pages.batch_to_json(batch)
     assert len(got) == batch.num_rows
-    text = orjson.dumps(arrow_json.rows_value([got]))
-    assert text == expected, f"\nrows: {expected[:600]!r}\njson: {text[:600]!r}"
+    text = orjson.dumps(json_pages.rows_value([got]))
+    assert text == expected, f"\nreference: {expected[:600]!r}\ngateway: {text[:600]!r}"
     n = batch.num_rows
     if n >= 3:
         cuts = sorted({0, 1, n // 2, n - 1, n})
         pieces = [got.slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
-        assert orjson.dumps(arrow_json.rows_value(pieces)) == expected
-        assert orjson.dumps(arrow_json.rows_value([got.slice(1, n - 1)])) == orjson.dumps(_reference(batch)[1:n - 1])
+        assert orjson.dumps(json_pages.rows_value(pieces)) == expected
+        assert orjson.dumps(json_pages.rows_value([got.slice(1, n - 1)])) == orjson.dumps(rows[1:n - 1])
         sliced = batch.slice(1, n - 2)
-        assert orjson.dumps(arrow_json.rows_value([arrow_json.batch_to_json(sliced)])) == orjson.dumps(
+        assert orjson.dumps(json_pages.rows_value([json_pages.batch_to_json(sliced)])) == orjson.dumps(
             _reference(sliced))
 
 

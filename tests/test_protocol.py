@@ -226,3 +226,15 @@ def test_text_with_lone_surrogates_is_sent_escaped() -> None:
     assert event["message"] == "bad name caf\\udce9" and event["traceback"] == "caf\\udce9"
     with pytest.raises(TypeError):  # anything else orjson cannot write still fails loudly
         encode_event(Error("python_error", object(), id="a"), 4)  # type: ignore[arg-type]
+
+
+def test_the_light_client_imports_without_pyarrow_or_numpy() -> None:
+    """``spark_gateway_protocol`` and ``spark_gateway_client`` import, and decode an event, in an
+    interpreter where pyarrow and numpy cannot be imported (the light client's JSON mode)."""
+    code = ("import sys; sys.modules.update(pyarrow=None, numpy=None)\n"
+            "import spark_gateway_protocol, spark_gateway_client\n"
+            "from spark_gateway_protocol import decode_event\n"
+            "event = decode_event('{\"type\":\"rows\",\"rows\":[[1]]}')\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pyarrow', 'numpy')) and sys.modules[m]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"

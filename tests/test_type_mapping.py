@@ -1,6 +1,8 @@
 """The Arrow -> JSON value mapping (protocol/arrow_json.py), on hand-made batches and on real Spark results.
 
 The wire form is what matters, so most assertions compare orjson.dumps output with expected JSON text.
+Every batch these tests convert is also written by the gateway's encoder (spark_gateway.json_pages),
+which must give the reference's JSON text byte for byte (bench/check_json_text.py's ``check``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from spark_gateway_protocol.arrow_json import batch_to_rows, rows_converter, variant_to_json
+from bench import check_json_text
+from spark_gateway_protocol import arrow_json
+from spark_gateway_protocol.arrow_json import rows_converter, variant_to_json
+
+
+def batch_to_rows(batch: Any) -> list[tuple[Any, ...]]:
+    """The reference rows of ``batch``, after checking that the gateway writes them byte for
+    byte (raises AssertionError otherwise)."""
+    check_json_text.check(batch)
+    return arrow_json.batch_to_rows(batch)
+
 
 # ---------------------------------------------------------------- helpers
 
@@ -509,6 +521,7 @@ def spark_batches(spark: Any, sql: str) -> list[Any]:
     ]
 
 
+@pytest.mark.integration
 def test_spark_null_and_boolean(spark: Any) -> None:
     """Spark NullType and booleans: null, true, false."""
     assert spark_json(spark, "SELECT NULL AS n") == "[[null]]"
@@ -517,6 +530,7 @@ def test_spark_null_and_boolean(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_integers(spark: Any) -> None:
     """tinyint, smallint, int and bigint extremes and 2^53+1 keep every digit."""
     sql = """
@@ -531,6 +545,7 @@ def test_spark_integers(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_float_and_double(spark: Any) -> None:
     """float uses its shortest float32 form; NaN/Infinity are strings; NULL stays null; -0.0 is kept."""
     sql = """
@@ -545,6 +560,7 @@ def test_spark_float_and_double(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_decimals(spark: Any) -> None:
     """Decimals are strings with the exact declared scale, including precision 38 and zero."""
     sql = """
@@ -561,6 +577,7 @@ def test_spark_decimals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_strings_char_varchar(spark: Any) -> None:
     """string, char and varchar are JSON strings; '' and NULL stay distinct; unicode is intact."""
     sql = """
@@ -572,12 +589,14 @@ def test_spark_strings_char_varchar(spark: Any) -> None:
     assert spark_json(spark, "SELECT v FROM VALUES (''), (NULL) AS t(v)") == '[[""],[null]]'
 
 
+@pytest.mark.integration
 def test_spark_binary(spark: Any) -> None:
     """binary is padded standard base64."""
     sql = "SELECT v FROM VALUES (X''), (X'00FF'), (CAST('hello' AS binary)), (NULL) AS t(v)"
     assert spark_json(spark, sql) == '[[""],["AP8="],["aGVsbG8="],[null]]'
 
 
+@pytest.mark.integration
 def test_spark_dates(spark: Any) -> None:
     """Dates are YYYY-MM-DD and equal Spark's own text, also for years 1, 9999, 0, -1 and 10000."""
     sql = """
@@ -602,6 +621,7 @@ def test_spark_dates(spark: Any) -> None:
     assert all(row[0] == row[1] for row in rows)
 
 
+@pytest.mark.integration
 def test_spark_timestamps_in_utc(spark: Any) -> None:
     """timestamp is UTC with 6 digits and Z whatever the session time zone; timestamp_ntz has no zone."""
     sql = """
@@ -629,6 +649,7 @@ def test_spark_timestamps_in_utc(spark: Any) -> None:
         spark.conf.set("spark.sql.session.timeZone", previous)
 
 
+@pytest.mark.integration
 def test_spark_timestamp_ntz(spark: Any) -> None:
     """timestamp_ntz literals come out as written, with 6 fractional digits and no zone."""
     sql = """
@@ -640,12 +661,14 @@ def test_spark_timestamp_ntz(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_timestamp_beyond_year_9999(spark: Any) -> None:
     """A timestamp past 9999 keeps the form with a '+' year."""
     sql = "SELECT timestamp_micros(253402300800000000) AS v"
     assert spark_json(spark, sql) == '[["+10000-01-01T00:00:00.000000Z"]]'
 
 
+@pytest.mark.integration
 def test_spark_day_time_intervals(spark: Any) -> None:
     """Day-time intervals become ISO 8601 durations."""
     sql = """
@@ -658,6 +681,7 @@ def test_spark_day_time_intervals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_year_month_intervals(spark: Any) -> None:
     """Year-month intervals (Arrow month_interval) become P1Y2M-style durations, nested too."""
     assert "month_interval" in str(spark_batches(spark, "SELECT INTERVAL '1' MONTH")[0].schema)
@@ -673,6 +697,7 @@ def test_spark_year_month_intervals(spark: Any) -> None:
     assert spark_json(spark, nested) == '[[["P2Y",null],{"i":"P1M"},{"k":"P1Y1M"},7]]'
 
 
+@pytest.mark.integration
 def test_spark_calendar_intervals(spark: Any) -> None:
     """CalendarIntervalType (Arrow month_day_nano_interval) becomes an ISO 8601 duration."""
     sql = """
@@ -685,6 +710,7 @@ def test_spark_calendar_intervals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_arrays(spark: Any) -> None:
     """Arrays map their elements recursively (decimals, NaN, timestamps, nested and empty arrays)."""
     sql = """
@@ -697,6 +723,7 @@ def test_spark_arrays(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_structs(spark: Any) -> None:
     """Structs are objects with nested nulls kept apart from null structs."""
     sql = """
@@ -711,6 +738,7 @@ def test_spark_structs(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_maps(spark: Any) -> None:
     """String-keyed maps are objects; other key types give [key, value] pairs in order."""
     sql = """
@@ -723,6 +751,7 @@ def test_spark_maps(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_variant(spark: Any) -> None:
     """A variant is its JSON text (a string): exact numbers, stored key order, contract forms for scalars."""
     sql = """
@@ -748,6 +777,7 @@ def test_spark_variant(spark: Any) -> None:
     assert spark_json(spark, nested) == '[[["1",null],{"x":"\\"s\\""},{"k":"null"},null]]'
 
 
+@pytest.mark.integration
 def test_spark_multi_batch_result(spark: Any) -> None:
     """A result streamed as several Arrow batches converts to every row in order."""
     sql = "SELECT id, id * 0.5d AS half, CAST(id AS string) AS s FROM range(0, 300000, 1, 1)"

@@ -1,8 +1,8 @@
 """ResultCursor: pages one result to the client as its credit allows.
 
 A fetcher task pulls Arrow batches from Spark in a worker thread (converting them to
-JSON text there, in JSON format: ``protocol.arrow_json.batch_to_json``, so the event
-loop only joins and frames bytes); a bounded stream of one chunk between it and
+JSON text there, in JSON format: ``json_pages.batch_to_json``, so the event loop only
+joins and frames bytes); a bounded stream of one chunk between it and
 the pager is the read-ahead bound. The pager sends pages of at most ``page_size`` rows
 (``rows`` events, or binary ``arrow-rows`` frames), only while the client has credit and
 the outbox has room. Every cursor ends with exactly one final event: a last page, or a
@@ -21,10 +21,10 @@ import anyio.to_thread
 import pyarrow as pa
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from spark_gateway_protocol.arrow_json import JsonRows, batch_to_json, rows_value
 from spark_gateway_protocol.messages import ArrowRows, Result, ResultClosed, Rows
 
 from . import spark
+from .json_pages import JsonText, batch_to_json, rows_value
 from .outbox import Outbox
 
 log = logging.getLogger("spark_gateway.cursor")
@@ -37,14 +37,14 @@ PAGE_ENVELOPE_BYTES = 256
 
 # A chunk is what one Spark batch becomes: its rows as JSON text, or, for Arrow pages,
 # Spark's IPC bytes as they came (a decoded batch once a page has cut them).
-Chunk: TypeAlias = "JsonRows | spark.ArrowResponse | pa.RecordBatch"
+Chunk: TypeAlias = "JsonText | spark.ArrowResponse | pa.RecordBatch"
 
 
 def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
     """Rows start..stop of a chunk (zero-copy, except that cutting Spark's bytes decodes them)."""
     if start == 0 and stop == len(chunk):
         return chunk
-    if isinstance(chunk, JsonRows):
+    if isinstance(chunk, JsonText):
         return chunk.slice(start, stop)
     return chunk.slice(start, stop - start)
 
@@ -88,7 +88,7 @@ class RowQueue:
         for i, chunk in enumerate(self._chunks):
             start = self._head if i == 0 else 0
             want = min(len(chunk) - start, count - fit)
-            if not isinstance(chunk, JsonRows):
+            if not isinstance(chunk, JsonText):
                 fit += want
             else:
                 rows = chunk.slice(start, start + want)
@@ -96,7 +96,7 @@ class RowQueue:
                 fit += n
                 if n < want:
                     break
-                room -= len(rows.text()) + 1
+                room -= rows.size()
             if fit >= count:
                 break
         return max(1, min(fit, count))
@@ -337,8 +337,8 @@ class ResultCursor:
                                                 truncated, self._arrow_payload(pieces, last))
         else:
             # JSON text made in the fetch thread; encoding the event copies it once.
-            text = cast("list[JsonRows]", pieces)  # a JSON result's chunks are all JsonRows
-            event = Rows(self.execution_id, self.number, self.sent, rows_value(text), last, truncated)
+            rows = rows_value(cast("list[JsonText]", pieces))  # a JSON result's chunks are all JsonText
+            event = Rows(self.execution_id, self.number, self.sent, rows, last, truncated)
         self._outbox.put(event)
         self.sent += count
         self.credit -= count
