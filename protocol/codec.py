@@ -83,6 +83,8 @@ def request_from_dict(obj: dict[str, Any]) -> Request:
 
 def event_to_dict(event: Event, seq: int) -> dict[str, Any]:
     """The wire form of an event: its fields plus ``type`` and ``seq``."""
+    if type(event) is Rows:
+        return _rows_dict(event, seq)
     out: dict[str, Any] = {"type": event.type, "seq": seq}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
@@ -99,19 +101,7 @@ def encode_event(event: Event, seq: int) -> str | bytes:
     if type(event) is ArrowRows:
         return encode_arrow_frame(event, seq)
     if type(event) is Rows:
-        # The hot path: one page of rows; skip the generic field walk.
-        return orjson.dumps(
-            {
-                "type": "rows",
-                "seq": seq,
-                "id": event.id,
-                "result": event.result,
-                "offset": event.offset,
-                "rows": event.rows,
-                "last": event.last,
-                "truncated": event.truncated,
-            }
-        ).decode()
+        return orjson.dumps(_rows_dict(event, seq)).decode()  # the hot path: no generic field walk
     wire = event_to_dict(event, seq)
     try:
         return orjson.dumps(wire).decode()
@@ -120,6 +110,15 @@ def encode_event(event: Event, seq: int) -> str | bytes:
         # as file names, then printed or raised). Write those as \udcxx escapes: visible,
         # and never a frame that is not UTF-8. Any other TypeError raises again.
         return orjson.dumps(_without_surrogates(wire)).decode()
+
+
+def _rows_dict(event: Rows, seq: int) -> dict[str, Any]:
+    """A page's wire form: ``rows``, or ``count`` and ``columns``, as its layout says."""
+    if event.columns is None:
+        return {"type": "rows", "seq": seq, "id": event.id, "result": event.result, "offset": event.offset,
+                "rows": event.rows, "last": event.last, "truncated": event.truncated}
+    return {"type": "rows", "seq": seq, "id": event.id, "result": event.result, "offset": event.offset,
+            "count": event.count, "columns": event.columns, "last": event.last, "truncated": event.truncated}
 
 
 def _without_surrogates(value: Any) -> Any:

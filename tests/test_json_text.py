@@ -1,25 +1,27 @@
-"""The gateway's streaming JSON text is byte for byte the reference mapping's JSON.
+"""The gateway's streaming JSON text is byte for byte the reference mapping's JSON, in both page layouts.
 
 ``spark_gateway.json_pages.batch_to_json`` (Arrow kernels, orjson over numpy) writes the
-pages of every JSON result with more than a few rows; ``batch_to_rows`` + ``orjson.dumps``
-is the mapping tests/test_type_mapping.py checks against real Spark results. The
-randomized batches of bench/check_json_text.py cover every way the text is made (the row
-join by ``take``, numbers without nulls written from numpy with their comma or closing
-bracket, small batches row by row) and slices.
+pages of every JSON result with more than a few rows; ``batch_to_rows`` /
+``batch_to_columns`` + ``orjson.dumps`` is the mapping tests/test_type_mapping.py checks
+against real Spark results. The randomized batches of bench/check_json_text.py cover every
+way the text is made (the join by ``take``, numbers without nulls written from numpy with
+their comma or closing bracket, small batches value by value) and slices, in the ``rows``
+and the ``columns`` layout, and that both layouts carry the same values.
 """
 
 from __future__ import annotations
 
+import orjson
 import pyarrow as pa
 
 from bench import check_json_text
 from spark_gateway import json_pages
 from spark_gateway.cursor import RowQueue
-from spark_gateway.json_pages import batch_to_json
+from spark_gateway.json_pages import batch_to_json, columns_value, rows_value
 
 
 def test_randomized_batches_match_the_reference_mapping() -> None:
-    """Hundreds of random batches of every mapped type: the gateway's text is the reference's."""
+    """Hundreds of random batches of every mapped type: both layouts are the reference's text."""
     before = check_json_text.checked["batches"]
     assert check_json_text.main() == 0
     assert check_json_text.checked["batches"] - before > 900
@@ -91,3 +93,47 @@ def test_a_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
     for nbytes in (1, 50, 2100, 10_000):
         assert queue.within_bytes(6, nbytes) == best(6, nbytes), nbytes
 
+
+def test_column_pages_of_numbers_strings_and_nulls() -> None:
+    """The columns layout: one array per column, numbers from numpy, strings quoted, nulls as null."""
+    batch = pa.record_batch([pa.array([1, -2, 2**63 - 1] * 20), pa.array([0.5, 3.0, -0.0] * 20),
+                             pa.array(["a", 'q"', None] * 20), pa.array([None, 1.5, float("nan")] * 20)],
+                            names=["i", "x", "s", "n"])
+    check_json_text.check(batch)
+    chunk = batch_to_json(batch, "columns")
+    text = orjson.dumps(columns_value([chunk.slice(0, 3)], 4))
+    assert text == b'[[1,-2,9223372036854775807],[0.5,3.0,-0.0],["a","q\\"",null],[null,1.5,"NaN"]]'
+    assert orjson.dumps(columns_value([], 4)) == b"[[],[],[],[]]"
+
+
+def test_column_pages_join_pieces_of_several_batches() -> None:
+    """A page cut across batch boundaries holds, per column, the pieces' values in order."""
+    first = batch_to_json(pa.record_batch({"i": list(range(100)), "s": [f"r{i}" for i in range(100)]}), "columns")
+    second = batch_to_json(pa.record_batch({"i": [100, 101], "s": ["r100", None]}), "columns")
+    value = columns_value([first.slice(98, 100), second], 2)
+    assert len(value) == 2
+    assert orjson.loads(orjson.dumps(value)) == [[98, 99, 100, 101], ["r98", "r99", "r100", None]]
+    rows = rows_value([batch_to_json(pa.record_batch({"i": [1], "s": ["x"]}))])
+    assert orjson.dumps(rows) == b'[[1,"x"]]' and len(rows) == 1
+
+
+def test_a_column_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
+    """RowQueue.within_bytes on column chunks: the most leading rows whose values' text, over all
+    columns and commas between values included, fits the limit; at least one row."""
+    sizes = [5, 300, 40, 1, 2000, 7, 7, 7]
+    ids = list(range(len(sizes)))
+    chunks = [batch_to_json(pa.record_batch({"i": ids[a:b], "s": ["x" * n for n in sizes[a:b]]}), "columns")
+              for a, b in ((0, 5), (5, 8))]
+    queue = RowQueue()
+    for chunk in chunks:
+        queue.append(chunk)
+
+    def page_text(k: int) -> int:  # the two columns' values joined by commas, brackets left to the envelope
+        return len(b",".join(b"%d" % i for i in ids[:k])) + len(b",".join(b'"' + b"x" * n + b'"' for n in sizes[:k]))
+
+    def best(count: int, nbytes: int) -> int:
+        return max(1, max(k for k in range(count + 1) if page_text(k) <= nbytes))
+
+    for nbytes in (1, 8, 12, 320, 330, 400, 2400, 2460, 10_000):
+        for count in (1, 3, 5, 8):
+            assert queue.within_bytes(count, nbytes) == best(count, nbytes), (count, nbytes)

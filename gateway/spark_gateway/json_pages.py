@@ -1,14 +1,15 @@
 """JSON pages from Arrow batches: a batch's text made once, pages cut from it without copying.
 
 The gateway's streaming path for ``format: "json"``. In the fetch thread, each Arrow batch
-becomes a chunk of JSON text (:func:`batch_to_json`): its rows, a :class:`JsonText` of
-``[v1,v2,...]`` arrays. The values are those of the reference mapping
-(``spark_gateway_protocol.arrow_json``), byte for byte; ``json_text`` writes each
-column's text with Arrow kernels, and one Arrow ``take`` places them.
+becomes a chunk of JSON text (:func:`batch_to_json`): its rows (:class:`JsonText` of
+``[v1,v2,...]`` arrays) for the ``rows`` layout, or each column's values
+(:class:`JsonColumns`) for the ``columns`` layout. The values are those of the reference
+mapping (``spark_gateway_protocol.arrow_json``), byte for byte; ``json_text`` writes
+each column's text with Arrow kernels, and one Arrow ``take`` places them.
 
-On the event loop, a page is a few slices of such chunks: :func:`rows_value` makes the
-value of its ``rows`` event, which ``orjson.dumps`` writes exactly as it would the Python
-values, with one copy of the text.
+On the event loop, a page is a few slices of such chunks: :func:`rows_value` and
+:func:`columns_value` make the value of its ``rows`` event, which ``orjson.dumps``
+writes exactly as it would the Python values, with one copy of the text.
 """
 
 from __future__ import annotations
@@ -16,22 +17,24 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
 
-from spark_gateway_protocol.arrow_json import readable_schema, reinterpret, rows_converter
+from spark_gateway_protocol.arrow_json import columns_converter, readable_schema, reinterpret, rows_converter
 
-from .json_text import BARE, CLOSED, LS, QUOTED, TERMINATED, text_encoder
+from .json_text import BARE, CLOSED, LS, QUOTED, TERMINATED, TextEncoder, text_encoder
 
-__all__ = ["JsonText", "batch_to_json", "json_converter", "rows_value"]
+__all__ = ["JsonColumns", "JsonText", "batch_to_json", "columns_value", "json_converter", "rows_value"]
+
+Layout = Literal["rows", "columns"]
 
 
 class JsonText:
-    """Consecutive JSON values (a batch's rows) as one text.
+    """Consecutive JSON values (a batch's rows, or one column's values) as one text.
 
     The values are joined by commas; value ``i`` starts at ``offsets[i]`` and ends one
     byte (its comma) before ``offsets[i + 1]``, so consecutive values are one contiguous
@@ -82,6 +85,42 @@ class JsonText:
     def values(self) -> list[Any]:
         """The values decoded again (for checks and debugging; not for the hot path)."""
         return orjson.loads(b"[" + bytes(self.text()) + b"]") if len(self) else []  # type: ignore[no-any-return]
+
+
+class JsonColumns:
+    """A batch's rows in the ``columns`` layout: each column's values as a :class:`JsonText`."""
+
+    __slots__ = ("columns", "count")
+
+    def __init__(self, columns: list[JsonText], count: int) -> None:
+        self.columns = columns
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"<JsonColumns {len(self.columns)} columns of {self.count} rows>"
+
+    def slice(self, start: int, stop: int) -> JsonColumns:
+        """Rows ``start``..``stop`` of these."""
+        stop = min(stop, self.count)
+        return JsonColumns([column.slice(start, stop) for column in self.columns], max(0, stop - start))
+
+    def size(self) -> int:
+        """Bytes of the columns' text, a comma after each value counted."""
+        return sum(column.size() for column in self.columns)
+
+    def rows_within(self, nbytes: int) -> int:
+        """How many of the first rows fit in ``nbytes`` of the columns' JSON text (commas counted)."""
+        if not self.columns:
+            return self.count
+        total = sum(column.sizes() for column in self.columns)
+        # k rows: each column's k values with a comma after each, less the last comma of each column.
+        return int(np.searchsorted(total, nbytes + len(self.columns), side="right")) - 1
+
+
+JsonChunk = JsonText | JsonColumns
 
 
 # --------------------------------------------------------------------------
@@ -148,27 +187,50 @@ def rows_value(pieces: list[JsonText]) -> list[Any]:
     return _encoded(text, count)
 
 
+def columns_value(pieces: list[JsonColumns], width: int) -> list[Any]:
+    """The ``columns`` of a page holding these rows, in order (``columns`` layout, ``width`` columns).
+
+    ``orjson.dumps`` writes it exactly as it writes the list of the same columns as Python
+    values; building it is one join of every column's slices.
+    """
+    pieces = [piece for piece in pieces if len(piece)]
+    if not pieces:
+        return [[] for _ in range(width)]
+    if not width:
+        return []
+    parts: list[Any] = []
+    for c in range(width):
+        parts.append(b"[" if c == 0 else b"],[")
+        for i, piece in enumerate(pieces):
+            if i:
+                parts.append(b",")
+            parts.append(piece.columns[c].text())
+    parts.append(b"]")
+    return _encoded(b"".join(parts), width)
+
+
 # --------------------------------------------------------------------------
 # Batches to chunks
 # --------------------------------------------------------------------------
 
 
-def batch_to_json(batch: Any) -> JsonText:
-    """The batch's rows as JSON text: ``orjson.dumps`` of the reference rows
-    (``batch_to_rows``), without the Python values.
+def batch_to_json(batch: Any, layout: Layout = "rows") -> JsonChunk:
+    """The batch as JSON text in ``layout``: ``orjson.dumps`` of the reference rows
+    (``batch_to_rows``) or columns (``batch_to_columns``), without the Python values.
 
     Raises what the reference raises (TypeError for a type with no mapping).
     """
-    return json_converter(batch.schema)(batch)
+    return json_converter(batch.schema, layout)(batch)
 
 
-def json_converter(schema: Any) -> Callable[[Any], JsonText]:
-    """The (cached) batch-to-JSON-text function of ``schema``.
+def json_converter(schema: Any, layout: Layout = "rows") -> Callable[[Any], JsonChunk]:
+    """The (cached) batch-to-JSON-text function of ``schema`` for ``layout``.
 
     Raises ``TypeError`` naming the Arrow type when some column cannot be mapped, so a
     caller can reject a result before streaming any row.
     """
-    return _cached(_CONVERTERS, schema, _build_rows_converter)  # type: ignore[no-any-return]
+    build = _build_columns_converter if layout == "columns" else _build_rows_converter
+    return _cached(_CONVERTERS[layout], schema, build)  # type: ignore[no-any-return]
 
 
 def _cached(cache: list[tuple[Any, Any]], schema: Any, build: Callable[[Any], Any]) -> Any:
@@ -188,7 +250,7 @@ def _cached(cache: list[tuple[Any, Any]], schema: Any, build: Callable[[Any], An
 # Most-recently-used first.  pa.Schema hashing is slow (~15 us) and ignores field
 # metadata, so a short list scanned with equals() is used instead. The gateway
 # converts in several fetch threads at once, hence the lock.
-_CONVERTERS: list[tuple[Any, Callable[[Any], JsonText]]] = []
+_CONVERTERS: dict[str, list[tuple[Any, Callable[[Any], JsonChunk]]]] = {"rows": [], "columns": []}
 _CACHE_SIZE: Final = 32
 _CACHE_LOCK: Final = threading.Lock()
 
@@ -222,11 +284,50 @@ def _build_rows_converter(schema: Any) -> Callable[[Any], JsonText]:
     return convert
 
 
+def _build_columns_converter(schema: Any) -> Callable[[Any], JsonColumns]:
+    encoders = [text_encoder(field) for field in schema]
+    readable = readable_schema(schema)
+    to_columns = columns_converter(schema)
+
+    def convert(batch: Any) -> JsonColumns:
+        count = batch.num_rows
+        if 0 < count <= _SMALL_BATCH:
+            dumps = orjson.dumps
+            return JsonColumns([_dumped([dumps(v) for v in column]) for column in to_columns(batch)], count)
+        if readable is not None:
+            batch = reinterpret(batch, readable)
+        if not count:
+            return JsonColumns([JsonText(b"", np.zeros(1, np.int64)) for _ in encoders], 0)
+        return JsonColumns([_column_text(encode, batch.column(i), count) for i, encode in enumerate(encoders)],
+                           count)
+
+    return convert
+
+
 def _dumped(texts: list[bytes]) -> JsonText:
     """JsonText of values already written one by one."""
     offsets = np.zeros(len(texts) + 1, np.int64)
     np.cumsum([len(text) + 1 for text in texts], out=offsets[1:])
     return JsonText(b",".join(texts), offsets)
+
+
+# Templates that place one column's values, each followed by its comma.
+_COLUMN_TEMPLATES: Final = {BARE: ("", 0, ","), QUOTED: ('"', 0, '",')}
+
+
+def _column_text(encode: TextEncoder, column: Any, count: int) -> JsonText:
+    text, layout = encode(column)
+    if layout == TERMINATED:  # numbers from numpy: each value has its comma already
+        return _terminated_text(text)
+    return _join([text], _COLUMN_TEMPLATES[layout], count, copy=False)  # pages join columns anyway
+
+
+def _terminated_text(text: Any) -> JsonText:
+    """JsonText of a large_string array whose values each end with their comma (zero-copy)."""
+    _, offsets_buffer, data_buffer = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int64, len(text) + 1, text.offset * 8)
+    first = int(offsets[0])
+    return JsonText(memoryview(data_buffer)[first : int(offsets[-1]) - 1], offsets - first)
 
 
 # --------------------------------------------------------------------------
@@ -250,8 +351,8 @@ def _row_template(layouts: tuple[int, ...]) -> tuple[str | int, ...]:
     return tuple(items)
 
 
-def _join(texts: list[Any], template: tuple[str | int, ...], count: int) -> JsonText:
-    """``count`` items (rows) of ``template`` from the columns' texts:
+def _join(texts: list[Any], template: tuple[str | int, ...], count: int, *, copy: bool = True) -> JsonText:
+    """``count`` items (rows, or one column's values) of ``template`` from the columns' texts:
     one ``take`` over all of them.
 
     The template is the opening glue, then column numbers and glue strings, ending with
@@ -261,7 +362,8 @@ def _join(texts: list[Any], template: tuple[str | int, ...], count: int) -> Json
     contiguously. Arrow's take copies each value with one memcpy: ~3x faster than
     ``binary_join_element_wise``, which handles every argument of every row apart. An
     item's closing glue and the next one's opening are one value (``"],[``), so the
-    items cost one value fewer each.
+    items cost one value fewer each. ``copy``: the text as bytes (a page that is the
+    whole batch is then sent without a copy), else a view of Arrow's buffer.
     """
     glue, indices, per_item = _take_plan(template, count)
     pool = pa.concat_arrays([glue, *[t if t.type == LS else t.cast(LS) for t in texts]])
@@ -271,7 +373,7 @@ def _join(texts: list[Any], template: tuple[str | int, ...], count: int) -> Json
     # Item i starts with the opening glue's last len(opening) bytes, before its first column.
     offsets = value_offsets[1::per_item] - (len(template[0]) + value_offsets[0])  # type: ignore[arg-type]
     data = memoryview(data_buffer)[int(value_offsets[0]) : int(value_offsets[0] + offsets[-1]) - 1]
-    return JsonText(data.tobytes(), offsets)
+    return JsonText(data.tobytes() if copy else data, offsets)
 
 
 # Take plans by (template, items), most recently used last; each holds 8 bytes per value
