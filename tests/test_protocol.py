@@ -276,7 +276,9 @@ def test_the_light_client_imports_without_pyarrow_or_numpy() -> None:
     code = ("import sys; sys.modules.update(pyarrow=None, numpy=None)\n"
             "import spark_gateway_protocol, spark_gateway_client\n"
             "from spark_gateway_protocol import decode_event\n"
+            "from spark_gateway_client.batch import page_batch\n"
             "event = decode_event('{\"type\":\"rows\",\"count\":1,\"columns\":[[1]]}')\n"
+            "assert list(page_batch(event)[1]) == [[1]]\n"
             "print(sorted(m for m in sys.modules if m.startswith(('pyarrow', 'numpy')) and sys.modules[m]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
