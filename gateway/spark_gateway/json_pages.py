@@ -23,14 +23,33 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import columns_converter, readable_schema, reinterpret, rows_converter
 
-from .json_text import BARE, CLOSED, LS, QUOTED, TERMINATED, TextEncoder, text_encoder
+from .json_text import BARE, CLOSED, JOINED, LS, QUOTED, TERMINATED, TextEncoder, text_encoder
 
 __all__ = ["JsonColumns", "JsonText", "batch_to_json", "columns_value", "json_converter", "rows_value"]
 
 Layout = Literal["rows", "columns"]
+
+
+class Offsets:
+    """Where each value of a :class:`JsonText` starts, computed when first needed: a page
+    that takes a whole batch never needs them, so most column texts never compute theirs."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, value: npt.NDArray[np.int64] | None = None,
+                 compute: Callable[[], npt.NDArray[np.int64]] | None = None) -> None:
+        self._value = value
+        self._compute = compute
+
+    def get(self) -> npt.NDArray[np.int64]:
+        if self._value is None:
+            assert self._compute is not None
+            self._value, self._compute = self._compute(), None
+        return self._value
 
 
 class JsonText:
@@ -39,16 +58,21 @@ class JsonText:
     The values are joined by commas; value ``i`` starts at ``offsets[i]`` and ends one
     byte (its comma) before ``offsets[i + 1]``, so consecutive values are one contiguous
     slice. ``slice`` is zero-copy; a page that is a whole batch is sent without copying.
+    ``data`` holds exactly the ``count`` values' text.
     """
 
-    __slots__ = ("_data", "_offsets", "_start", "_stop")
+    __slots__ = ("_count", "_data", "_offsets", "_start", "_stop")
 
-    def __init__(self, data: bytes | memoryview, offsets: npt.NDArray[np.int64], start: int = 0,
-                 stop: int | None = None) -> None:
+    def __init__(self, data: bytes | memoryview, offsets: npt.NDArray[np.int64] | Offsets,
+                 count: int | None = None, start: int = 0, stop: int | None = None) -> None:
+        if not isinstance(offsets, Offsets):
+            count, offsets = len(offsets) - 1, Offsets(offsets)
+        assert count is not None
         self._data = data
         self._offsets = offsets
+        self._count = count
         self._start = start
-        self._stop = len(offsets) - 1 if stop is None else stop
+        self._stop = count if stop is None else stop
 
     def __len__(self) -> int:
         return self._stop - self._start
@@ -56,30 +80,41 @@ class JsonText:
     def __repr__(self) -> str:
         return f"<JsonText of {len(self)} values>"
 
+    @property
+    def _whole(self) -> bool:
+        return self._start == 0 and self._stop == self._count
+
     def slice(self, start: int, stop: int) -> JsonText:
         """Values ``start``..``stop`` of these."""
         stop = min(stop, len(self))
-        return JsonText(self._data, self._offsets, self._start + start, self._start + max(start, stop))
+        return JsonText(self._data, self._offsets, self._count, self._start + start, self._start + max(start, stop))
 
     def size(self) -> int:
         """Bytes of the values' text, a comma after each counted."""
-        return int(self._offsets[self._stop] - self._offsets[self._start])
+        if self._whole:
+            return len(self._data) + 1 if self._count else 0
+        offsets = self._offsets.get()
+        return int(offsets[self._stop] - offsets[self._start])
 
     def sizes(self) -> npt.NDArray[np.int64]:
         """``sizes()[k]``: bytes of the first ``k`` values' text, a comma after each counted."""
-        offsets = self._offsets[self._start : self._stop + 1]
+        offsets = self._offsets.get()[self._start : self._stop + 1]
         return offsets - offsets[0]  # type: ignore[no-any-return]
 
     def rows_within(self, nbytes: int) -> int:
         """How many of the first values fit in ``nbytes`` of JSON text (the commas between them counted)."""
         # k values take sizes()[k] bytes with a comma after each: one more than their text.
+        if self.size() <= nbytes + 1:
+            return len(self)
         return int(np.searchsorted(self.sizes(), nbytes + 1, side="right")) - 1
 
     def text(self) -> bytes | memoryview:
         """The values' JSON text joined by commas (no copy)."""
-        if self._start == 0 and self._stop == len(self._offsets) - 1 and isinstance(self._data, bytes):
+        if self._whole:
             return self._data
-        offsets = self._offsets
+        if self._start == self._stop:
+            return b""
+        offsets = self._offsets.get()
         return memoryview(self._data)[int(offsets[self._start]) : int(offsets[self._stop]) - 1]
 
     def values(self) -> list[Any]:
@@ -113,7 +148,7 @@ class JsonColumns:
 
     def rows_within(self, nbytes: int) -> int:
         """How many of the first rows fit in ``nbytes`` of the columns' JSON text (commas counted)."""
-        if not self.columns:
+        if not self.columns or self.size() <= nbytes + len(self.columns):
             return self.count
         total = sum(column.sizes() for column in self.columns)
         # k rows: each column's k values with a comma after each, less the last comma of each column.
@@ -285,7 +320,7 @@ def _build_rows_converter(schema: Any) -> Callable[[Any], JsonText]:
 
 
 def _build_columns_converter(schema: Any) -> Callable[[Any], JsonColumns]:
-    encoders = [text_encoder(field) for field in schema]
+    encoders = [text_encoder(field, end=None) for field in schema]
     readable = readable_schema(schema)
     to_columns = columns_converter(schema)
 
@@ -311,23 +346,43 @@ def _dumped(texts: list[bytes]) -> JsonText:
     return JsonText(b",".join(texts), offsets)
 
 
-# Templates that place one column's values, each followed by its comma.
-_COLUMN_TEMPLATES: Final = {BARE: ("", 0, ","), QUOTED: ('"', 0, '",')}
-
-
 def _column_text(encode: TextEncoder, column: Any, count: int) -> JsonText:
+    """One column's values as JSON text joined by commas, each value written once."""
     text, layout = encode(column)
-    if layout == TERMINATED:  # numbers from numpy: each value has its comma already
-        return _terminated_text(text)
-    return _join([text], _COLUMN_TEMPLATES[layout], count, copy=False)  # pages join columns anyway
+    if layout == JOINED:  # numbers from numpy: orjson wrote the column's text
+        return JsonText(text, Offsets(compute=lambda: _comma_offsets(text, count)), count)
+    if layout == QUOTED:  # strings without nulls or escapes: the quotes go in with the commas
+        joined = _joined(text, '","')
+        return JsonText(b"".join((b'"', joined, b'"')), Offsets(compute=lambda: _value_offsets(text, 3)), count)
+    return JsonText(_joined(text, ","), Offsets(compute=lambda: _value_offsets(text, 1)), count)
 
 
-def _terminated_text(text: Any) -> JsonText:
-    """JsonText of a large_string array whose values each end with their comma (zero-copy)."""
-    _, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64, len(text) + 1, text.offset * 8)
-    first = int(offsets[0])
-    return JsonText(memoryview(data_buffer)[first : int(offsets[-1]) - 1], offsets - first)
+def _joined(text: Any, separator: str) -> memoryview:
+    """A large_string array's values joined by ``separator``: Arrow's ``binary_join`` over the
+    array seen as one list (a memcpy per value; no index array, no copy of the glue)."""
+    lists = pa.LargeListArray.from_arrays(pa.array([0, len(text)], pa.int64()), text)
+    joined = pc.binary_join(lists, _SEPARATORS[separator])
+    _, offsets_buffer, data_buffer = joined.buffers()
+    first, end = np.frombuffer(offsets_buffer, np.int64, 2, joined.offset * 8)
+    return memoryview(data_buffer)[int(first) : int(end)] if data_buffer is not None else memoryview(b"")
+
+
+_SEPARATORS: Final = {sep: pa.scalar(sep, LS) for sep in (",", '","')}
+
+
+def _value_offsets(text: Any, glue: int) -> npt.NDArray[np.int64]:
+    """Offsets of the values of ``text`` joined with ``glue`` bytes each (comma, or quotes and comma)."""
+    offsets = np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset * 8)
+    return (offsets - offsets[0]) + glue * np.arange(len(text) + 1, dtype=np.int64)  # type: ignore[no-any-return]
+
+
+def _comma_offsets(text: Any, count: int) -> npt.NDArray[np.int64]:
+    """Offsets of the values of numbers' text joined by commas (numbers hold no comma)."""
+    offsets = np.empty(count + 1, np.int64)
+    offsets[0] = 0
+    offsets[1:count] = np.flatnonzero(np.frombuffer(text, np.uint8) == 0x2C) + 1
+    offsets[count] = len(text) + 1
+    return offsets
 
 
 # --------------------------------------------------------------------------
@@ -351,7 +406,7 @@ def _row_template(layouts: tuple[int, ...]) -> tuple[str | int, ...]:
     return tuple(items)
 
 
-def _join(texts: list[Any], template: tuple[str | int, ...], count: int, *, copy: bool = True) -> JsonText:
+def _join(texts: list[Any], template: tuple[str | int, ...], count: int) -> JsonText:
     """``count`` items (rows, or one column's values) of ``template`` from the columns' texts:
     one ``take`` over all of them.
 
@@ -362,8 +417,7 @@ def _join(texts: list[Any], template: tuple[str | int, ...], count: int, *, copy
     contiguously. Arrow's take copies each value with one memcpy: ~3x faster than
     ``binary_join_element_wise``, which handles every argument of every row apart. An
     item's closing glue and the next one's opening are one value (``"],[``), so the
-    items cost one value fewer each. ``copy``: the text as bytes (a page that is the
-    whole batch is then sent without a copy), else a view of Arrow's buffer.
+    items cost one value fewer each.
     """
     glue, indices, per_item = _take_plan(template, count)
     pool = pa.concat_arrays([glue, *[t if t.type == LS else t.cast(LS) for t in texts]])
@@ -373,7 +427,7 @@ def _join(texts: list[Any], template: tuple[str | int, ...], count: int, *, copy
     # Item i starts with the opening glue's last len(opening) bytes, before its first column.
     offsets = value_offsets[1::per_item] - (len(template[0]) + value_offsets[0])  # type: ignore[arg-type]
     data = memoryview(data_buffer)[int(value_offsets[0]) : int(value_offsets[0] + offsets[-1]) - 1]
-    return JsonText(data.tobytes() if copy else data, offsets)
+    return JsonText(data.tobytes(), offsets)  # bytes: a page that is a whole batch is sent without a copy
 
 
 # Take plans by (template, items), most recently used last; each holds 8 bytes per value

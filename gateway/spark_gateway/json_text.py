@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import Converter, column_converter, is_month_interval, is_variant
 
-__all__ = ["BARE", "QUOTED", "TERMINATED", "CLOSED", "LS", "TextEncoder", "text_encoder"]
+__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "TextEncoder", "text_encoder"]
 
 LS: Final = pa.large_string()
 
@@ -34,6 +34,7 @@ BARE: Final = 0  # its JSON text
 QUOTED: Final = 1  # its JSON text without the enclosing quotes (the join adds them: cheaper)
 TERMINATED: Final = 2  # its JSON text followed by a comma
 CLOSED: Final = 3  # its JSON text followed by a closing bracket (a row's last column)
+JOINED: Final = 4  # not an array: every value's JSON text joined by commas, one bytes-like text
 
 # A column's encoder: an Arrow array in, its values' text (large_string, no nulls) and layout out.
 TextEncoder = Callable[[Any], tuple[Any, Layout]]
@@ -53,13 +54,14 @@ _QUOTE: Final = _text_scalar('"')
 _EMPTY: Final = _text_scalar("")
 
 
-def text_encoder(field: Any, end: bytes = b",") -> TextEncoder:
+def text_encoder(field: Any, end: bytes | None = b",") -> TextEncoder:
     """How a column becomes JSON text.
 
-    ``end``: what follows each value where it is placed (``b","``, or ``b"]"`` for a row's
-    last column), which a number column written from numpy carries itself (layout
-    TERMINATED or CLOSED), saving the join a piece. Raises ``TypeError`` for a type with
-    no mapping (as the reference does).
+    ``end``: what follows each value where it is placed in a row (``b","``, or ``b"]"`` for
+    a row's last column), which a number column written from numpy carries itself (layout
+    TERMINATED or CLOSED), saving the join a piece; None, for the columns layout: such a
+    column comes as one text, its values joined by commas (JOINED). Raises ``TypeError``
+    for a type with no mapping (as the reference does).
     """
     arrow_type = field.type
     types = pa.types
@@ -227,14 +229,14 @@ def _comma_free_encoder(convert: Converter) -> TextEncoder:
     return encode
 
 
-def _numpy_encoder(fallback: TextEncoder, end: bytes) -> TextEncoder:
+def _numpy_encoder(fallback: TextEncoder, end: bytes | None) -> TextEncoder:
     """Numbers without nulls as orjson writes a numpy array: no Python object per value.
 
     orjson's text of an int, bool or float64 array is exactly that of the list of the
     same Python values (checked by tests/test_json_text.py). Each value keeps what
     follows it where it is placed (``end``: the comma, or a row's closing bracket), which
-    saves the join a piece. Nulls and NaN or the infinities (strings in this
-    mapping) go to ``fallback``.
+    saves the join a piece; with no ``end``, orjson's text is the column's (JOINED).
+    Nulls and NaN or the infinities (strings in this mapping) go to ``fallback``.
     """
 
     def encode(arr: Any) -> tuple[Any, Layout]:
@@ -244,6 +246,8 @@ def _numpy_encoder(fallback: TextEncoder, end: bytes) -> TextEncoder:
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             return fallback(arr)
         text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
+        if end is None:
+            return memoryview(text)[1:-1], JOINED  # "[v,v,...,v]" without its brackets
         terminated = _terminated_values(text, len(arr), end)
         return fallback(arr) if terminated is None else terminated
 
