@@ -533,9 +533,17 @@ def _file_rows(path: Path, fmt: str) -> int:
 
 # In the page: run cell ``index`` and, once its table shows the first page, ask for every
 # remaining row at once (as "Load more" does, with a bigger count); resolve with the ms from
-# the run to a painted frame of the grid whose footer counts all ``rows`` loaded. Works with
-# the current table (``size``) and with older ones (``rows.length``).
+# the run to a painted frame of the grid whose footer counts all ``rows`` loaded, and the ms
+# the page spent handling gateway frames meanwhile (parse, store, render: the client's own
+# share). Works with the current table (``size``) and with older ones (``rows.length``).
 _GRID_SCRIPT = """async ({ index, rows }) => {
+  const client = sparkGateway.client;
+  if (!client.__timed) {
+    const handle = client._onFrame.bind(client);
+    client.__timed = true;
+    client._onFrame = (text) => { const s = performance.now(); handle(text); client.__ms += performance.now() - s; };
+  }
+  client.__ms = 0;
   const cell = sparkGateway.notebook.cells[index];
   const t0 = performance.now();
   cell.execute();
@@ -551,7 +559,7 @@ _GRID_SCRIPT = """async ({ index, rows }) => {
       }
       if (table && table.end && table.end !== "last") { reject(new Error(`result ended: ${table.end}`)); return; }
       if (table && table.end === "last" && size >= rows) {
-        requestAnimationFrame(() => resolve({ ms: performance.now() - t0, size,
+        requestAnimationFrame(() => resolve({ ms: performance.now() - t0, size, frames_ms: client.__ms,
                                               counter: table.counter.textContent }));
         return;
       }
@@ -603,8 +611,8 @@ def role_browser_grid(p: dict[str, Any]) -> dict[str, Any]:
         finally:
             browser.close()
     result = timings[-1]
-    return {"rows": result["size"], "seconds": result["ms"] / 1000, "first": None, "client_cpu": 0.0,
-            "client_maxrss": 0, "bytes": 0, "counter": result["counter"]}
+    return {"rows": result["size"], "seconds": result["ms"] / 1000, "frames_ms": result["frames_ms"], "first": None,
+            "client_cpu": 0.0, "client_maxrss": 0, "bytes": 0, "counter": result["counter"]}
 
 
 ROLES = {
@@ -936,7 +944,8 @@ class Bench:
                     continue
                 r.update(variant=variant, rep=rep, load=self.loads[-1][0])
                 self.browser.append(r)
-                log(f"rep {rep} browser {variant:<12} {r['seconds']:6.2f}s gw cpu {r['gateway_cpu']:.2f}s "
+                log(f"rep {rep} browser {variant:<12} {r['seconds']:6.2f}s frames {r['frames_ms']:.0f} ms "
+                    f"gw cpu {r['gateway_cpu']:.2f}s "
                     f"({r['counter']}) load {self.loads[-1][0]:.1f}")
 
     def profile(self, outdir: Path, n: int) -> None:
@@ -1044,6 +1053,8 @@ class Bench:
         lines += self.cpu_report(rows, stats)
         lines += self.browser_report()
         lines += self.cli_report(rows)
+        if not rows:  # only the notebook was measured
+            return "\n".join(lines) + "\n"
 
         n_big = max(rows)
         lines += [f"| time to first page, N = {n_big / 1e6:g}M (execute/request → first rows) | median s | best s |",
@@ -1137,14 +1148,16 @@ class Bench:
         med = statistics.median
         lines = [f"| web notebook, Debian chromium: execute → grid showing {BROWSER_ROWS:,} rows loaded "
                  "(1000-row pages, the rest asked for at once after the first) | runs | median s | best s | "
-                 "gateway CPU s | load |", "|---|---|---|---|---|---|"]
+                 "page's frame handling ms (parse, store, render), median (best) | gateway CPU s | load |",
+                 "|---|---|---|---|---|---|---|"]
         what = {"columns": "columns layout (the notebook as it is)",
                 "rows": "rows layout (the same notebook asking for rows)"}
         for variant in dict.fromkeys(r["variant"] for r in self.browser):
             rs = [r for r in self.browser if r["variant"] == variant]
             secs = [r["seconds"] for r in rs]
             label = what.get(variant, f"rows layout, the notebook's js/ of {variant.split('@', 1)[-1]}")
-            lines.append(f"| {label} | {len(rs)} | {med(secs):.3f} | {min(secs):.3f} | "
+            frames = [r["frames_ms"] for r in rs]
+            lines.append(f"| {label} | {len(rs)} | {med(secs):.3f} | {min(secs):.3f} | {med(frames):.0f} ({min(frames):.0f}) | "
                          f"{med(r['gateway_cpu'] for r in rs):.2f} | {med(r['load'] for r in rs):.1f} |")
         return [*lines, ""]
 

@@ -5,7 +5,8 @@ becomes a chunk of JSON text (:func:`batch_to_json`): its rows (:class:`JsonText
 ``[v1,v2,...]`` arrays) for the ``rows`` layout, or each column's values
 (:class:`JsonColumns`) for the ``columns`` layout. The values are those of the reference
 mapping (``spark_gateway_protocol.arrow_json``), byte for byte; ``json_text`` writes
-each column's text with Arrow kernels, and one Arrow ``take`` places them.
+each column's values with Arrow kernels (or orjson over numpy), then one Arrow ``take``
+places them into rows, or one ``binary_join`` per column joins them.
 
 On the event loop, a page is a few slices of such chunks: :func:`rows_value` and
 :func:`columns_value` make the value of its ``rows`` event, which ``orjson.dumps``
