@@ -129,8 +129,11 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
         arrow = ArrowCounter() if p.get("format") == "arrow" else None
         wire0 = ws.wire_bytes
         cpu0, t0 = time.process_time(), time.perf_counter()
-        await ws.send(orjson.dumps({"type": "execute", "id": "q", "code": p["query"],
-                                    "page_size": page_size, "format": p.get("format", "json")}).decode())
+        request = {"type": "execute", "id": "q", "code": p["query"], "page_size": page_size,
+                   "format": p.get("format", "json")}
+        if p.get("layout"):
+            request["layout"] = p["layout"]
+        await ws.send(orjson.dumps(request).decode())
         rows = nbytes = frames = 0
         first = None
         outstanding = page_size  # the first page needs no credit
@@ -160,7 +163,7 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
                 ev = orjson.loads(frame)
             kind = ev["type"]
             if kind in ("rows", "arrow-rows"):
-                n = ev["count"] if kind == "arrow-rows" else len(ev["rows"])
+                n = ev["count"] if "count" in ev else len(ev["rows"])  # arrow-rows or a column page
                 if first is None:
                     first = time.perf_counter() - t0
                 rows += n
@@ -191,13 +194,17 @@ async def role_ws_stream(p: dict[str, Any]) -> dict[str, Any]:
 def _rows_header(frame: bytes, page_size: int) -> dict[str, Any]:
     """A ``rows`` page as a client that forwards the JSON text sees it (no parse of the rows).
 
-    Every page but the last holds ``page_size`` rows (the credit window is a multiple of it);
-    the last one's count is what is left, checked against ``finished`` by the caller.
+    A column page says its ``count``. Of a row page, every page but the last holds
+    ``page_size`` rows (the credit window is a multiple of it); the last one's count is what
+    is left, checked against ``finished`` by the caller.
     """
     start = frame.index(b'"offset":') + 9
     offset = int(frame[start : frame.index(b",", start)])
     last = b'"last":true' in frame[-40:]
-    if not last:
+    at = frame.find(b'"count":', start, start + 40)
+    if at >= 0:
+        count = int(frame[at + 8 : frame.index(b",", at)])
+    elif not last:
         count = page_size
     elif b'"rows":[]' in frame:
         count = 0
@@ -429,10 +436,16 @@ async def role_client_stream(p: dict[str, Any]) -> dict[str, Any]:
     """clients/python (spark_gateway_client): one result, Arrow or JSON, in this process.
 
     ``mode`` "iter": ``async for batch in session.execute(q, format=...)`` counting rows
-    (pyarrow RecordBatches in Arrow format, lists of rows in JSON); "to_arrow":
-    ``await session.execute(q, format="arrow").to_arrow()``, the whole result as a Table.
+    (pyarrow RecordBatches in Arrow format, ``RowBatch``es in JSON, with ``len()``); "rows":
+    the same, reading every row of every batch (JSON: rows built from the columns);
+    "to_arrow": ``await session.execute(q, format="arrow").to_arrow()``, the whole result as
+    a Table. ``layout``: the JSON page layout the client asks for (default: its own).
     """
     from spark_gateway_client import connect
+    from spark_gateway_client import execution as client_execution
+
+    if p.get("layout"):
+        client_execution.JSON_LAYOUT = p["layout"]
 
     async with connect(p["url"], open_timeout=30) as session:
         _count_wire(session._ws)
@@ -452,10 +465,15 @@ async def role_client_stream(p: dict[str, Any]) -> dict[str, Any]:
             rows, nbytes = table.num_rows, table.nbytes
             del table
         else:
+            each_row = p["mode"] == "rows"
             async for batch in execution:
                 if first is None:
                     first = time.perf_counter() - t0
-                rows += batch.num_rows if arrow else len(batch)
+                if each_row:
+                    for _row in batch:
+                        rows += 1
+                else:
+                    rows += batch.num_rows if arrow else len(batch)
                 if arrow:
                     nbytes += batch.nbytes
             await execution
@@ -511,10 +529,96 @@ def _file_rows(path: Path, fmt: str) -> int:
     return lines - 1  # the header
 
 
+# ---------------------------------------------------------------- the web notebook's grid
+
+# In the page: run cell ``index`` and, once its table shows the first page, ask for every
+# remaining row at once (as "Load more" does, with a bigger count); resolve with the ms from
+# the run to a painted frame of the grid whose footer counts all ``rows`` loaded, and the ms
+# the page spent handling gateway frames meanwhile (parse, store, render: the client's own
+# share). Works with the current table (``size``) and with older ones (``rows.length``).
+_GRID_SCRIPT = """async ({ index, rows }) => {
+  const client = sparkGateway.client;
+  if (!client.__timed) {
+    const handle = client._onFrame.bind(client);
+    client.__timed = true;
+    client._onFrame = (text) => { const s = performance.now(); handle(text); client.__ms += performance.now() - s; };
+  }
+  client.__ms = 0;
+  const cell = sparkGateway.notebook.cells[index];
+  const t0 = performance.now();
+  cell.execute();
+  return await new Promise((resolve, reject) => {
+    let granted = false;
+    const tick = () => {
+      const table = cell.run && cell.run.tables.get(0);
+      const size = table ? (table.size ?? table.rows.length) : 0;
+      if (table && size && !granted) {
+        granted = true;
+        table.host.pageSize = rows;
+        table.loadMore();
+      }
+      if (table && table.end && table.end !== "last") { reject(new Error(`result ended: ${table.end}`)); return; }
+      if (table && table.end === "last" && size >= rows) {
+        requestAnimationFrame(() => resolve({ ms: performance.now() - t0, size, frames_ms: client.__ms,
+                                              counter: table.counter.textContent }));
+        return;
+      }
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+}"""
+
+
+def role_browser_grid(p: dict[str, Any]) -> dict[str, Any]:
+    """The web notebook in Debian's chromium (Playwright, ``executable_path``): execute → the grid
+    showing ``rows`` loaded rows of the query, in 1000-row pages (the notebook's page size).
+
+    ``variant`` "columns": the notebook as it is; "rows": the same notebook asking for the rows
+    layout (run.js rewritten on the way); "rows@REV": every js/ module as git revision REV had it.
+    """
+    from playwright.sync_api import sync_playwright
+
+    variant = p["variant"]
+    old_js = variant.split("@", 1)[1] if "@" in variant else None
+
+    def serve(route: Any) -> None:
+        name = route.request.url.rsplit("/js/", 1)[1].split("?")[0]
+        if old_js is not None:
+            body = subprocess.run(["git", "show", f"{old_js}:clients/web/js/{name}"], cwd=ROOT, check=True,
+                                  capture_output=True).stdout
+            route.fulfill(body=body, content_type="text/javascript")
+        elif name == "run.js" and variant == "rows":
+            text = route.fetch().text().replace("layout: Layout.COLUMNS", "layout: Layout.ROWS")
+            route.fulfill(body=text, content_type="text/javascript")
+        else:
+            route.continue_()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                     args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.route("**/js/*.js", serve)
+            page.goto(p["http_url"] + "/")
+            page.wait_for_selector('#connection[data-state="connected"]', timeout=60_000)
+            timings = []
+            for code, rows in (("SELECT 1", 1), (p["query"], p["rows"])):  # SELECT 1: the session's Spark session
+                count = page.locator(".cell").count()
+                page.click("#add-sql")
+                page.locator(".cell").nth(count).locator("textarea").fill(code)
+                timings.append(page.evaluate(_GRID_SCRIPT, {"index": count, "rows": rows}))
+        finally:
+            browser.close()
+    result = timings[-1]
+    return {"rows": result["size"], "seconds": result["ms"] / 1000, "frames_ms": result["frames_ms"], "first": None,
+            "client_cpu": 0.0, "client_maxrss": 0, "bytes": 0, "counter": result["counter"]}
+
+
 ROLES = {
     "ws-stream": role_ws_stream, "ws-slow": role_ws_slow, "ws-select1": role_select1,
     "direct-iter": role_direct_iter, "direct-arrow": role_direct_arrow,
-    "client-stream": role_client_stream, "client-cli": role_client_cli,
+    "client-stream": role_client_stream, "client-cli": role_client_cli, "browser-grid": role_browser_grid,
 }
 
 
@@ -535,6 +639,13 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
               {"page_size": 10_000, "compression": None, "gc": [100_000, 50, 100]}, 10**12, 99),
     "gw-text": ("gateway JSON, page 10000, client forwards the text (parses page headers only)", "ws-stream",
                 {"page_size": 10_000, "compression": None, "parse": "header"}, 10**12, 99),
+    "gw-cols": ("gateway JSON, columns layout, page 10000", "ws-stream",
+                {"page_size": 10_000, "compression": None, "layout": "columns"}, 10**12, 99),
+    "gw-cols-gc": ("gateway JSON, columns layout, page 10000, client with the gateway's GC thresholds", "ws-stream",
+                   {"page_size": 10_000, "compression": None, "layout": "columns", "gc": [100_000, 50, 100]},
+                   10**12, 99),
+    "gw-cols-text": ("gateway JSON, columns layout, page 10000, client forwards the text", "ws-stream",
+                     {"page_size": 10_000, "compression": None, "layout": "columns", "parse": "header"}, 10**12, 99),
     "gw-p1000": ("gateway JSON, page 1000", "ws-stream",
                  {"page_size": 1_000, "compression": None}, 10**12, 1),
     "gw-deflate": ("gateway JSON, page 10000, permessage-deflate", "ws-stream",
@@ -547,8 +658,13 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
                      {"format": "arrow", "mode": "iter"}, 10**12, 99),
     "client-arrow-table": ("Python client, Arrow, `await execution.to_arrow()`", "client-stream",
                            {"format": "arrow", "mode": "to_arrow"}, 10**12, 99),
-    "client-json": ("Python client, JSON, page 10000, `async for rows in execution`", "client-stream",
+    "client-json": ("Python client, JSON (columns layout), page 10000, `async for batch in execution`", "client-stream",
                     {"format": "json", "mode": "iter", "page_size": 10_000}, 10**12, 99),
+    "client-json-each-row": ("Python client, JSON (columns layout), page 10000, every row read (`for row in batch`)",
+                             "client-stream", {"format": "json", "mode": "rows", "page_size": 10_000}, 10**12, 99),
+    "client-json-row-layout": ("Python client, JSON in the rows layout (as before), page 10000, `async for batch`",
+                               "client-stream", {"format": "json", "mode": "iter", "page_size": 10_000,
+                                                 "layout": "rows"}, 10**12, 99),
     "direct-iter": ("direct `_execute_and_fetch_as_iterator` (Arrow)", "direct-iter", {}, 10**12, 99),
     # What the gateway's result streams do (gateway/spark.py: no ReleaseExecute per response).
     "direct-iter-plain": ("direct `_execute_and_fetch_as_iterator`, reattachable execution off", "direct-iter",
@@ -556,10 +672,14 @@ CONFIGS: dict[str, tuple[str, str, dict[str, Any], int, int]] = {
     "direct-arrow": ("direct `toArrow()`", "direct-arrow", {}, 10**12, 99),
 }
 # Throughput target per row of the ratio table (gateway or client rows/s ÷ direct rows/s).
-TARGETS = {"gw-arrow": 0.9, "client-arrow": 0.9, "client-arrow-table": 0.9}
+TARGETS = {"gw-arrow": 0.9, "client-arrow": 0.9, "client-arrow-table": 0.9, "gw-cols": 0.8, "client-json": 0.8}
+# Gateway CPU of a JSON configuration ÷ that of the Arrow frames (gw-arrow), same N: target per key.
+CPU_TARGETS = {"gw-cols": 1.5, "client-json": 1.5}
 DEFAULT_TARGET = 0.7
 # The client's command line writing a file (peak RSS must not grow with N): format, repetitions at N > 1M.
 CLI_FORMATS = {"parquet": 99, "arrow": 99, "csv": 1}
+# Rows the web notebook's grid loads in the browser measurement.
+BROWSER_ROWS = 100_000
 
 
 class Sampler:
@@ -611,6 +731,7 @@ class Bench:
         self.gateway: subprocess.Popen[bytes] | None = None
         self.results: list[dict[str, Any]] = []
         self.failures: list[str] = []
+        self.browser: list[dict[str, Any]] = []
         self.loads: list[tuple[float, float, float]] = []
         self.workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
 
@@ -641,6 +762,7 @@ class Bench:
              "--log-level", "warning", *self.gateway_flags],
             cwd=ROOT, stdout=self._glog, stderr=subprocess.STDOUT, env={**os.environ})
         self.ws_url = f"ws://127.0.0.1:{port}/ws"
+        self.http_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
         while True:
             if self.gateway.poll() is not None:
@@ -773,6 +895,10 @@ class Bench:
                     self.measure(key, "client-cli", {"query": query(n), "format": fmt, "dir": str(self.workdir)},
                                  n, rep)
 
+        # The web notebook's grid, both page layouts interleaved.
+        if not a.no_browser:
+            self.measure_browser()
+
         # 6. SELECT 1 round trips.
         self.sel = None
         if not a.no_select1:
@@ -801,6 +927,26 @@ class Bench:
         log(f"rep {rep} N={n:>9} {key:<18} {r['seconds']:6.2f}s {n / r['seconds'] / 1e6:5.2f} Mrows/s"
             f" first {r['first']:.3f}s client cpu {r['client_cpu']:.1f}s gw cpu {r['gateway_cpu']:.1f}s"
             f" jvm cpu {r['jvm_cpu']:.1f}s client rss {mib(r['client_maxrss'])} MiB load {self.loads[-1][0]:.1f}")
+
+    def measure_browser(self) -> None:
+        """Execute → the notebook's grid showing every row, per page layout (BROWSER_ROWS rows)."""
+        variants = ["columns", "rows"] + ([f"rows@{self.args.web_baseline}"] if self.args.web_baseline else [])
+        for rep in range(self.args.reps):
+            for variant in variants:
+                try:
+                    r = self.role("browser-grid", {"http_url": self.http_url, "query": query(BROWSER_ROWS),
+                                                   "rows": BROWSER_ROWS, "variant": variant})
+                    if r["rows"] != BROWSER_ROWS:
+                        raise RuntimeError(f"the grid holds {r['rows']} rows ({r['counter']})")
+                except RuntimeError as exc:
+                    log(f"rep {rep} browser {variant} FAILED: {exc}")
+                    self.failures.append(f"browser {variant} rep {rep}: {str(exc).splitlines()[0]}")
+                    continue
+                r.update(variant=variant, rep=rep, load=self.loads[-1][0])
+                self.browser.append(r)
+                log(f"rep {rep} browser {variant:<12} {r['seconds']:6.2f}s frames {r['frames_ms']:.0f} ms "
+                    f"gw cpu {r['gateway_cpu']:.2f}s "
+                    f"({r['counter']}) load {self.loads[-1][0]:.1f}")
 
     def profile(self, outdir: Path, n: int) -> None:
         """Extra fast streams under py-spy; raw collapsed stacks and a summary per run.
@@ -904,7 +1050,11 @@ class Bench:
                              f"({stats[('direct-iter-plain', n)]['min'] / stats[(gw, n)]['min']:.2f}×)")
                 lines.append(f"| {names[gw]} | {n / 1e6:g}M | {cells[0]} | {cells[1]} | ≥ {target:g}× | {verdict} | {plain} |")
         lines.append("")
+        lines += self.cpu_report(rows, stats)
+        lines += self.browser_report()
         lines += self.cli_report(rows)
+        if not rows:  # only the notebook was measured
+            return "\n".join(lines) + "\n"
 
         n_big = max(rows)
         lines += [f"| time to first page, N = {n_big / 1e6:g}M (execute/request → first rows) | median s | best s |",
@@ -969,6 +1119,47 @@ class Bench:
             + f". First execute on a new connection (creates the session's Spark session): {sel['cold'] * 1000:.0f} ms.",
         ]
         return "\n".join(lines) + "\n"
+
+    def cpu_report(self, rows: list[int], stats: dict[tuple[str, int], dict[str, Any]]) -> list[str]:
+        """Gateway CPU of each JSON path against the Arrow frames' (gw-arrow), same N."""
+        med = statistics.median
+        lines = ["| gateway CPU: JSON path ÷ Arrow frames | N | gateway CPU s, median | ÷ Arrow frames | target | met |",
+                 "|---|---|---|---|---|---|"]
+        for n in rows:
+            arrow = [r["gateway_cpu"] for r in self.results if r["key"] == "gw-arrow" and r["n"] == n]
+            if not arrow:
+                continue
+            for key, (label, _role, extra, _n, _reps) in CONFIGS.items():
+                if (key, n) not in stats or extra.get("format") == "arrow" or not key.startswith(("gw", "client")):
+                    continue
+                if extra.get("compression") == "deflate":
+                    continue
+                cpu = med(r["gateway_cpu"] for r in self.results if r["key"] == key and r["n"] == n)
+                ratio = cpu / med(arrow)
+                target = CPU_TARGETS.get(key)
+                verdict = "–" if target is None else ("met" if ratio <= target else "**not met**")
+                lines.append(f"| {label} | {n / 1e6:g}M | {cpu:.2f} | {ratio:.2f}× | "
+                             f"{'–' if target is None else f'≤ {target:g}×'} | {verdict} |")
+        return [*lines, ""] if len(lines) > 2 else []
+
+    def browser_report(self) -> list[str]:
+        if not self.browser:
+            return []
+        med = statistics.median
+        lines = [f"| web notebook, Debian chromium: execute → grid showing {BROWSER_ROWS:,} rows loaded "
+                 "(1000-row pages, the rest asked for at once after the first) | runs | median s | best s | "
+                 "page's frame handling ms (parse, store, render), median (best) | gateway CPU s | load |",
+                 "|---|---|---|---|---|---|---|"]
+        what = {"columns": "columns layout (the notebook as it is)",
+                "rows": "rows layout (the same notebook asking for rows)"}
+        for variant in dict.fromkeys(r["variant"] for r in self.browser):
+            rs = [r for r in self.browser if r["variant"] == variant]
+            secs = [r["seconds"] for r in rs]
+            label = what.get(variant, f"rows layout, the notebook's js/ of {variant.split('@', 1)[-1]}")
+            frames = [r["frames_ms"] for r in rs]
+            lines.append(f"| {label} | {len(rs)} | {med(secs):.3f} | {min(secs):.3f} | {med(frames):.0f} ({min(frames):.0f}) | "
+                         f"{med(r['gateway_cpu'] for r in rs):.2f} | {med(r['load'] for r in rs):.1f} |")
+        return [*lines, ""]
 
     def cli_report(self, rows: list[int]) -> list[str]:
         """The client's command line writing the result to a file: time and, above all, peak RSS."""
@@ -1119,6 +1310,8 @@ def main() -> int:
     ap.add_argument("--no-slow", action="store_true", help="skip the slow-reader run")
     ap.add_argument("--no-select1", action="store_true", help="skip the SELECT 1 round trips")
     ap.add_argument("--no-cli", action="store_true", help="skip the client command line runs")
+    ap.add_argument("--no-browser", action="store_true", help="skip the web notebook (chromium) runs")
+    ap.add_argument("--web-baseline", metavar="REV", help="also time the notebook's js/ as git revision REV had it")
     ap.add_argument("--x", choices=sorted(X_COLUMNS), default="double",
                     help="type of the query's x column (default double: bigint, double, string)")
     ap.add_argument("--out", default=str(BENCH / "results-latest.md"))
@@ -1141,7 +1334,8 @@ def main() -> int:
     Path(args.out).write_text("# bench_gateway.py results\n\n" + table)
     raw = Path(args.out).with_suffix(".json")  # every run's numbers, RSS series included
     raw.write_text(json.dumps({"results": bench.results, "slow": bench.slow, "select1": bench.sel,
-                               "failures": bench.failures, "loads": bench.loads}, indent=None))
+                               "browser": bench.browser, "failures": bench.failures, "loads": bench.loads},
+                              indent=None))
     log(f"wrote {args.out}")
     return 0
 

@@ -1,8 +1,11 @@
-"""Checks that the gateway's JSON-text path writes exactly what the row path writes.
+"""Checks that the gateway's JSON text is exactly the reference mapping's JSON, in both layouts.
 
-``protocol.arrow_json.batch_to_json`` (Arrow kernels, used by the gateway to stream JSON
-pages) must give, byte for byte, ``orjson.dumps(batch_to_rows(batch))`` (the reference
-mapping that tests/test_type_mapping.py checks). Two ways to run it:
+``spark_gateway.json_pages.batch_to_json`` (Arrow kernels, used by the gateway to stream
+JSON pages) must give, byte for byte, ``orjson.dumps(batch_to_rows(batch))`` in the
+``rows`` layout and ``orjson.dumps(batch_to_columns(batch))`` in the ``columns`` layout
+(the reference mapping, ``spark_gateway_protocol.arrow_json``, that
+tests/test_type_mapping.py checks); and both layouts must carry the same values. Two
+ways to run it:
 
     .venv/bin/python bench/check_json_text.py                 # randomized batches of every mapped type
     .venv/bin/python -m pytest -p bench.check_json_text tests/test_type_mapping.py
@@ -26,48 +29,66 @@ if str(ROOT) not in sys.path:
 import orjson  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from spark_gateway import json_pages  # noqa: E402
 from spark_gateway_protocol import arrow_json  # noqa: E402
 
 checked = {"batches": 0}
 
 
 def check(batch: Any) -> None:
-    """Raise AssertionError unless batch_to_json(batch) == orjson.dumps(batch_to_rows(batch)) (and slices).
+    """Raise AssertionError unless the gateway's JSON text of ``batch`` is the reference's, in
+    both layouts (whole, in pieces, and of a slice), and both layouts carry the same values.
 
-    Both ways batch_to_json has: the Arrow kernels and row by row for small batches.
+    Both ways batch_to_json has: the Arrow kernels, and value by value for small batches.
     """
-    small = arrow_json._SMALL_BATCH
+    small = json_pages._SMALL_BATCH
     try:
-        arrow_json._SMALL_BATCH = 0  # the Arrow kernels whatever the size
+        json_pages._SMALL_BATCH = 0  # the Arrow kernels whatever the size
         _check(batch)
     finally:
-        arrow_json._SMALL_BATCH = small
+        json_pages._SMALL_BATCH = small
     _check(batch)
     checked["batches"] += 1
 
 
 def _check(batch: Any) -> None:
     try:
-        expected = orjson.dumps(_reference(batch))
-    except Exception as exc:  # noqa: BLE001 - the JSON path must fail the same way
-        try:
-            arrow_json.batch_to_json(batch)
-        except type(exc):
-            return
-        raise AssertionError(f"batch_to_rows raised {exc!r}, batch_to_json did not") from None
-    got = arrow_json.batch_to_json(batch)
+        rows = _reference(batch)
+    except Exception as exc:  # noqa: BLE001 - the JSON path must fail the same way, in both layouts
+        for layout in ("rows", "columns"):
+            try:
+                json_pages.batch_to_json(batch, layout)
+            except type(exc):
+                continue
+            raise AssertionError(f"batch_to_rows raised {exc!r}, batch_to_json ({layout}) did not") from None
+        return
+    columns = arrow_json.batch_to_columns(batch)
+    width = batch.num_columns
+    assert [list(row) for row in zip(*columns, strict=True)] == [list(row) for row in rows] or not width
+    _check_layout(batch, json_pages.rows_value, "rows", rows)
+    _check_layout(batch, lambda pieces: json_pages.columns_value(pieces, width), "columns", columns)
+
+
+def _check_layout(batch: Any, page: Any, layout: str, reference: Any) -> None:
+    """The page text of the whole batch, of pieces of it, and of a slice of it, against ``reference``."""
+    expected = orjson.dumps(reference)
+    got = json_pages.batch_to_json(batch, layout)  # type: ignore[arg-type]
     assert len(got) == batch.num_rows
-    text = orjson.dumps(arrow_json.rows_value([got]))
-    assert text == expected, f"\nrows: {expected[:600]!r}\njson: {text[:600]!r}"
+    text = orjson.dumps(page([got]))
+    assert text == expected, f"\n{layout} reference: {expected[:600]!r}\ngateway: {text[:600]!r}"
     n = batch.num_rows
     if n >= 3:
         cuts = sorted({0, 1, n // 2, n - 1, n})
         pieces = [got.slice(a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
-        assert orjson.dumps(arrow_json.rows_value(pieces)) == expected
-        assert orjson.dumps(arrow_json.rows_value([got.slice(1, n - 1)])) == orjson.dumps(_reference(batch)[1:n - 1])
+        assert orjson.dumps(page(pieces)) == expected, layout
+        assert orjson.dumps(page([got.slice(1, n - 1)])) == orjson.dumps(_cut(reference, layout, 1, n - 1)), layout
         sliced = batch.slice(1, n - 2)
-        assert orjson.dumps(arrow_json.rows_value([arrow_json.batch_to_json(sliced)])) == orjson.dumps(
-            _reference(sliced))
+        again = _reference(sliced) if layout == "rows" else arrow_json.batch_to_columns(sliced)
+        assert orjson.dumps(page([json_pages.batch_to_json(sliced, layout)])) == orjson.dumps(again), layout  # type: ignore[arg-type]
+
+
+def _cut(reference: Any, layout: str, start: int, stop: int) -> Any:
+    return reference[start:stop] if layout == "rows" else [column[start:stop] for column in reference]
 
 
 _original = arrow_json.batch_to_rows
@@ -176,7 +197,7 @@ def main() -> int:
     check(pa.record_batch([pa.array([decimal.Decimal("1.2E+3"), None], pa.decimal128(5, -2))], names=["d"]))
     # Invalid UTF-8 fails on both paths.
     check(pa.record_batch([pa.array([b"\xff"], pa.binary()).view(pa.string())], names=["bad"]))
-    print(f"check_json_text: {checked['batches']} batches identical on both paths")
+    print(f"check_json_text: {checked['batches']} batches identical on both paths, in both layouts")
     return 0
 
 

@@ -1,11 +1,12 @@
-"""Lossless mapping of Spark Connect Arrow batches to JSON-ready Python values.
+"""The reference mapping of Spark Connect Arrow batches to JSON-ready Python values.
 
-This is the hot path of the gateway: every result row goes through
-:func:`batch_to_rows`, whose output is handed to ``orjson.dumps`` unchanged.
-The module is pure (pyarrow, numpy and the standard library only; no I/O).
-
-The mapping is the product's wire contract; ``docs/type-mapping.md`` is its
-reference.  In short:
+This is the product's wire contract; ``docs/type-mapping.md`` is its reference, and
+every value a client receives, in either page layout, is what :func:`batch_to_rows`
+gives, written by ``orjson.dumps``. The module is pure (pyarrow, numpy and the standard
+library only; no I/O, no caches, no locks): a client or a test compares against it. The
+gateway streams the same values through a faster encoder of its own
+(``spark_gateway.json_pages``), checked byte for byte against this one
+(bench/check_json_text.py). In short:
 
 * SQL NULL of any type is JSON ``null``; nothing else ever becomes ``null``.
 * Integers keep every digit; doubles use the shortest round-trip form, floats
@@ -16,15 +17,8 @@ reference.  In short:
   ``timestamp_ntz`` the same without ``Z``; intervals are ISO 8601 durations.
 * Arrays, structs and maps map recursively; a variant is its JSON text.
 
-Conversion is columnar: one converter per Arrow type, chosen once per schema,
-turns a whole column into a list, and rows are built with ``zip``.
-
-The gateway's streaming path uses :func:`batch_to_json` instead: the same mapping,
-but written straight to JSON text (``JsonRows``) with Arrow compute kernels, which
-run without the GIL and make no Python object per value for the common types
-(integers, booleans, decimals, strings). Its text is byte for byte what
-``orjson.dumps`` writes for :func:`batch_to_rows`'s rows; :func:`rows_value` turns
-a page of it into the value of a ``rows`` event.
+Conversion is columnar: one converter per Arrow type (:func:`column_converter`) turns a
+whole column into a list, and rows are built with ``zip``.
 """
 
 from __future__ import annotations
@@ -33,23 +27,33 @@ import binascii
 import json
 import math
 import struct
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["JsonRows", "batch_to_json", "batch_to_rows", "json_converter", "rows_converter", "rows_value"]
+__all__ = [
+    "Converter",
+    "batch_to_columns",
+    "batch_to_rows",
+    "column_converter",
+    "columns_converter",
+    "is_month_interval",
+    "is_variant",
+    "readable_schema",
+    "reinterpret",
+    "rows_converter",
+    "variant_to_json",
+]
 
 # A column converter: an Arrow array in, one JSON-ready value per slot out.
 Converter = Callable[[Any], list[Any]]
 RowsConverter = Callable[[Any], list[tuple[Any, ...]]]
+ColumnsConverter = Callable[[Any], list[list[Any]]]
 
 _US_PER_SECOND: Final = 1_000_000
 _US_PER_DAY: Final = 86_400 * _US_PER_SECOND
@@ -77,59 +81,38 @@ def batch_to_rows(batch: Any) -> list[tuple[Any, ...]]:
     return rows_converter(batch.schema)(batch)
 
 
+def batch_to_columns(batch: Any) -> list[list[Any]]:
+    """The batch's columns as lists of JSON-ready Python values: the ``columns`` page layout.
+
+    The same values as :func:`batch_to_rows`, one list per column (``zip(*columns)``
+    gives the rows). Raises what :func:`batch_to_rows` raises.
+    """
+    return columns_converter(batch.schema)(batch)
+
+
+def columns_converter(schema: Any) -> ColumnsConverter:
+    """The batch-to-columns function for ``schema`` (see :func:`rows_converter`)."""
+    converters = [column_converter(field) for field in schema]
+    readable = readable_schema(schema)
+
+    def convert(batch: Any) -> list[list[Any]]:
+        if readable is not None:
+            batch = reinterpret(batch, readable)
+        return [conv(batch.column(i)) for i, conv in enumerate(converters)]
+
+    return convert
+
+
 def rows_converter(schema: Any) -> RowsConverter:
-    """Return the (cached) batch-to-rows function for ``schema``.
+    """The batch-to-rows function for ``schema`` (build it once per schema to convert many batches).
 
     Raises ``TypeError`` naming the Arrow type when some column cannot be
     mapped, so a caller can reject a result before streaming any row.
     """
-    return _cached(_CACHE, schema, _build_rows_converter)  # type: ignore[no-any-return]
-
-
-def batch_to_json(batch: Any) -> JsonRows:
-    """The batch's rows as JSON text: ``orjson.dumps(batch_to_rows(batch))``, without the Python rows.
-
-    Raises what :func:`batch_to_rows` raises (TypeError for a type with no mapping).
-    """
-    return json_converter(batch.schema)(batch)
-
-
-def json_converter(schema: Any) -> Callable[[Any], JsonRows]:
-    """Return the (cached) batch-to-JSON-text function for ``schema`` (see :func:`rows_converter`)."""
-    return _cached(_JSON_CACHE, schema, _build_json_converter)  # type: ignore[no-any-return]
-
-
-def _cached(cache: list[tuple[Any, Any]], schema: Any, build: Callable[[Any], Any]) -> Any:
-    with _CACHE_LOCK:
-        for index, (cached_schema, cached) in enumerate(cache):
-            # Field metadata matters (it marks variants), hence check_metadata.
-            if cached_schema is schema or cached_schema.equals(schema, check_metadata=True):
-                if index:
-                    cache.insert(0, cache.pop(index))
-                return cached
-        built = build(schema)
-        cache.insert(0, (schema, built))
-        del cache[_CACHE_SIZE:]
-        return built
-
-
-# Most-recently-used first.  pa.Schema hashing is slow (~15 us) and ignores
-# field metadata, so a short list scanned with equals() is used instead.
-# The gateway converts from several worker threads, hence the lock.
-_CACHE: list[tuple[Any, RowsConverter]] = []
-_JSON_CACHE: list[tuple[Any, Callable[[Any], JsonRows]]] = []
-_CACHE_SIZE: Final = 32
-_CACHE_LOCK: Final = threading.Lock()
-
-
-def _build_rows_converter(schema: Any) -> RowsConverter:
-    converters = [_converter_for(field) for field in schema]
-    readable = _readable_schema(schema)
+    to_columns = columns_converter(schema)
 
     def convert(batch: Any) -> list[tuple[Any, ...]]:
-        if readable is not None:
-            batch = _reinterpret(batch, readable)
-        columns = [conv(batch.column(i)) for i, conv in enumerate(converters)]
+        columns = to_columns(batch)
         if not columns:
             return [()] * batch.num_rows
         return list(zip(*columns, strict=True))
@@ -137,461 +120,9 @@ def _build_rows_converter(schema: Any) -> RowsConverter:
     return convert
 
 
-# --------------------------------------------------------------------------
-# JSON text: the gateway's streaming path.  Each column becomes an Arrow
-# large_string array holding every value's JSON text, then one take over all
-# of them writes whole rows "[v1,v2,...]," into one buffer (_join_rows).
-# Integers, booleans, doubles, decimals and strings never become Python
-# objects; other types go through their column converter above and orjson,
-# column by column.
-# --------------------------------------------------------------------------
-
-_LS: Final = pa.large_string()
-_SCALARS: dict[str, Any] = {}
-
-
-def _text_scalar(text: str) -> Any:
-    scalar = _SCALARS.get(text)
-    if scalar is None:
-        scalar = _SCALARS[text] = pa.scalar(text, _LS)
-    return scalar
-
-
-_NULL: Final = _text_scalar("null")
-_QUOTE: Final = _text_scalar('"')
-_EMPTY: Final = _text_scalar("")
-
-# A column's JSON text (a large_string array without nulls) and its layout: how the
-# row join places it.
-TextEncoder = Callable[[Any], tuple[Any, int]]
-_BARE: Final = 0  # each value is its JSON text
-_QUOTED: Final = 1  # each value still needs its enclosing quotes (added by the row join: cheaper)
-_TERMINATED: Final = 2  # each value is its JSON text followed by the comma after it in the row
-_CLOSED: Final = 3  # each value is its JSON text followed by the row's closing bracket (last column)
-
-
-class JsonRows:
-    """Rows as JSON text, without a Python object per row or value.
-
-    ``data`` is the rows' JSON arrays joined by commas; row ``i`` starts at ``offsets[i]``
-    and ends one byte (its comma) before ``offsets[i + 1]``, so consecutive rows are one
-    contiguous slice. ``slice`` is zero-copy; a page that is a whole batch is sent
-    without copying its text.
-    """
-
-    __slots__ = ("_data", "_offsets", "_start", "_stop")
-
-    def __init__(self, data: bytes, offsets: npt.NDArray[np.int64], start: int = 0,
-                 stop: int | None = None) -> None:
-        self._data = data
-        self._offsets = offsets
-        self._start = start
-        self._stop = len(offsets) - 1 if stop is None else stop
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-    def __repr__(self) -> str:
-        return f"<JsonRows {len(self)} rows>"
-
-    def slice(self, start: int, stop: int) -> JsonRows:
-        """Rows ``start``..``stop`` of these."""
-        stop = min(stop, len(self))
-        return JsonRows(self._data, self._offsets, self._start + start, self._start + max(start, stop))
-
-    def rows_within(self, nbytes: int) -> int:
-        """How many of the first rows fit in ``nbytes`` of JSON text (the commas between them counted)."""
-        offsets = self._offsets[self._start : self._stop + 1]
-        # k rows take offsets[k] - offsets[0] bytes with a comma after each: one more than their text.
-        return int(np.searchsorted(offsets, offsets[0] + nbytes + 1, side="right")) - 1
-
-    def text(self) -> bytes | memoryview:
-        """The rows' JSON arrays joined by commas (no copy)."""
-        if self._start == 0 and self._stop == len(self._offsets) - 1:
-            return self._data
-        offsets = self._offsets
-        return memoryview(self._data)[int(offsets[self._start]) : int(offsets[self._stop]) - 1]
-
-    def rows(self) -> list[Any]:
-        """The rows decoded again (for checks and debugging; not for the hot path)."""
-        return list(rows_value([self]))
-
-
-class _EncodedRows(list):  # type: ignore[type-arg]
-    """The ``rows`` value of a page whose rows are JSON text already.
-
-    orjson writes a list subclass like a list, item by item, from the list's own
-    storage: the single item is an ``orjson.Fragment`` holding ``row,row,...``, so the
-    encoded event carries exactly the text that a list of rows would give. ``len()``
-    is the number of rows (what the outbox counts); iterating or indexing decodes.
-    """
-
-    __slots__ = ("_count", "_text")
-    _count: int
-    _text: bytes
-
-    def __len__(self) -> int:
-        return self._count
-
-    def rows(self) -> list[Any]:
-        return orjson.loads(b"[" + self._text + b"]")  # type: ignore[no-any-return]
-
-    def __iter__(self) -> Any:
-        return iter(self.rows())
-
-    def __getitem__(self, index: Any) -> Any:
-        return self.rows()[index]
-
-    def __eq__(self, other: object) -> bool:
-        return self.rows() == (other.rows() if isinstance(other, _EncodedRows) else other)
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return f"<{self._count} rows of JSON text>"
-
-
-def rows_value(pieces: list[JsonRows]) -> list[Any]:
-    """The value for a ``rows`` event holding these rows, in order.
-
-    ``orjson.dumps`` writes it exactly as it writes the list of the same rows as Python
-    values; building it costs one copy of the text.
-    """
-    count = 0
-    parts = []
-    for piece in pieces:
-        if len(piece):
-            count += len(piece)
-            parts.append(piece.text())
-    if not count:
-        return []
-    text = parts[0] if len(parts) == 1 and isinstance(parts[0], bytes) else b",".join(parts)
-    value = _EncodedRows((orjson.Fragment(text),))
-    value._count = count
-    value._text = text
-    return value
-
-
-# Up to this many rows, a batch goes through batch_to_rows and orjson row by row: the
-# Arrow kernels cost ~10 us per call whatever the size, which small results (SELECT 1)
-# would feel.
-_SMALL_BATCH: Final = 32
-
-
-def _build_json_converter(schema: Any) -> Callable[[Any], JsonRows]:
-    # The last column's values are followed by "]," in the row, not by a comma.
-    encoders = [_text_encoder_for(field, last=i == len(schema) - 1) for i, field in enumerate(schema)]
-    readable = _readable_schema(schema)
-    to_rows = _build_rows_converter(schema)
-
-    def convert(batch: Any) -> JsonRows:
-        count = batch.num_rows
-        if 0 < count <= _SMALL_BATCH:
-            dumps = orjson.dumps
-            texts = [dumps(row) for row in to_rows(batch)]
-            offsets = np.zeros(count + 1, np.int64)
-            np.cumsum([len(text) + 1 for text in texts], out=offsets[1:])
-            return JsonRows(b",".join(texts), offsets)
-        if readable is not None:
-            batch = _reinterpret(batch, readable)
-        if not encoders:
-            return JsonRows(b",".join([b"[]"] * count), np.arange(0, 3 * count + 1, 3, dtype=np.int64))
-        if not count:
-            return JsonRows(b"", np.zeros(1, np.int64))
-        encoded = [encode(batch.column(i)) for i, encode in enumerate(encoders)]
-        template = _row_template(tuple(layout for _, layout in encoded))
-        return _join_rows([text for text, _ in encoded], template, count)
-
-    return convert
-
-
-_GLUE_AFTER: Final = {_BARE: ",", _QUOTED: '",', _TERMINATED: "", _CLOSED: ""}
-
-
-def _row_template(layouts: tuple[int, ...]) -> tuple[str | int, ...]:
-    """A row's pieces in order: glue text (str) and column numbers (int)."""
-    items: list[str | int] = []
-    glue = "["
-    for i, layout in enumerate(layouts):
-        glue += '"' if layout == _QUOTED else ""
-        if glue:  # every piece costs the join a value: a terminated column needs no glue after it
-            items.append(glue)
-        items.append(i)
-        glue = _GLUE_AFTER[layout]
-    items.append("," if layouts[-1] == _CLOSED else glue[:-1] + "],")
-    return tuple(items)
-
-
-def _join_rows(texts: list[Any], template: tuple[str | int, ...], count: int) -> JsonRows:
-    """Rows' JSON text from the columns' texts: one ``take`` over all of them.
-
-    The glue strings and every column's values are concatenated into one string
-    array; taking its values in row order (glue, column 0 of row i, glue, ...)
-    writes the rows' text contiguously. Arrow's take copies each value with one
-    memcpy: ~3x faster than ``binary_join_element_wise``, which handles every
-    argument of every row apart. A row's closing glue and the next row's opening
-    one are one value (``"],[``), so the rows cost one value fewer each.
-    """
-    glue, indices, per_row = _take_plan(template, count)
-    pool = pa.concat_arrays([glue, *[t if t.type == _LS else t.cast(_LS) for t in texts]])
-    taken = pool.take(indices)
-    _, offsets_buffer, data_buffer = taken.buffers()
-    value_offsets = np.frombuffer(offsets_buffer, np.int64, len(taken) + 1, taken.offset * 8)
-    # Row i starts with the opening glue's last len(opening) bytes, before its first column.
-    offsets = value_offsets[1::per_row] - (len(template[0]) + value_offsets[0])  # type: ignore[arg-type]
-    data = memoryview(data_buffer)[int(value_offsets[0]) : int(value_offsets[0] + offsets[-1]) - 1].tobytes()
-    return JsonRows(data, offsets)
-
-
-# Take plans by (template, rows), most recently used last; each holds 8 bytes per value
-# taken. Building one costs ~0.15 ms per 10k rows (a sixth of the join), so a result's
-# batches (mostly of one size) reuse theirs; the budget bounds what odd sizes and many schemas can hold.
-_PLANS: OrderedDict[tuple[tuple[str | int, ...], int], tuple[Any, Any, int]] = OrderedDict()
-_PLANS_BUDGET: Final = 8 * 1024 * 1024
-_PLANS_LOCK: Final = threading.Lock()
-
-
-def _take_plan(template: tuple[str | int, ...], count: int) -> tuple[Any, Any, int]:
-    """The glue array, the take indices and the values per row for ``count`` rows of
-    ``template`` (cached: the batches of a result mostly have one size)."""
-    key = (template, count)
-    with _PLANS_LOCK:
-        plan = _PLANS.get(key)
-        if plan is not None:
-            _PLANS.move_to_end(key)
-            return plan
-    opening, closing = template[0], template[-1]
-    assert isinstance(opening, str) and isinstance(closing, str)
-    row = [*template[1:-1], closing + opening]
-    glue_texts = [opening, *dict.fromkeys(item for item in row if isinstance(item, str))]
-    first = len(glue_texts)
-    indices = np.empty((count, len(row)), np.int64)
-    numbers = np.arange(count, dtype=np.int64)
-    for position, item in enumerate(row):
-        if isinstance(item, str):
-            indices[:, position] = glue_texts.index(item, 1)
-        else:
-            indices[:, position] = first + item * count + numbers
-    plan = (pa.array(glue_texts, _LS), pa.array(np.concatenate([[0], indices.ravel()])), len(row))
-    with _PLANS_LOCK:
-        _PLANS[key] = plan
-        held = sum(indices.nbytes for _, indices, _ in _PLANS.values())
-        while held > _PLANS_BUDGET and len(_PLANS) > 1:
-            held -= _PLANS.popitem(last=False)[1][1].nbytes
-    return plan
-
-
-def _text_encoder_for(field: Any, last: bool = False) -> TextEncoder:
-    """How a column becomes JSON text; ``last``: the row's last column."""
-    arrow_type = field.type
-    types = pa.types
-    if _is_variant(field):
-        return _per_value_encoder(_convert_variant)
-    if types.is_boolean(arrow_type) or types.is_integer(arrow_type):
-        return _numpy_encoder(_text_exact_primitive, last)
-    if types.is_float64(arrow_type):
-        return _numpy_encoder(_comma_free_encoder(_convert_double), last)
-    if types.is_decimal(arrow_type):
-        return _decimal_text_encoder(arrow_type.scale)
-    if types.is_string(arrow_type) or types.is_large_string(arrow_type) or types.is_string_view(arrow_type):
-        return _text_string
-    converter = _converter_for(field)  # raises TypeError for a type with no mapping
-    if arrow_type.id == _MONTH_INTERVAL_ID or _is_comma_free(arrow_type):
-        return _comma_free_encoder(converter)
-    return _per_value_encoder(converter)
-
-
-def _is_comma_free(arrow_type: Any) -> bool:
-    """Scalars whose JSON text never holds a comma: numbers, base64, dates, times, intervals, null."""
-    types = pa.types
-    return bool(
-        types.is_null(arrow_type)
-        or types.is_floating(arrow_type)
-        or types.is_binary(arrow_type)
-        or types.is_large_binary(arrow_type)
-        or types.is_binary_view(arrow_type)
-        or types.is_date32(arrow_type)
-        or types.is_timestamp(arrow_type)
-        or types.is_duration(arrow_type)
-        or arrow_type == pa.month_day_nano_interval()
-    )
-
-
-def _quoted_or_null(text: Any, has_nulls: bool) -> tuple[Any, int]:
-    """Leave the quotes to the row join, unless nulls (written ``null``) need them per value."""
-    if not has_nulls:
-        return text, _QUOTED
-    return pc.binary_join_element_wise(_QUOTE, text, _QUOTE, _EMPTY).fill_null(_NULL), _BARE
-
-
-def _replace_at(text: Any, rows: list[int], values: list[str]) -> Any:
-    mask = np.zeros(len(text), dtype=bool)
-    mask[rows] = True
-    return pc.replace_with_mask(text, pa.array(mask), pa.array(values, _LS))
-
-
-def _text_exact_primitive(arr: Any) -> tuple[Any, int]:
-    # Arrow's cast writes every digit of any integer, and true/false for booleans.
-    text = pc.cast(arr, _LS)
-    return (text.fill_null(_NULL) if arr.null_count else text), _BARE
-
-
-def _decimal_text_converter(scale: int) -> Callable[[Any], Any]:
-    """Decimals as large_string text with the exact scale (nulls stay null)."""
-    # The same cast as _decimal_converter, with the same fix for scientific notation.
-    needs_fix = scale > 6 or scale < 0
-
-    def convert(arr: Any) -> Any:
-        text = _small_decimal_text(arr, scale)
-        if text is not None:
-            return text
-        text = pc.cast(arr, _LS)
-        if needs_fix:
-            scientific = pc.match_substring(text, "E").fill_null(False)
-            if pc.any(scientific).as_py():
-                rows = np.flatnonzero(scientific.to_numpy(zero_copy_only=False)).tolist()
-                fixed = [format(Decimal(v), "f") for v in text.take(rows).to_pylist()]
-                text = _replace_at(text, rows, fixed)
-        return text
-
-    return convert
-
-
-def _small_decimal_text(arr: Any, scale: int) -> Any | None:
-    """Decimal128 text through int64 (2-3x faster than Arrow's decimal cast), or None.
-
-    Applies when every unscaled value fits int64 and has more digits than the scale
-    (|u| >= 10**scale, so the point goes between digits), with 1 <= scale <= 18: the
-    int64's digits with a point inserted are then exactly the decimal cast's text.
-    """
-    if not 1 <= scale <= 18 or arr.type.byte_width != 16 or len(arr) == 0:
-        return None
-    words = np.frombuffer(arr.buffers()[1], np.int64, 2 * len(arr), 16 * arr.offset).reshape(-1, 2)
-    low = words[:, 0]
-    ok = (words[:, 1] == (low >> 63)) & ((low >= 10**scale) | (low <= -(10**scale)))
-    if arr.null_count:
-        valid = arr.is_valid().to_numpy(zero_copy_only=False)
-        if not (ok | ~valid).all():
-            return None
-        ints = pa.array(low, pa.int64(), mask=~valid)
-    else:
-        if not ok.all():
-            return None
-        ints = pa.array(low, pa.int64())
-    return pc.binary_replace_slice(pc.cast(ints, _LS), start=-scale, stop=-scale, replacement=".")
-
-
-def _decimal_text_encoder(scale: int) -> TextEncoder:
-    to_text = _decimal_text_converter(scale)
-
-    def encode(arr: Any) -> tuple[Any, int]:
-        return _quoted_or_null(to_text(arr), bool(arr.null_count))
-
-    return encode
-
-
-def _checked_string(arr: Any) -> tuple[Any, list[int]]:
-    """The column as large_string and its rows whose values JSON escapes (control
-    characters, quote, backslash); raises UnicodeDecodeError unless it is UTF-8."""
-    if not pa.types.is_large_string(arr.type):
-        arr = pc.cast(arr, _LS)
-    count = len(arr)
-    _, offsets_buffer, data_buffer = arr.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64, count + 1, arr.offset * 8)
-    first, end = int(offsets[0]), int(offsets[-1])
-    if data_buffer is None or end <= first:
-        return arr, []
-    data = np.frombuffer(data_buffer, np.uint8, end - first, first)
-    # Two cheap reductions settle the common case, ASCII text with nothing to escape:
-    # Arrow's full UTF-8 validation and the escape scan each cost several times more.
-    if data.max() >= 0x80:
-        _validate_utf8(arr)
-    elif data.min() >= 0x20 and not (data == 0x22).any() and not (data == 0x5C).any():
-        return arr, []
-    special = np.flatnonzero((data < 0x20) | (data == 0x22) | (data == 0x5C))
-    if not special.size:
-        return arr, []
-    rows = np.unique(np.searchsorted(offsets, special + first, side="right") - 1)
-    return arr, rows.tolist()  # type: ignore[no-any-return]
-
-
-def _validate_utf8(arr: Any) -> None:
-    try:
-        arr.validate(full=True)  # the bytes go to the client as they are: they must be UTF-8
-    except pa.ArrowInvalid:
-        arr.to_pylist()  # raises UnicodeDecodeError, as batch_to_rows does
-        raise
-
-
-def _text_string(arr: Any) -> tuple[Any, int]:
-    arr, rows = _checked_string(arr)
-    if not rows:
-        return _quoted_or_null(arr, bool(arr.null_count))
-    values = arr.take(rows).to_pylist()
-    fixed = [(row, orjson.dumps(v).decode()) for row, v in zip(rows, values, strict=True) if v is not None]
-    text = pc.binary_join_element_wise(_QUOTE, arr, _QUOTE, _EMPTY)
-    if fixed:
-        text = _replace_at(text, [row for row, _ in fixed], [v for _, v in fixed])
-    return (text.fill_null(_NULL) if arr.null_count else text), _BARE
-
-
-def _comma_free_encoder(convert: Converter) -> TextEncoder:
-    """orjson writes the whole column at once; its values are split at the commas."""
-
-    def encode(arr: Any) -> tuple[Any, int]:
-        values = convert(arr)
-        if not values:
-            return pa.array([], _LS), _BARE
-        text = orjson.dumps(values)[1:-1]
-        return pc.split_pattern(pa.array([text], _LS), ",").flatten(), _BARE
-
-    return encode
-
-
-def _numpy_encoder(fallback: TextEncoder, last: bool) -> TextEncoder:
-    """Numbers without nulls as orjson writes a numpy array: no Python object per value.
-
-    orjson's text of an int, bool or float64 array is exactly that of the list of the
-    same Python values (checked by tests/test_json_text.py); each value keeps what
-    follows it in the row, the comma or (``last``) the closing bracket, which saves the
-    row join a value. Nulls and NaN or the infinities (strings in this mapping) go to
-    ``fallback``.
-    """
-
-    def encode(arr: Any) -> tuple[Any, int]:
-        if arr.null_count or not len(arr):
-            return fallback(arr)
-        values = arr.to_numpy(zero_copy_only=False)  # zero-copy but for booleans (bit-packed)
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            return fallback(arr)
-        text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
-        terminated = _terminated_values(text, len(arr), b"]" if last else b",")
-        return fallback(arr) if terminated is None else terminated
-
-    return encode
-
-
-def _terminated_values(text: bytes, count: int, end: bytes) -> tuple[Any, int] | None:
-    """orjson's ``[v,v,...,v]`` of ``count`` numbers as a large_string array of
-    ``v`` + ``end`` values (``end``: a comma or a closing bracket)."""
-    data = bytearray(text if end == b"," else text.replace(b",", end))
-    data[-1] = end[0]  # orjson's closing bracket becomes the last value's end
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == end[0])
-    if ends.size != count:  # cannot happen (numbers hold no comma or bracket): be safe anyway
-        return None
-    offsets = np.empty(count + 1, np.int64)
-    offsets[0] = 1
-    offsets[1:] = ends + 1
-    layout = _TERMINATED if end == b"," else _CLOSED
-    return pa.LargeStringArray.from_buffers(count, pa.py_buffer(offsets), pa.py_buffer(data)), layout
-
-
-def _per_value_encoder(convert: Converter) -> TextEncoder:
-    def encode(arr: Any) -> tuple[Any, int]:
-        dumps = orjson.dumps
-        return pa.array([dumps(v) for v in convert(arr)], pa.large_binary()).view(_LS), _BARE
-
-    return encode
+def is_month_interval(arrow_type: Any) -> bool:
+    """Arrow's ``month_interval`` (Spark's year-month interval), which pyarrow cannot wrap as an array."""
+    return bool(arrow_type.id == _MONTH_INTERVAL_ID)
 
 
 # --------------------------------------------------------------------------
@@ -603,7 +134,7 @@ def _per_value_encoder(convert: Converter) -> TextEncoder:
 # --------------------------------------------------------------------------
 
 
-def _readable_schema(schema: Any) -> Any | None:
+def readable_schema(schema: Any) -> Any | None:
     """``schema`` with month_interval replaced by int32, or None if absent."""
     if not any(_has_month_interval(field.type) for field in schema):
         return None
@@ -650,7 +181,9 @@ class _CapsulePair:
         return self._capsules
 
 
-def _reinterpret(batch: Any, readable: Any) -> Any:
+def reinterpret(batch: Any, readable: Any) -> Any:
+    """``batch`` seen through ``readable`` (from :func:`readable_schema`): zero-copy, every
+    column wrappable; convert it with the converters chosen from the original schema."""
     _, array_capsule = batch.__arrow_c_array__()
     return pa.record_batch(_CapsulePair(readable.__arrow_c_schema__(), array_capsule))
 
@@ -660,11 +193,11 @@ def _reinterpret(batch: Any, readable: Any) -> Any:
 # --------------------------------------------------------------------------
 
 
-def _converter_for(field: Any) -> Converter:
+def column_converter(field: Any) -> Converter:
     """Pick the column converter for one Arrow field (recursively for nesting)."""
     arrow_type = field.type
     types = pa.types
-    if _is_variant(field):
+    if is_variant(field):
         return _convert_variant
     if arrow_type.id == _MONTH_INTERVAL_ID:
         return _convert_year_month_interval
@@ -693,13 +226,13 @@ def _converter_for(field: Any) -> Converter:
     if types.is_map(arrow_type):
         return _map_converter(arrow_type)
     if types.is_list(arrow_type) or types.is_large_list(arrow_type):
-        return _list_converter(_converter_for(arrow_type.value_field))
+        return _list_converter(column_converter(arrow_type.value_field))
     if types.is_struct(arrow_type):
         return _struct_converter(arrow_type)
     raise TypeError(f"cannot map Arrow type {arrow_type} (field {field.name!r}) to JSON")
 
 
-def _is_variant(field: Any) -> bool:
+def is_variant(field: Any) -> bool:
     """A Spark VariantType: struct<value: binary, metadata: binary> whose
     ``metadata`` child carries the field metadata variant='true' (as pyspark checks)."""
     arrow_type = field.type
@@ -1007,7 +540,7 @@ def _convert_day_time_interval(arr: Any) -> list[Any]:
 
 
 def _convert_year_month_interval(arr: Any) -> list[Any]:
-    # ``arr`` is the int32 view made by _reinterpret: a count of months.
+    # ``arr`` is the int32 view made by reinterpret: a count of months.
     values: list[Any] = [_iso_months(m) for m in _int_values(arr, pa.int32()).tolist()]
     return _patch_nulls(values, arr)
 
@@ -1102,8 +635,8 @@ def _list_converter(element: Converter) -> Converter:
 
 
 def _map_converter(map_type: Any) -> Converter:
-    key_convert = _converter_for(map_type.key_field)
-    item_convert = _converter_for(map_type.item_field)
+    key_convert = column_converter(map_type.key_field)
+    item_convert = column_converter(map_type.item_field)
     key_type = map_type.key_type
     # String keys make a JSON object; any other key type would have to be
     # stringified (lossy, ambiguous), so those maps are [key, value] pairs.
@@ -1131,7 +664,7 @@ def _struct_converter(struct_type: Any) -> Converter:
     if len(set(names)) != len(names):
         # A JSON object cannot hold two equal keys without losing one value.
         raise TypeError(f"cannot map Arrow type {struct_type} to a JSON object: duplicate field names")
-    children = [_converter_for(field) for field in fields]
+    children = [column_converter(field) for field in fields]
     make_objects = _object_maker(names)
 
     def convert(arr: Any) -> list[Any]:

@@ -87,6 +87,8 @@ def request_from_dict(obj: dict[str, Any]) -> Request:
 
 def event_to_dict(event: Event, seq: int) -> dict[str, Any]:
     """The wire form of an event: its fields plus ``type`` and ``seq``."""
+    if type(event) is Rows:
+        return _rows_dict(event, seq)
     out: dict[str, Any] = {"type": event.type, "seq": seq}
     for f in dataclasses.fields(event):
         value = getattr(event, f.name)
@@ -103,19 +105,7 @@ def encode_event(event: Event, seq: int) -> str | bytes:
     if type(event) is ArrowRows:
         return encode_arrow_frame(event, seq)
     if type(event) is Rows:
-        # The hot path: one page of rows; skip the generic field walk.
-        return orjson.dumps(
-            {
-                "type": "rows",
-                "seq": seq,
-                "id": event.id,
-                "result": event.result,
-                "offset": event.offset,
-                "rows": event.rows,
-                "last": event.last,
-                "truncated": event.truncated,
-            }
-        ).decode()
+        return orjson.dumps(_rows_dict(event, seq)).decode()  # the hot path: no generic field walk
     wire = event_to_dict(event, seq)
     try:
         return orjson.dumps(wire).decode()
@@ -124,6 +114,15 @@ def encode_event(event: Event, seq: int) -> str | bytes:
         # as file names, then printed or raised). Write those as \udcxx escapes: visible,
         # and never a frame that is not UTF-8. Any other TypeError raises again.
         return orjson.dumps(_without_surrogates(wire)).decode()
+
+
+def _rows_dict(event: Rows, seq: int) -> dict[str, Any]:
+    """A page's wire form: ``rows``, or ``count`` and ``columns``, as its layout says."""
+    if event.columns is None:
+        return {"type": "rows", "seq": seq, "id": event.id, "result": event.result, "offset": event.offset,
+                "rows": event.rows, "last": event.last, "truncated": event.truncated}
+    return {"type": "rows", "seq": seq, "id": event.id, "result": event.result, "offset": event.offset,
+            "count": event.count, "columns": event.columns, "last": event.last, "truncated": event.truncated}
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -228,8 +227,10 @@ def _build(cls: type[T], obj: Any) -> T:
     """``cls`` from a decoded JSON object: known fields only, nested messages built too."""
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{_name(cls)}: expected a JSON object, got {type(obj).__name__}")
-    known, nested = _plan(cls)
+    known, nested, nullable = _plan(cls)
     args = {k: v for k, v in obj.items() if k in known}
+    for field in nullable:  # `X | None` with no default: absent on the wire means None (Rows.rows)
+        args.setdefault(field, None)
     for field, build in nested:
         if field in args:
             args[field] = build(args[field])
@@ -249,7 +250,7 @@ def _name(cls: type) -> str:
     return tag if isinstance(tag, str) else cls.__name__
 
 
-Plan = tuple[frozenset[str], tuple[tuple[str, Callable[[Any], Any]], ...]]
+Plan = tuple[frozenset[str], tuple[tuple[str, Callable[[Any], Any]], ...], tuple[str, ...]]
 _PLANS: dict[type, Plan] = {}
 
 
@@ -258,8 +259,12 @@ def _plan(cls: type) -> Plan:
     plan = _PLANS.get(cls)
     if plan is None:
         hints = typing.get_type_hints(cls)
-        nested = ((f.name, _builder(hints[f.name])) for f in dataclasses.fields(cls))
-        plan = _PLANS[cls] = frozenset(field_names(cls)), tuple((n, b) for n, b in nested if b is not None)
+        fields = dataclasses.fields(cls)
+        nested = ((f.name, _builder(hints[f.name])) for f in fields)
+        nullable = tuple(f.name for f in fields if f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING and type(None) in typing.get_args(hints[f.name]))
+        plan = _PLANS[cls] = (frozenset(field_names(cls)), tuple((n, b) for n, b in nested if b is not None),
+                              nullable)
     return plan
 
 

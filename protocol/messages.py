@@ -16,10 +16,12 @@ PROTOCOL_VERSION = "spark-gateway.v1"
 
 Language = Literal["sql", "python"]
 Format = Literal["json", "arrow"]
+Layout = Literal["rows", "columns"]
 Status = Literal["ok", "error", "interrupted"]
 
 LANGUAGES: tuple[str, ...] = ("sql", "python")
 FORMATS: tuple[str, ...] = ("json", "arrow")
+LAYOUTS: tuple[str, ...] = ("rows", "columns")
 
 MAX_ID_LENGTH = 128
 DEFAULT_PAGE_SIZE = 1000
@@ -66,7 +68,11 @@ def _check_choice(msg: Any, name: str, choices: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Execute:
-    """Run ``code`` in the session, after the executions already queued."""
+    """Run ``code`` in the session, after the executions already queued.
+
+    ``layout`` shapes JSON pages: one array per row (``rows``) or one per column
+    (``columns``); Arrow frames are columnar whatever it says.
+    """
 
     type: ClassVar[str] = "execute"
     id: str
@@ -75,6 +81,7 @@ class Execute:
     page_size: int = DEFAULT_PAGE_SIZE
     limit: int | None = None
     format: Format = "json"
+    layout: Layout = "rows"
 
     def __post_init__(self) -> None:
         _check_id(self)
@@ -84,6 +91,7 @@ class Execute:
         _check_int(self, "page_size", 1, MAX_PAGE_SIZE)
         _check_int(self, "limit", 0, 2**63 - 2, optional=True)
         _check_choice(self, "format", FORMATS)
+        _check_choice(self, "layout", LAYOUTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,15 +310,43 @@ class Result:
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """One page of a result; ``last`` ends the stream, ``truncated`` says rows were left out."""
+    """One page of a result; ``last`` ends the stream, ``truncated`` says rows were left out.
+
+    In the layout its ``execute`` asked for: ``rows``, one array per row, or ``columns``,
+    one array per column (in schema order) of ``count`` values each. Exactly one of
+    ``rows`` and ``columns`` is set, and ``count`` only with ``columns``.
+    """
 
     type: ClassVar[str] = "rows"
     id: str
     result: int
     offset: int
-    rows: list[Any]
+    rows: list[Any] | None
     last: bool
     truncated: bool = False
+    columns: list[Any] | None = None
+    count: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rows is None) == (self.columns is None):
+            raise _fail(self, "rows", "or 'columns' must be set (exactly one of them)")
+        if self.columns is not None:
+            _check_int(self, "count", 0, 2**53)
+        elif self.count is not None:
+            raise _fail(self, "count", "goes only with 'columns'")
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the page, in either layout."""
+        return len(self.rows) if self.rows is not None else self.count  # type: ignore[return-value]
+
+    def row_values(self) -> list[Any]:
+        """The page's rows as lists, in either layout (columns are transposed)."""
+        if self.rows is not None:
+            return self.rows
+        if not self.columns:
+            return [[] for _ in range(self.count or 0)]
+        return [list(row) for row in zip(*self.columns, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from spark_gateway.spark_server import free_port
 from spark_gateway_client import connect
-from spark_gateway_client.execution import page_rows
+from spark_gateway_client.batch import page_batch
 from spark_gateway_protocol import ErrorCode, ProtocolError, encode_event
 from spark_gateway_protocol.codec import UnknownEvent, decode_event
 from spark_gateway_protocol.messages import (
@@ -96,7 +96,7 @@ def test_a_rows_page_is_handed_over_without_a_copy() -> None:
     """The client's rows of a JSON page are the list the decoder built (no per-row work on the hot path)."""
     event, _seq = decode_event(encode_event(Rows("a", 0, 0, [[1, "x"], [2, "y"]], False), 2))
     assert isinstance(event, Rows)
-    assert page_rows(event) is event.rows and event.rows == [[1, "x"], [2, "y"]]
+    assert page_batch(event)[1] is event.rows and event.rows == [[1, "x"], [2, "y"]]
 
 
 def test_an_event_of_an_unknown_type_decodes_as_unknown_event() -> None:

@@ -1,21 +1,27 @@
-"""The gateway's streaming JSON text is byte for byte the reference mapping's JSON.
+"""The gateway's streaming JSON text is byte for byte the reference mapping's JSON, in both page layouts.
 
-``protocol.arrow_json.batch_to_json`` (Arrow kernels, orjson over numpy) writes the pages
-of every JSON result with more than a few rows; ``batch_to_rows`` + ``orjson.dumps`` is
-the mapping tests/test_type_mapping.py checks against real Spark results. The randomized
-batches of bench/check_json_text.py cover every way the text is made (the row join by
-``take``, numbers without nulls written from numpy with their comma or closing bracket,
-small batches row by row) and slices.
+``spark_gateway.json_pages.batch_to_json`` (Arrow kernels, orjson over numpy) writes the
+pages of every JSON result with more than a few rows; ``batch_to_rows`` /
+``batch_to_columns`` + ``orjson.dumps`` is the mapping tests/test_type_mapping.py checks
+against real Spark results. The randomized batches of bench/check_json_text.py cover every
+way the text is made (the join by ``take``, numbers without nulls written from numpy with
+their comma or closing bracket, small batches value by value) and slices, in the ``rows``
+and the ``columns`` layout, and that both layouts carry the same values.
 """
 
 from __future__ import annotations
 
+import orjson
 import pyarrow as pa
 
 from bench import check_json_text
+from spark_gateway import json_pages
+from spark_gateway.cursor import RowQueue
+from spark_gateway.json_pages import batch_to_json, columns_value, rows_value
 
 
 def test_randomized_batches_match_the_reference_mapping() -> None:
+    """Hundreds of random batches of every mapped type: both layouts are the reference's text."""
     before = check_json_text.checked["batches"]
     assert check_json_text.main() == 0
     assert check_json_text.checked["batches"] - before > 900
@@ -27,7 +33,7 @@ def test_numbers_without_nulls_before_the_last_column() -> None:
                              pa.array([True, False, True] * 20), pa.array(["a", "b,c", "d"] * 20)],
                             names=["i", "x", "b", "s"])
     check_json_text.check(batch)
-    text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
+    text = bytes(batch_to_json(batch).text())
     assert text.startswith(b'[1,0.5,true,"a"],[-2,3.0,false,"b,c"],[9223372036854775807,-0.0,true,"d"],')
 
 
@@ -36,19 +42,18 @@ def test_numbers_without_nulls_in_the_last_column() -> None:
     batch = pa.record_batch([pa.array(["a", "b"] * 20), pa.array([1, -2] * 20), pa.array([0.25, 1e300] * 20)],
                             names=["s", "i", "x"])
     check_json_text.check(batch)
-    text = bytes(check_json_text.arrow_json.batch_to_json(batch).text())
+    text = bytes(batch_to_json(batch).text())
     assert text.startswith(b'["a",1,0.25],["b",-2,1e+300],["a",1,0.25],')
     assert text.endswith(b'["b",-2,1e+300]')
 
 
 def test_take_plans_stay_within_their_memory_budget() -> None:
     """Batches of many sizes (byte-limited Arrow batches vary) do not pile up take plans."""
-    arrow_json = check_json_text.arrow_json
     for count in range(50_000, 60_000, 97):
         batch = pa.record_batch([pa.array(range(count)), pa.array(["x"] * count)], names=["i", "s"])
-        assert arrow_json.batch_to_json(batch).text()[:8] == b'[0,"x"],'
-    held = sum(indices.nbytes for _, indices, _ in arrow_json._PLANS.values())
-    assert 0 < held <= arrow_json._PLANS_BUDGET
+        assert batch_to_json(batch).text()[:8] == b'[0,"x"],'
+    held = sum(indices.nbytes for _, indices, _ in json_pages._PLANS.values())
+    assert 0 < held <= json_pages._PLANS_BUDGET
 
 
 def test_sliced_batches() -> None:
@@ -61,16 +66,13 @@ def test_sliced_batches() -> None:
     for start, length in [(0, 100), (37, 100), (250, 50), (299, 1)]:
         part = batch.slice(start, length)
         check_json_text.check(part)
-        text = bytes(check_json_text.arrow_json.batch_to_json(part).text())
+        text = bytes(batch_to_json(part).text())
         assert text.startswith(b"[%d," % start)
 
 
 def test_a_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
     """RowQueue.within_bytes: the most leading rows (across chunks) whose JSON text, commas
     included, fits the limit; never fewer than one row, never more than asked."""
-    from spark_gateway.cursor import RowQueue
-    from spark_gateway_protocol.arrow_json import batch_to_json
-
     sizes = [5, 300, 40, 1, 2000, 7, 7, 7]
     first = batch_to_json(pa.record_batch({"s": ["x" * n for n in sizes[:5]]}))
     second = batch_to_json(pa.record_batch({"s": ["x" * n for n in sizes[5:]]}))
@@ -90,3 +92,48 @@ def test_a_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
     texts = texts[2:]
     for nbytes in (1, 50, 2100, 10_000):
         assert queue.within_bytes(6, nbytes) == best(6, nbytes), nbytes
+
+
+def test_column_pages_of_numbers_strings_and_nulls() -> None:
+    """The columns layout: one array per column, numbers from numpy, strings quoted, nulls as null."""
+    batch = pa.record_batch([pa.array([1, -2, 2**63 - 1] * 20), pa.array([0.5, 3.0, -0.0] * 20),
+                             pa.array(["a", 'q"', None] * 20), pa.array([None, 1.5, float("nan")] * 20)],
+                            names=["i", "x", "s", "n"])
+    check_json_text.check(batch)
+    chunk = batch_to_json(batch, "columns")
+    text = orjson.dumps(columns_value([chunk.slice(0, 3)], 4))
+    assert text == b'[[1,-2,9223372036854775807],[0.5,3.0,-0.0],["a","q\\"",null],[null,1.5,"NaN"]]'
+    assert orjson.dumps(columns_value([], 4)) == b"[[],[],[],[]]"
+
+
+def test_column_pages_join_pieces_of_several_batches() -> None:
+    """A page cut across batch boundaries holds, per column, the pieces' values in order."""
+    first = batch_to_json(pa.record_batch({"i": list(range(100)), "s": [f"r{i}" for i in range(100)]}), "columns")
+    second = batch_to_json(pa.record_batch({"i": [100, 101], "s": ["r100", None]}), "columns")
+    value = columns_value([first.slice(98, 100), second], 2)
+    assert len(value) == 2
+    assert orjson.loads(orjson.dumps(value)) == [[98, 99, 100, 101], ["r98", "r99", "r100", None]]
+    rows = rows_value([batch_to_json(pa.record_batch({"i": [1], "s": ["x"]}))])
+    assert orjson.dumps(rows) == b'[[1,"x"]]' and len(rows) == 1
+
+
+def test_a_column_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
+    """RowQueue.within_bytes on column chunks: the most leading rows whose values' text, over all
+    columns and commas between values included, fits the limit; at least one row."""
+    sizes = [5, 300, 40, 1, 2000, 7, 7, 7]
+    ids = list(range(len(sizes)))
+    chunks = [batch_to_json(pa.record_batch({"i": ids[a:b], "s": ["x" * n for n in sizes[a:b]]}), "columns")
+              for a, b in ((0, 5), (5, 8))]
+    queue = RowQueue()
+    for chunk in chunks:
+        queue.append(chunk)
+
+    def page_text(k: int) -> int:  # the two columns' values joined by commas, brackets left to the envelope
+        return len(b",".join(b"%d" % i for i in ids[:k])) + len(b",".join(b'"' + b"x" * n + b'"' for n in sizes[:k]))
+
+    def best(count: int, nbytes: int) -> int:
+        return max(1, max(k for k in range(count + 1) if page_text(k) <= nbytes))
+
+    for nbytes in (1, 8, 12, 320, 330, 400, 2400, 2460, 10_000):
+        for count in (1, 3, 5, 8):
+            assert queue.within_bytes(count, nbytes) == best(count, nbytes), (count, nbytes)

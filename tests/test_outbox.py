@@ -61,6 +61,18 @@ async def test_frames_beyond_the_replay_budget_are_described_exactly() -> None:
     assert replayed == list(range(next_seq, 9))
 
 
+async def test_column_pages_are_counted_by_their_rows() -> None:
+    """A columns-layout page counts its ``count`` rows (not its columns) in the loss report."""
+    outbox = Outbox(replay_bytes=100)
+    for page in range(4):  # seq 1..4: 4 pages of 7 rows in 2 columns
+        outbox.put(Rows("q", 0, page * 7, None, last=False, columns=[list(range(7)), ["x" * 10] * 7], count=7))
+    await send_all(outbox)
+    next_seq, lost = outbox.rewind(0)
+    assert lost is not None and next_seq > 2
+    gone = next_seq - 1
+    assert [(r.from_offset, r.to_offset) for r in lost.executions[0].results] == [(0, gone * 7)]
+
+
 async def test_too_old_to_describe_is_refused() -> None:
     outbox = Outbox(replay_bytes=10, lost_records=2)
     for i in range(6):

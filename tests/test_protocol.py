@@ -12,8 +12,9 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from jsonschema import ValidationError
 
-from spark_gateway_protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request
+from spark_gateway_protocol import ErrorCode, ProtocolError, decode_request, encode_event, encode_request, event_to_dict
 from spark_gateway_protocol.errors import LifecycleError
 from spark_gateway_protocol.lifecycle import TRANSITIONS, State, advance
 from spark_gateway_protocol.messages import (
@@ -94,6 +95,8 @@ def test_unknown_field_is_named() -> None:
         ('{"type":"execute","id":"a","code":"x","page_size":1000001}', "page_size"),
         ('{"type":"execute","id":"a","code":"x","limit":-1}', "limit"),
         ('{"type":"execute","id":"a","code":"x","language":"scala"}', "language"),
+        ('{"type":"execute","id":"a","code":"x","layout":"cols"}', "layout"),
+        ('{"type":"execute","id":"a","code":"x","layout":null}', "layout"),
         ('{"type":"execute","id":"a","code":7}', "code"),
         ('{"type":"execute","id":"","code":"x"}', "id"),
         ('{"type":"execute","id":5,"code":"x"}', "id"),
@@ -135,7 +138,8 @@ def test_decoder_raises_only_protocol_errors(frame: str | bytes) -> None:
               "result": st.one_of(st.integers(-2, 3), st.text(max_size=2)),
               "max_rows": st.one_of(st.integers(-2, 10), st.booleans()),
               "page_size": st.one_of(st.integers(-2, 200000), st.floats()),
-              "language": st.sampled_from(["sql", "python", "r", 1])}))
+              "language": st.sampled_from(["sql", "python", "r", 1]),
+              "layout": st.sampled_from(["rows", "columns", "Rows", None])}))
 def test_decoded_requests_match_their_schema(obj: dict) -> None:
     """A request the decoder accepts is one the JSON Schema accepts too."""
     try:
@@ -173,6 +177,8 @@ def test_encoded_events_match_their_schema() -> None:
     events = [
         Result("a", 0, [Column("id", "bigint", False)], "json", None),
         Rows("a", 0, 0, [[1, "x", None, 2**63 - 1]], True, False),
+        Rows("a", 0, 5, None, False, False, columns=[[1, 2], ["x", None]], count=2),
+        Rows("a", 0, 7, None, True, True, columns=[[], []], count=0),
         Progress("a", [StageProgress(1, 2, 3, 4, False)], 2, 3, 1, 4, None),
         Error(ErrorCode.SPARK_ERROR, "boom", id="a", context=[QueryContext("t", 1, 1)]),
         Finished("a", "ok", 1.5, [ResultSummary(0, 1, False)]),
@@ -226,3 +232,54 @@ def test_text_with_lone_surrogates_is_sent_escaped() -> None:
     assert event["message"] == "bad name caf\\udce9" and event["traceback"] == "caf\\udce9"
     with pytest.raises(TypeError):  # anything else orjson cannot write still fails loudly
         encode_event(Error("python_error", object(), id="a"), 4)  # type: ignore[arg-type]
+
+
+def test_execute_asks_for_a_page_layout() -> None:
+    """``layout`` is "rows" unless the execute asks for "columns"; anything else is refused, naming it."""
+    assert decode_request('{"type":"execute","id":"a","code":"x"}').layout == "rows"  # type: ignore[union-attr]
+    request = decode_request('{"type":"execute","id":"a","code":"x","layout":"columns"}')
+    assert request == Execute("a", "x", layout="columns")
+    validate(orjson.loads(encode_request(request)))
+    error = refused('{"type":"execute","id":"q9","code":"x","layout":"column"}')
+    assert error.code is ErrorCode.BAD_MESSAGE and error.request_id == "q9"
+    assert "'layout'" in error.message and "'columns'" in error.message
+
+
+def test_a_column_page_carries_count_and_columns_instead_of_rows() -> None:
+    """A columns-layout page is written with ``count`` and ``columns`` and without ``rows``; the
+    schema refuses a page with both or with neither."""
+    wire = orjson.loads(encode_event(Rows("a", 0, 0, None, True, columns=[[1, 2], ["x", None]], count=2), 3))
+    assert wire == {"type": "rows", "seq": 3, "id": "a", "result": 0, "offset": 0, "count": 2,
+                    "columns": [[1, 2], ["x", None]], "last": True, "truncated": False}
+    assert event_to_dict(Rows("a", 0, 0, None, True, columns=[[1]], count=1), 3) == wire | {
+        "count": 1, "columns": [[1]]}
+    for bad in ({**wire, "rows": [[1, "x"]]}, {k: v for k, v in wire.items() if k not in ("columns", "count")},
+                {k: v for k, v in wire.items() if k != "count"}):
+        with pytest.raises(ValidationError):
+            validate(bad)
+
+
+def test_a_rows_page_holds_rows_or_columns_never_both() -> None:
+    """Building a page with both layouts, neither, or a count without columns raises ProtocolError naming it."""
+    for kwargs, field in [({"rows": None}, "rows"), ({"rows": [[1]], "columns": [[1]], "count": 1}, "rows"),
+                          ({"rows": None, "columns": [[1]]}, "count"), ({"rows": [[1]], "count": 1}, "count")]:
+        with pytest.raises(ProtocolError, match=f"'{field}'"):
+            Rows("a", 0, 0, last=True, **kwargs)  # type: ignore[arg-type]
+    page = Rows("a", 0, 0, None, True, columns=[[1, 2], ["x", "y"]], count=2)
+    assert page.num_rows == 2 and page.row_values() == [[1, "x"], [2, "y"]]
+    assert Rows("a", 0, 0, [[1, "x"]], True).num_rows == 1
+
+
+def test_the_light_client_imports_without_pyarrow_or_numpy() -> None:
+    """``spark_gateway_protocol`` and ``spark_gateway_client`` import, and decode a column page,
+    in an interpreter where pyarrow and numpy cannot be imported (the light client's JSON mode)."""
+    code = ("import sys; sys.modules.update(pyarrow=None, numpy=None)\n"
+            "import spark_gateway_protocol, spark_gateway_client\n"
+            "from spark_gateway_protocol import decode_event\n"
+            "from spark_gateway_client.batch import page_batch\n"
+            "event, _ = decode_event('{\"type\":\"rows\",\"seq\":1,\"id\":\"a\",\"result\":0,\"offset\":0,"
+            "\"last\":true,\"count\":1,\"columns\":[[1]]}')\n"
+            "assert list(page_batch(event)[1]) == [[1]]\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('pyarrow', 'numpy')) and sys.modules[m]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,6 +1,9 @@
 """The Arrow -> JSON value mapping (protocol/arrow_json.py), on hand-made batches and on real Spark results.
 
 The wire form is what matters, so most assertions compare orjson.dumps output with expected JSON text.
+Every batch these tests convert is also written by the gateway's encoder (spark_gateway.json_pages)
+in both page layouts, which must give the reference's JSON text byte for byte and the same values
+in rows and in columns (bench/check_json_text.py's ``check``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,19 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from spark_gateway_protocol.arrow_json import batch_to_rows, rows_converter, variant_to_json
+from bench import check_json_text
+from spark_gateway_protocol import arrow_json
+from spark_gateway_protocol.arrow_json import rows_converter, variant_to_json
+from tests.conftest import GatewayProcess
+from tests.wsclient import of_type, open_client, rows_of
+
+
+def batch_to_rows(batch: Any) -> list[tuple[Any, ...]]:
+    """The reference rows of ``batch``, after checking that the gateway writes them, and the
+    same values as columns, byte for byte (raises AssertionError otherwise)."""
+    check_json_text.check(batch)
+    return arrow_json.batch_to_rows(batch)
+
 
 # ---------------------------------------------------------------- helpers
 
@@ -509,6 +524,7 @@ def spark_batches(spark: Any, sql: str) -> list[Any]:
     ]
 
 
+@pytest.mark.integration
 def test_spark_null_and_boolean(spark: Any) -> None:
     """Spark NullType and booleans: null, true, false."""
     assert spark_json(spark, "SELECT NULL AS n") == "[[null]]"
@@ -517,6 +533,7 @@ def test_spark_null_and_boolean(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_integers(spark: Any) -> None:
     """tinyint, smallint, int and bigint extremes and 2^53+1 keep every digit."""
     sql = """
@@ -531,6 +548,7 @@ def test_spark_integers(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_float_and_double(spark: Any) -> None:
     """float uses its shortest float32 form; NaN/Infinity are strings; NULL stays null; -0.0 is kept."""
     sql = """
@@ -545,6 +563,7 @@ def test_spark_float_and_double(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_decimals(spark: Any) -> None:
     """Decimals are strings with the exact declared scale, including precision 38 and zero."""
     sql = """
@@ -561,6 +580,7 @@ def test_spark_decimals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_strings_char_varchar(spark: Any) -> None:
     """string, char and varchar are JSON strings; '' and NULL stay distinct; unicode is intact."""
     sql = """
@@ -572,12 +592,14 @@ def test_spark_strings_char_varchar(spark: Any) -> None:
     assert spark_json(spark, "SELECT v FROM VALUES (''), (NULL) AS t(v)") == '[[""],[null]]'
 
 
+@pytest.mark.integration
 def test_spark_binary(spark: Any) -> None:
     """binary is padded standard base64."""
     sql = "SELECT v FROM VALUES (X''), (X'00FF'), (CAST('hello' AS binary)), (NULL) AS t(v)"
     assert spark_json(spark, sql) == '[[""],["AP8="],["aGVsbG8="],[null]]'
 
 
+@pytest.mark.integration
 def test_spark_dates(spark: Any) -> None:
     """Dates are YYYY-MM-DD and equal Spark's own text, also for years 1, 9999, 0, -1 and 10000."""
     sql = """
@@ -602,6 +624,7 @@ def test_spark_dates(spark: Any) -> None:
     assert all(row[0] == row[1] for row in rows)
 
 
+@pytest.mark.integration
 def test_spark_timestamps_in_utc(spark: Any) -> None:
     """timestamp is UTC with 6 digits and Z whatever the session time zone; timestamp_ntz has no zone."""
     sql = """
@@ -629,6 +652,7 @@ def test_spark_timestamps_in_utc(spark: Any) -> None:
         spark.conf.set("spark.sql.session.timeZone", previous)
 
 
+@pytest.mark.integration
 def test_spark_timestamp_ntz(spark: Any) -> None:
     """timestamp_ntz literals come out as written, with 6 fractional digits and no zone."""
     sql = """
@@ -640,12 +664,14 @@ def test_spark_timestamp_ntz(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_timestamp_beyond_year_9999(spark: Any) -> None:
     """A timestamp past 9999 keeps the form with a '+' year."""
     sql = "SELECT timestamp_micros(253402300800000000) AS v"
     assert spark_json(spark, sql) == '[["+10000-01-01T00:00:00.000000Z"]]'
 
 
+@pytest.mark.integration
 def test_spark_day_time_intervals(spark: Any) -> None:
     """Day-time intervals become ISO 8601 durations."""
     sql = """
@@ -658,6 +684,7 @@ def test_spark_day_time_intervals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_year_month_intervals(spark: Any) -> None:
     """Year-month intervals (Arrow month_interval) become P1Y2M-style durations, nested too."""
     assert "month_interval" in str(spark_batches(spark, "SELECT INTERVAL '1' MONTH")[0].schema)
@@ -673,6 +700,7 @@ def test_spark_year_month_intervals(spark: Any) -> None:
     assert spark_json(spark, nested) == '[[["P2Y",null],{"i":"P1M"},{"k":"P1Y1M"},7]]'
 
 
+@pytest.mark.integration
 def test_spark_calendar_intervals(spark: Any) -> None:
     """CalendarIntervalType (Arrow month_day_nano_interval) becomes an ISO 8601 duration."""
     sql = """
@@ -685,6 +713,7 @@ def test_spark_calendar_intervals(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_arrays(spark: Any) -> None:
     """Arrays map their elements recursively (decimals, NaN, timestamps, nested and empty arrays)."""
     sql = """
@@ -697,6 +726,7 @@ def test_spark_arrays(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_structs(spark: Any) -> None:
     """Structs are objects with nested nulls kept apart from null structs."""
     sql = """
@@ -711,6 +741,7 @@ def test_spark_structs(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_maps(spark: Any) -> None:
     """String-keyed maps are objects; other key types give [key, value] pairs in order."""
     sql = """
@@ -723,6 +754,7 @@ def test_spark_maps(spark: Any) -> None:
     )
 
 
+@pytest.mark.integration
 def test_spark_variant(spark: Any) -> None:
     """A variant is its JSON text (a string): exact numbers, stored key order, contract forms for scalars."""
     sql = """
@@ -748,6 +780,7 @@ def test_spark_variant(spark: Any) -> None:
     assert spark_json(spark, nested) == '[[["1",null],{"x":"\\"s\\""},{"k":"null"},null]]'
 
 
+@pytest.mark.integration
 def test_spark_multi_batch_result(spark: Any) -> None:
     """A result streamed as several Arrow batches converts to every row in order."""
     sql = "SELECT id, id * 0.5d AS half, CAST(id AS string) AS s FROM range(0, 300000, 1, 1)"
@@ -756,3 +789,66 @@ def test_spark_multi_batch_result(spark: Any) -> None:
     rows = [row for batch in batches for row in batch_to_rows(batch)]
     assert len(rows) == 300_000
     assert rows == [(i, i * 0.5, str(i)) for i in range(300_000)]
+
+
+# ---------------------------------------------------------------- integration: both page layouts through the gateway
+
+EVERY_MAPPED_TYPE = """
+SELECT * FROM VALUES
+  (CAST(NULL AS void), true, CAST(-128 AS tinyint), 9007199254740993L, CAST(1.1 AS float), 0.1D,
+   CAST('NaN' AS double), CAST(12.3 AS decimal(10,3)), CAST(0 AS decimal(38,18)), 'h\u00e9llo "q" \\\\ \t',
+   CAST('ab' AS char(4)), X'00FF', DATE'2024-02-29', TIMESTAMP'2024-01-02 03:04:05.123456',
+   TIMESTAMP_NTZ'2024-01-02 03:04:05', INTERVAL '1 2:3:4.5' DAY TO SECOND, INTERVAL '1-2' YEAR TO MONTH,
+   make_interval(1, 2, 0, 3, 4, 5, 6.5), array(1, NULL, 3), named_struct('a', 1, 'b', 'x'),
+   map('a', 1, 'b', NULL), map(2, 'x'), parse_json('{"b":1.50,"a":[1e20,null,true]}')),
+  (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+   NULL, NULL, NULL, NULL, parse_json('2')),
+  (NULL, false, CAST(127 AS tinyint), -9223372036854775808L, CAST(-0.0 AS float), 1e308D,
+   CAST('-Infinity' AS double), CAST(-0.001 AS decimal(10,3)), CAST(-1 AS decimal(38,18)), '',
+   CAST('' AS char(4)), X'', DATE'1582-10-04', TIMESTAMP'1970-01-01 00:00:00',
+   TIMESTAMP_NTZ'9999-12-31 23:59:59.999999', -INTERVAL '0.000001' SECOND, -INTERVAL '3' MONTH,
+   make_interval(0, -1, 0, 2, 0, 0, 0), array(), named_struct('a', NULL, 'b', NULL), map(), map(1, NULL),
+   parse_json('null'))
+AS t(nul, b, i8, i64, f32, f64, nan, dec, dec38, s, ch, bin, d, ts, ntz, dt, ym, cal, arr, st, sm, im, v)
+"""
+
+
+def page_shapes(events: list[dict[str, Any]]) -> list[tuple[int, int, bool, bool]]:
+    """Each page's (offset, rows, last, truncated), in either layout."""
+    return [(p["offset"], p["count"] if "columns" in p else len(p["rows"]), p["last"], p["truncated"])
+            for p in of_type(events, "rows")]
+
+
+@pytest.mark.integration
+async def test_gateway_pages_carry_the_same_values_in_both_layouts(gateway: GatewayProcess, spark: Any) -> None:
+    """Every mapped type, through the real gateway: "columns" pages (one array per column, ``count``
+    values each) carry exactly the rows of "rows" pages, page for page, and both are the reference mapping."""
+    async with open_client(gateway.ws_url) as client:
+        by_rows = await client.run(EVERY_MAPPED_TYPE, id="rows", page_size=2)
+        by_columns = await client.run(EVERY_MAPPED_TYPE, id="columns", page_size=2, layout="columns")
+    assert by_rows[-1]["status"] == by_columns[-1]["status"] == "ok"
+    assert page_shapes(by_rows) == page_shapes(by_columns) == [(0, 2, False, False), (2, 1, True, False)]
+    width = len(of_type(by_columns, "result")[0]["schema"])
+    assert all(len(page["columns"]) == width and "rows" not in page for page in of_type(by_columns, "rows"))
+    assert rows_of(by_columns) == rows_of(by_rows) == orjson.loads(spark_json(spark, EVERY_MAPPED_TYPE))
+    assert orjson.dumps(rows_of(by_columns)) == orjson.dumps(rows_of(by_rows))  # same JSON forms, not only equal
+
+
+@pytest.mark.integration
+async def test_column_pages_keep_the_page_byte_bound_the_limit_and_the_summary(gateway: GatewayProcess) -> None:
+    """A multi-batch result with a limit and wide rows, in the columns layout: pages end before their
+    frame passes 1 MiB (the client refuses bigger ones), offsets follow on, the last page says truncated,
+    and the rows and the finished summary are those of the rows layout."""
+    sql = ("SELECT id, id * 0.5D AS half, concat('s', id) AS s, IF(id % 3 = 0, NULL, repeat('x', 700)) AS wide "
+           "FROM range(0, 30000, 1, 3)")
+    async with open_client(gateway.ws_url, max_size=1 << 20) as client:
+        by_rows = await client.run(sql, id="rows", page_size=7000, limit=25_000)
+        by_columns = await client.run(sql, id="columns", page_size=7000, limit=25_000, layout="columns")
+    for shapes in (page_shapes(by_columns), page_shapes(by_rows)):
+        counts = [n for _, n, _, _ in shapes]
+        assert [offset for offset, _, _, _ in shapes] == [sum(counts[:i]) for i in range(len(shapes))]
+        assert sum(counts) == 25_000 and shapes[-1][2:] == (True, True)
+        assert 1000 < max(counts) < 7000  # the byte bound cut them, not page_size
+    assert rows_of(by_columns) == rows_of(by_rows)
+    assert [row[0] for row in rows_of(by_columns)] == list(range(25_000))
+    assert by_columns[-1]["results"] == by_rows[-1]["results"] == [{"result": 0, "rows": 25_000, "truncated": True}]

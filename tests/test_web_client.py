@@ -193,6 +193,17 @@ def test_pages_through_5000_rows(notebook: Notebook) -> None:
     expect(last.locator("td").nth(1)).to_have_text("4999")
 
 
+@pytest.mark.integration
+def test_the_grid_keeps_the_column_pages_it_asked_for(notebook: Notebook) -> None:
+    """Results come in the columns layout; the table keeps each page's column arrays and shows their cells."""
+    cell = notebook.run_new("sql", "SELECT id, concat('r', id) AS s, CAST(NULL AS int) AS n FROM range(3)")
+    index = notebook.page.locator(".cell").count() - 1
+    pages = notebook.page.evaluate("(i) => sparkGateway.notebook.cells[i].run.tables.get(0).pages", index)
+    assert pages == [{"start": 0, "count": 3, "columns": [[0, 1, 2], ["r0", "r1", "r2"], [None, None, None]]}]
+    assert notebook.column(cell, 0) == ["0", "1", "2"] and notebook.column(cell, 1) == ["r0", "r1", "r2"]
+    assert notebook.column(cell, 2) == ["NULL"] * 3
+
+
 def test_python_prints_and_returns_a_dataframe(notebook: Notebook) -> None:
     """A Python cell's print() output and its trailing DataFrame both show, in order."""
     code = 'print("hello from python")\nspark.range(3).selectExpr("id", "id * 2 AS twice")'

@@ -90,7 +90,7 @@ class Client:
                     continue
                 got.append(event)
                 if all_rows and event["type"] in ("rows", "arrow-rows") and not event["last"]:
-                    count = event["count"] if event["type"] == "arrow-rows" else len(event["rows"])
+                    count = event["count"] if "count" in event else len(event["rows"])  # arrow, or columns
                     await self.send({"type": "stream-rows", "id": id, "result": event["result"],
                                      "max_rows": count or 1})
                 if event["type"] == "finished":
@@ -101,7 +101,15 @@ class Client:
 
 
 def rows_of(events: list[dict[str, Any]], result: int = 0) -> list[list[Any]]:
-    return [row for e in events if e["type"] == "rows" and e["result"] == result for row in e["rows"]]
+    """A result's rows, from pages in either layout (``columns`` pages zipped into rows)."""
+    return [row for e in events if e["type"] == "rows" and e["result"] == result for row in page_rows(e)]
+
+
+def page_rows(page: dict[str, Any]) -> list[list[Any]]:
+    if "columns" not in page:
+        return page["rows"]  # type: ignore[no-any-return]
+    assert all(len(column) == page["count"] for column in page["columns"]), page
+    return [list(row) for row in zip(*page["columns"], strict=True)] if page["columns"] else [[]] * page["count"]
 
 
 def arrow_table(events: list[dict[str, Any]], result: int = 0) -> Any:

@@ -1,8 +1,8 @@
 """ResultCursor: pages one result to the client as its credit allows.
 
 A fetcher task pulls Arrow batches from Spark in a worker thread (converting them to
-JSON text there, in JSON format: ``protocol.arrow_json.batch_to_json``, so the event
-loop only joins and frames bytes); a bounded stream of one chunk between it and
+JSON text there, in JSON format: ``json_pages.batch_to_json``, so the event loop only
+joins and frames bytes); a bounded stream of one chunk between it and
 the pager is the read-ahead bound. The pager sends pages of at most ``page_size`` rows
 (``rows`` events, or binary ``arrow-rows`` frames), only while the client has credit and
 the outbox has room. Every cursor ends with exactly one final event: a last page, or a
@@ -25,10 +25,10 @@ import anyio.to_thread
 import pyarrow as pa
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
-from spark_gateway_protocol.arrow_json import JsonRows, batch_to_json, rows_value
 from spark_gateway_protocol.messages import ArrowRows, Result, ResultClosed, Rows
 
 from . import spark
+from .json_pages import JsonColumns, JsonText, batch_to_json, columns_value, rows_value
 from .outbox import Outbox
 from .worker import LoopBridge
 
@@ -37,19 +37,20 @@ log = logging.getLogger("spark_gateway.cursor")
 EndReason = Literal["last", "closed", "interrupted", "error"]
 
 JOB_START_PATIENCE_SECONDS = 30.0
-# A rows event's bytes around its rows (type, seq, id, result, offset, last, truncated).
+# A rows event's bytes around its rows (type, seq, id, result, offset, count, last, truncated).
 PAGE_ENVELOPE_BYTES = 256
 
-# A chunk is what one Spark batch becomes: its rows as JSON text, or, for Arrow pages,
-# Spark's IPC bytes as they came (a decoded batch once a page has cut them).
-Chunk: TypeAlias = "JsonRows | spark.ArrowResponse | pa.RecordBatch"
+# A chunk is what one Spark batch becomes: its rows or its columns as JSON text, or, for
+# Arrow pages, Spark's IPC bytes as they came (a decoded batch once a page has cut them).
+Chunk: TypeAlias = "JsonText | JsonColumns | spark.ArrowResponse | pa.RecordBatch"
+JSON_CHUNKS = (JsonText, JsonColumns)
 
 
 def _cut(chunk: Chunk, start: int, stop: int) -> Chunk:
     """Rows start..stop of a chunk (zero-copy, except that cutting Spark's bytes decodes them)."""
     if start == 0 and stop == len(chunk):
         return chunk
-    if isinstance(chunk, JsonRows):
+    if isinstance(chunk, JSON_CHUNKS):
         return chunk.slice(start, stop)
     return chunk.slice(start, stop - start)
 
@@ -93,7 +94,7 @@ class RowQueue:
         for i, chunk in enumerate(self._chunks):
             start = self._head if i == 0 else 0
             want = min(len(chunk) - start, count - fit)
-            if not isinstance(chunk, JsonRows):
+            if not isinstance(chunk, JSON_CHUNKS):
                 fit += want
             else:
                 rows = chunk.slice(start, start + want)
@@ -101,7 +102,7 @@ class RowQueue:
                 fit += n
                 if n < want:
                     break
-                room -= len(rows.text()) + 1
+                room -= rows.size()
             if fit >= count:
                 break
         return max(1, min(fit, count))
@@ -137,6 +138,7 @@ class ResultCursor:
         on_error: Callable[[ResultCursor, BaseException], None],
         max_page_bytes: int = 1 << 20,
         spark: Any = spark,  # the adapter (spark_gateway.spark, or a fake with the same functions)
+        layout: Literal["rows", "columns"] = "rows",
     ) -> None:
         self.execution_id = execution_id
         self.number = number
@@ -147,12 +149,15 @@ class ResultCursor:
         self.page_size = page_size
         self.limit = limit
         self.format = format
+        self.layout = layout  # of JSON pages
         self._arrow_schema_sent = False
         self._in_fetch = False  # a worker thread is inside Spark for this result
         self._limiter = limiter
         self._on_error = on_error
-        # The rows' JSON text per page, leaving room for the event around it (its id escaped).
-        self._max_page_bytes = max(1, max_page_bytes - PAGE_ENVELOPE_BYTES - 6 * len(execution_id))
+        # The rows' JSON text per page, leaving room for the event around it (its id escaped)
+        # and, in the columns layout, for each column's brackets and comma.
+        brackets = 3 * len(stream.columns) if layout == "columns" else 0
+        self._max_page_bytes = max(1, max_page_bytes - PAGE_ENVELOPE_BYTES - 6 * len(execution_id) - brackets)
         self.credit = page_size  # the first page goes out at once
         self.sent = 0
         self.received = 0  # rows read from Spark (within the limit)
@@ -336,7 +341,7 @@ class ResultCursor:
                 chunk = self.stream.next_chunk()
             else:
                 batch = self.stream.next_batch()
-                chunk = None if batch is None else batch_to_json(batch)
+                chunk = None if batch is None else batch_to_json(batch, self.layout)
             if chunk is None:
                 return chunks, True
             chunks.append(chunk)
@@ -381,10 +386,13 @@ class ResultCursor:
         if self.format == "arrow":
             event: Rows | ArrowRows = ArrowRows(self.execution_id, self.number, self.sent, count, last,
                                                 truncated, self._arrow_payload(pieces, last))
-        else:
+        elif self.layout == "columns":
             # JSON text made in the fetch thread; encoding the event copies it once.
-            text = cast("list[JsonRows]", pieces)  # a JSON result's chunks are all JsonRows
-            event = Rows(self.execution_id, self.number, self.sent, rows_value(text), last, truncated)
+            columns = columns_value(cast("list[JsonColumns]", pieces), len(self.stream.columns))
+            event = Rows(self.execution_id, self.number, self.sent, None, last, truncated, columns, count)
+        else:
+            rows = rows_value(cast("list[JsonText]", pieces))  # a JSON result's chunks are all JsonText
+            event = Rows(self.execution_id, self.number, self.sent, rows, last, truncated)
         self._outbox.put(event)
         self.sent += count
         self.credit -= count

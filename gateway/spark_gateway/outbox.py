@@ -78,7 +78,7 @@ class Outbox:
         metrics = self.metrics
         metrics.bytes_sent += size
         if type(event) is Rows:
-            metrics.rows_streamed += len(event.rows)
+            metrics.rows_streamed += event.num_rows
         elif type(event) is ArrowRows:
             metrics.rows_streamed += event.count
         elif type(event) is Finished:
@@ -157,7 +157,7 @@ class Outbox:
 
 def _record(event: Event, seq: int) -> Sent:
     if type(event) is Rows:
-        return Sent(seq, "rows", event.id, event.result, event.offset, len(event.rows))
+        return Sent(seq, "rows", event.id, event.result, event.offset, event.num_rows)
     if type(event) is ArrowRows:
         return Sent(seq, "arrow-rows", event.id, event.result, event.offset, event.count)
     return Sent(seq, event.type, getattr(event, "id", None), getattr(event, "result", None), 0, 0)

@@ -424,7 +424,8 @@ class Session:
             execution_id=execution.id, number=len(execution.cursors), stream=stream,
             session=spark_session, outbox=self.outbox, page_size=request.page_size,
             limit=request.limit, format=request.format, limiter=self._fetch_limiter,
-            on_error=self._cursor_failed, max_page_bytes=self.limits.max_page_bytes, spark=self._spark)
+            on_error=self._cursor_failed, max_page_bytes=self.limits.max_page_bytes, spark=self._spark,
+            layout=request.layout)
         execution.cursors.append(cursor)
         execution.result_sql_offsets.append(execution.sql_offset)
         await self._drain(execution)

@@ -18,6 +18,7 @@ See ``clients/python/README.md`` for the whole API, the sync wrapper and the CLI
 
 from spark_gateway_protocol.messages import PROTOCOL_VERSION, Column, Progress, QueryContext, SessionInfo, StageProgress
 
+from .batch import RowBatch
 from .errors import (
     GatewayConnectionError,
     Interrupted,
@@ -49,6 +50,7 @@ __all__ = [
     "RequestRefused",
     "ResultLost",
     "ResultStream",
+    "RowBatch",
     "Session",
     "SessionLost",
     "SessionInfo",

@@ -23,6 +23,7 @@ import orjson
 
 from spark_gateway_protocol.messages import Column, Progress
 
+from .batch import RowBatch
 from .errors import (
     GatewayConnectionError,
     Interrupted,
@@ -63,8 +64,8 @@ output:
   without --format/-o, a table of at most --max-rows rows (saying so when rows were omitted),
   a value's lines cut at --max-width characters (saying so when any was cut);
   csv, jsonl, arrow (an Arrow IPC stream, readable with pyarrow.ipc.open_stream) and parquet
-  stream any number of rows in constant memory (parquet: row groups of 1,048,576 rows). csv and jsonl values follow the gateway's JSON
-  type mapping (docs/type-mapping.md); in CSV a NULL is an empty field and an empty string is "".
+  stream any number of rows in constant memory (parquet: row groups of 1,048,576 rows).
+  csv and jsonl values follow the gateway's JSON type mapping (docs/type-mapping.md); in CSV a NULL is an empty field and an empty string is "".
   Output the code prints goes to stdout (to stderr when stdout carries the rows).
 
 examples:
@@ -397,18 +398,23 @@ async def write_csv(stream: ResultStream, out: IO[str]) -> int:
     async for rows in stream.batches():
         if rows:
             # Column by column: one C-level pass per column instead of a Python call per value.
-            columns = [_csv_column(column) for column in zip(*rows, strict=True)]
+            columns = [_csv_column(column) for column in _columns(rows)]
             lines = map(",".join, zip(*columns, strict=True)) if columns else [""] * len(rows)
             out.write("\r\n".join(lines) + "\r\n")
         count += len(rows)
     return count
 
 
+def _columns(rows: Sequence[Row]) -> Sequence[Sequence[Any]]:
+    """The columns of a page: as they came (a RowBatch, the columns layout), else the rows zipped."""
+    return rows.columns if isinstance(rows, RowBatch) else list(zip(*rows, strict=True))
+
+
 _CSV_QUOTE = re.compile(r'[,"\r\n]|^\s|\s$')
 _CSV_PLAIN: dict[type, Callable[[Any], str]] = {int: str, float: repr}
 
 
-def _csv_column(values: tuple[Any, ...]) -> Sequence[str]:
+def _csv_column(values: Sequence[Any]) -> Sequence[str]:
     """One column's CSV fields (``_csv_field`` of each value, with fast paths for plain columns)."""
     kinds = set(map(type, values))
     if kinds == {str}:
@@ -421,7 +427,7 @@ def _csv_column(values: tuple[Any, ...]) -> Sequence[str]:
     return list(map(_csv_field, values))
 
 
-def _csv_quotes_needed(values: tuple[str, ...]) -> bool:
+def _csv_quotes_needed(values: Sequence[str]) -> bool:
     """Whether some value needs quotes (``_CSV_QUOTE``, or empty), in C-level passes."""
     text = "".join(values)
     if any(special in text for special in ',"\r\n') or "" in values:
@@ -456,7 +462,9 @@ async def write_jsonl(stream: ResultStream, out: IO[bytes], warn: Callable[[str]
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     count = 0
     async for rows in stream.batches():
-        out.write(b"".join(dumps(dict(zip(names, row, strict=True)), option=newline) for row in rows))
+        # From the columns when the page came as columns: no row lists to build.
+        values = zip(*rows.columns, strict=True) if isinstance(rows, RowBatch) and rows.columns else rows
+        out.write(b"".join(dumps(dict(zip(names, row, strict=True)), option=newline) for row in values))
         count += len(rows)
     return count
 

@@ -159,17 +159,17 @@ export class CsvCancelled extends Error {
 
 async function writeFromMemory(sink, table, report, isCancelled) {
   await sink.write(csvHeader(table.columns));
-  const { rows, kinds } = table;
-  for (let i = 0; i < rows.length; i += FROM_MEMORY_SLICE) {
+  const { size, kinds } = table;
+  for (let i = 0; i < size; i += FROM_MEMORY_SLICE) {
     if (isCancelled()) throw new CsvCancelled();
     let text = "";
-    const end = Math.min(rows.length, i + FROM_MEMORY_SLICE);
-    for (let r = i; r < end; r++) text += csvLine(rows[r], kinds);
+    const end = Math.min(size, i + FROM_MEMORY_SLICE);
+    for (let r = i; r < end; r++) text += csvLine(table.row(r), kinds);
     await sink.write(text);
     report(`Writing… ${count(end)} rows`, "running");
     await new Promise((resolve) => setTimeout(resolve, 0));  // let the page breathe
   }
-  return rows.length;
+  return size;
 }
 
 /** A second execution of the cell's code whose result `table.number` goes to `sink`. */

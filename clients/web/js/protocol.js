@@ -83,14 +83,18 @@ export const FINAL_CLOSES = new Set([
 export const Language = Object.freeze({ SQL: "sql", PYTHON: "python" });
 export const Format = Object.freeze({ JSON: "json", ARROW: "arrow" });
 
+/** Shapes of a JSON `rows` page (`execute`'s `layout`): one array per row, or one per column. */
+export const Layout = Object.freeze({ ROWS: "rows", COLUMNS: "columns" });
+
 export const DEFAULT_PAGE_SIZE = 1000;
 export const MAX_PAGE_SIZE = 100000;  // the largest page_size of the protocol (a gateway's limits.max_page_size may be lower)
 
 // ------------------------------------------------------------------ requests
 
-export function execute(id, code, language, { pageSize = DEFAULT_PAGE_SIZE, limit = null } = {}) {
+export function execute(id, code, language, { pageSize = DEFAULT_PAGE_SIZE, limit = null, layout = Layout.ROWS } = {}) {
   const msg = { type: Req.EXECUTE, id, code, language, page_size: pageSize };
   if (limit !== null && limit !== undefined) msg.limit = limit;
+  if (layout !== Layout.ROWS) msg.layout = layout;
   return msg;
 }
 
@@ -111,6 +115,19 @@ export function ping(data) {
 }
 
 // ------------------------------------------------------------------ decoding
+
+/** Rows in a `rows` page, in either layout. */
+export function pageCount(msg) {
+  return msg.columns ? msg.count : msg.rows.length;
+}
+
+/** A `rows` page's values as one array per column (`width` columns), in either layout. */
+export function pageColumns(msg, width) {
+  if (msg.columns) return msg.columns;
+  const columns = Array.from({ length: width }, () => new Array(msg.rows.length));
+  msg.rows.forEach((row, r) => { for (let c = 0; c < width; c++) columns[c][r] = row[c]; });
+  return columns;
+}
 
 // An integer literal outside ±(2^53 - 1) cannot be a JS number without losing digits.
 // JSON.parse's reviver receives the literal's source text (context.source, Chromium

@@ -3,7 +3,7 @@
 
 import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
 import { escapeHtml } from "./highlight.js";
-import { ErrorCode, Evt, Language, Req, Status } from "./protocol.js";
+import { ErrorCode, Evt, Language, Layout, pageCount, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
 import { count, duration } from "./values.js";
@@ -48,7 +48,8 @@ export class RunView {
   /** Send the execute request; false when not connected. */
   submit() {
     const { code, language, limit, pageSize } = this.request;
-    if (!this.client.execute(this, this.id, code, language, { pageSize, limit })) {
+    // Column pages: the grid reads cells from them, and no array per row is parsed or kept.
+    if (!this.client.execute(this, this.id, code, language, { pageSize, limit, layout: Layout.COLUMNS })) {
       this._setState("lost", "not connected");
       return false;
     }
@@ -273,7 +274,7 @@ export class RunView {
     if (!table) {
       // A result whose `result` event (its columns) was lost in a reconnection: its rows cannot
       // be shown; say so once, and release it if it is still streaming.
-      if (msg.rows.length && !this._headless.has(msg.result)) {
+      if (pageCount(msg) && !this._headless.has(msg.result)) {
         this._headless.add(msg.result);
         if (this.lostNoteEl) {
           this.lostNoteEl.textContent += ` Result ${msg.result + 1} lost its columns: its rows cannot be shown.`;

@@ -3,8 +3,10 @@
 // The first page arrives unasked; more pages come only after `stream-rows` credit,
 // which the "Load more" button and scrolling to the bottom grant. Only the rows in view
 // are in the DOM (fixed row height, spacer rows above and below), so a table of a
-// million loaded rows scrolls as fast as one of ten.
+// million loaded rows scrolls as fast as one of ten. Pages are kept as they came, column
+// arrays (the `columns` layout: no array per row is ever made), and cells are read from them.
 
+import { pageColumns, pageCount } from "./protocol.js";
 import { columnKind, count, displayValue, fullValueText } from "./values.js";
 
 const OVERSCAN = 12;
@@ -25,7 +27,9 @@ export class ResultTable {
     this.limit = msg.limit ?? null;
     this.kinds = this.columns.map((c) => columnKind(c.type));
     this.host = host;
-    this.rows = [];
+    this.pages = [];  // loaded pages: {start, count, columns: one array of values per column}
+    this.size = 0;    // rows loaded
+    this._page = null;  // the page of the latest cell read (rendering reads rows in order)
     this.requested = host.pageSize;  // the first page is granted by `execute` itself
     this.end = null;  // null while streaming; "last", "closed", "interrupted", "error", "lost", "gap"
     this.missing = null;  // [from, to) row offsets lost in a reconnection (end "gap")
@@ -37,7 +41,7 @@ export class ResultTable {
   }
 
   get loading() {
-    return this.end === null && this.rows.length < this.requested;
+    return this.end === null && this.size < this.requested;
   }
 
   /** Every row of the result is in the page. */
@@ -49,13 +53,44 @@ export class ResultTable {
     return this.end === null;
   }
 
+  // ---------------------------------------------------------------- rows
+
+  /** Every loaded row as an array (made on each call: for tests and exports, never for rendering). */
+  get rows() {
+    const rows = [];
+    for (let r = 0; r < this.size; r++) rows.push(this.row(r));
+    return rows;
+  }
+
+  /** Row `index`'s values. */
+  row(index) {
+    return this.columns.map((_, column) => this.value(index, column));
+  }
+
+  /** The value of row `index`, column `column` (rows must be loaded). */
+  value(index, column) {
+    let page = this._page;
+    if (!page || index < page.start || index >= page.start + page.count) {
+      let lo = 0;
+      let hi = this.pages.length - 1;
+      while (lo < hi) {  // the last page starting at or before `index`
+        const mid = (lo + hi + 1) >> 1;
+        if (this.pages[mid].start <= index) lo = mid; else hi = mid - 1;
+      }
+      page = this._page = this.pages[lo];
+    }
+    return page.columns[column][index - page.start];
+  }
+
   // ---------------------------------------------------------------- events
 
   addRows(msg) {
-    if (msg.offset !== this.rows.length) {
-      console.warn(`spark-gateway: rows at offset ${msg.offset}, expected ${this.rows.length}`);
+    if (msg.offset !== this.size) {
+      console.warn(`spark-gateway: rows at offset ${msg.offset}, expected ${this.size}`);
     }
-    for (const row of msg.rows) this.rows.push(row);
+    const n = pageCount(msg);
+    if (n) this.pages.push({ start: this.size, count: n, columns: pageColumns(msg, this.columns.length) });
+    this.size += n;
     if (msg.last) {
       this.end = "last";
       this.truncated = Boolean(msg.truncated);
@@ -192,7 +227,7 @@ export class ResultTable {
   /** Show row `index`'s value of column `column` whole, in the panel under the grid. */
   showValue(index, column) {
     const c = this.columns[column];
-    const text = fullValueText(this.rows[index][column], this.kinds[column]);
+    const text = fullValueText(this.value(index, column), this.kinds[column]);
     this.detailWhere.textContent = `Row ${count(index + 1)} · ${c.name} (${c.type})`;
     const lines = text.split("\n").length;
     this.detailSize.textContent = `${count(text.length)} characters` + (lines > 1 ? `, ${count(lines)} lines` : "");
@@ -208,7 +243,7 @@ export class ResultTable {
 
   loadMore() {
     if (this.end !== null || this.loading) return;
-    if (this.rows.length >= MAX_ROWS_IN_PAGE) return;
+    if (this.size >= MAX_ROWS_IN_PAGE) return;
     const n = this.host.pageSize;
     if (this.host.requestMore(this, n)) this.requested += n;
     this._refreshFooter();
@@ -232,29 +267,29 @@ export class ResultTable {
   }
 
   _refresh() {
-    if (this.rows.length && this.colgroup.dataset.sized !== "rows") this._sizeColumns();
+    if (this.size && this.colgroup.dataset.sized !== "rows") this._sizeColumns();
     this._renderWindow(true);
     this._refreshFooter();
   }
 
   /** Column widths from the header and the first rows (table-layout: fixed keeps them). */
   _sizeColumns() {
-    const sample = this.rows.slice(0, 200);
+    const sample = Math.min(this.size, 200);
     const cols = this.colgroup.children;
-    const digits = String(Math.max(this.rows.length, 1000)).length;
+    const digits = String(Math.max(this.size, 1000)).length;
     cols[0].style.width = `${digits + 3}ch`;
     this.columns.forEach((c, i) => {
       // Widths in `ch` of the 12.5px monospace body font; the header's bold sans name and
       // 11px type need a little more and a little less per character.
       let width = Math.max(c.name.length * 1.15, c.type.length * 0.9);
-      for (const row of sample) {
-        const v = row[i];
+      for (let r = 0; r < sample; r++) {
+        const v = this.value(r, i);
         const text = v === null ? "NULL" : displayValue(v, this.kinds[i]).text;
         width = Math.max(width, Math.min(text.length, 60));
       }
       cols[i + 1].style.width = `${Math.min(Math.max(width + 3, 7), 48)}ch`;
     });
-    if (sample.length) this.colgroup.dataset.sized = "rows";
+    if (sample) this.colgroup.dataset.sized = "rows";
   }
 
   _measureRowHeight() {
@@ -263,7 +298,7 @@ export class ResultTable {
   }
 
   _renderWindow(force) {
-    const total = this.rows.length;
+    const total = this.size;
     if (!this.rowHeight && total) {
       this._fillRows(0, Math.min(total, 1), 0, 0);
       this._measureRowHeight();
@@ -285,7 +320,7 @@ export class ResultTable {
     if (topPad > 0) frag.append(spacer(topPad, width));
     for (let r = first; r < last; r++) frag.append(this._row(r));
     if (bottomPad > 0) frag.append(spacer(bottomPad, width));
-    if (!this.rows.length) {
+    if (!this.size) {
       const tr = document.createElement("tr");
       tr.className = "empty";
       const td = document.createElement("td");
@@ -306,10 +341,9 @@ export class ResultTable {
     num.className = "rownum";
     num.textContent = String(index + 1);
     tr.append(num);
-    const row = this.rows[index];
     for (let i = 0; i < this.columns.length; i++) {
       const td = document.createElement("td");
-      const v = row[i];
+      const v = this.value(index, i);
       const kind = this.kinds[i];
       if (v === null || v === undefined) {
         td.className = `k-${kind} null`;
@@ -330,7 +364,7 @@ export class ResultTable {
   }
 
   _refreshFooter() {
-    const n = this.rows.length;
+    const n = this.size;
     let text;
     switch (this.end) {
       case "last": text = `${count(n)} ${n === 1 ? "row" : "rows"} (all)`; break;
@@ -357,7 +391,7 @@ export class ResultTable {
     this.downloadButton.hidden = n === 0 && !this.exporting;
     this.moreButton.disabled = this.loading;  // a page is on its way
     this.moreButton.textContent = this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
-    if (this.rows.length && this.colgroup.children[0]) {
+    if (this.size && this.colgroup.children[0]) {
       this.colgroup.children[0].style.width = `${String(Math.max(n, 1000)).length + 3}ch`;
     }
   }
