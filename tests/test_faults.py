@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -10,21 +9,87 @@ import time
 import urllib.error
 import urllib.request
 
+from collections.abc import Iterator
+
 import anyio
+import pytest
 
 from spark_gateway.spark_server import EmbeddedSparkServer, free_port
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 
+pytestmark = pytest.mark.integration
+
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
 
-def ready(gateway: GatewayProcess) -> bool:
+def readyz(gateway: GatewayProcess) -> int:
+    """The HTTP status of ``GET /readyz``."""
     try:
         with urllib.request.urlopen(gateway.http_url + "/readyz", timeout=30) as response:
-            return bool(json.load(response)["ready"])
-    except urllib.error.HTTPError:
-        return False
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def ready(gateway: GatewayProcess) -> bool:
+    return readyz(gateway) == 200
+
+
+def kill(server: EmbeddedSparkServer) -> None:
+    """``kill -9`` the Spark Connect server: no shutdown hook, sessions lost."""
+    assert server.process is not None
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait(30)
+    server.process = None
+
+
+@pytest.fixture(scope="module")
+def remote_spark() -> Iterator[tuple[EmbeddedSparkServer, GatewayProcess]]:
+    """A Spark Connect server of the test's own (to kill and restart on its port), and a gateway using it."""
+    server = EmbeddedSparkServer(master="local[2]", port=free_port(), ui=False)
+    server.start()
+    gateway = GatewayProcess(server.url)
+    yield server, gateway
+    gateway.stop()
+    server.stop()
+
+
+def test_readyz_asks_spark_every_time(remote_spark: tuple[EmbeddedSparkServer, GatewayProcess]) -> None:
+    """After a 200, /readyz answers 503 within seconds of Spark dying, and 200 again once it is back."""
+    server, gateway = remote_spark
+    assert readyz(gateway) == 200
+    kill(server)
+    deadline = time.monotonic() + 10
+    while readyz(gateway) != 503:
+        assert time.monotonic() < deadline, "/readyz still says ready 10 s after the Spark server died"
+        time.sleep(0.2)
+    time.sleep(1)
+    assert readyz(gateway) == 503, "not ready while Spark is down, on every poll"
+    server.start()  # the same port
+    deadline = time.monotonic() + 30
+    while readyz(gateway) != 200:
+        assert time.monotonic() < deadline, "/readyz not ready 30 s after the Spark server listened again"
+        time.sleep(0.2)
+
+
+async def test_first_execution_after_a_remote_restart_runs_in_a_new_session(
+        remote_spark: tuple[EmbeddedSparkServer, GatewayProcess]) -> None:
+    """After the remote server restarts, a session's next execution says why its Spark session was reset, then runs."""
+    server, gateway = remote_spark
+    async with open_client(gateway.ws_url) as client:
+        await client.run("CREATE OR REPLACE TEMP VIEW v AS SELECT 1 AS x", id="view")
+        kill(server)
+        server.start()
+        after = await client.run("SELECT id FROM range(10)", id="after", timeout=120)
+        notices = of_type(after, "error")
+        assert [n["code"] for n in notices] == ["spark_session_reset"], after
+        assert "restarted" in notices[0]["message"] and "spark.stop()" not in notices[0]["message"], notices
+        assert rows_of(after) == [[i] for i in range(10)] and after[-1]["status"] == "ok", after
+        gone = await client.run("SELECT * FROM v", id="gone")
+        assert of_type(gone, "error")[0]["error_class"] == "TABLE_OR_VIEW_NOT_FOUND"
+        again = await client.run("SELECT 2 AS two", id="again")
+        assert rows_of(again) == [[2]] and not of_type(again, "error"), "one reset, not one per execution"
 
 
 def spark_restarts(gateway: GatewayProcess) -> int:

@@ -121,7 +121,6 @@ class Session:
         self._last_progress: dict[str, tuple[float, Any]] = {}
         self._stopped = anyio.Event()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
-        self._spark_suspect = False  # Spark was unreachable: check the session before reuse
         self._keep_namespace = False  # the next Spark session joins the Python namespace there is
         self._spark_lost_cause: str | None = None  # why the server lost the session, if the gateway knows
         self._closed = False
@@ -363,7 +362,7 @@ class Session:
             finally:
                 spark.remove_tag(session, execution.tag)
                 if spark.is_stopped(session):
-                    self._forget_stopped_spark(execution)
+                    self._forget_stopped_spark(execution, by_user=spark.stopped_by_user(session))
         except ExecutionInterrupted:
             execution.interrupt_requested = True
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error event
@@ -377,12 +376,18 @@ class Session:
         """The Spark Connect server lost every session (it was restarted): start over at the next use."""
         self._spark_lost_cause = cause
 
-    def _forget_stopped_spark(self, execution: Execution) -> None:
+    def _forget_stopped_spark(self, execution: Execution, *, by_user: bool) -> None:
         """Worker thread: the cell stopped its Spark session (``spark.stop()``); say what that means.
 
         A stopped session is released on the server and cannot be used again: the next
-        execution gets a new one, bound to ``spark`` in the same Python namespace.
+        execution gets a new one, bound to ``spark`` in the same Python namespace. pyspark
+        also stops a session when the server answers that it restarted (``by_user`` False).
         """
+        if not by_user:
+            self._start_over(execution, keep_namespace=False, server_side=False, message=(
+                f"the Spark Connect server lost this session ({spark.RESTARTED}); the next execution gets a new "
+                "Spark session: temp views, cached tables, SQL settings and Python variables of the old one are gone"))
+            return
         self._start_over(execution, keep_namespace=True, server_side=True, message=(
             "this code stopped the session's Spark session (spark.stop()): its temp views, cached tables "
             "and SQL settings are gone, and DataFrames made from it no longer work; the next execution "
@@ -398,17 +403,15 @@ class Session:
 
     def _ensure_spark(self, execution: Execution) -> Any:
         """Worker thread: this session's Spark session, created at first use or after a loss."""
-        if self._spark is not None and (self._spark_suspect or self._spark_lost_cause):
-            self._spark_suspect = False
+        if self._spark is not None:
+            # Asked before each reuse (one cheap RPC): a server restarted behind the gateway's back
+            # lost the session, and the execution must run in a new one. Unreachable: not asked.
             cause, self._spark_lost_cause = self._spark_lost_cause, None
-            if cause is None and spark.answers(self._spark):
-                return self._spark
-            # Gone (the server restarted; the gateway may know why). A known cause means a new
-            # server is up to take the release; an unreachable one would only make it retry.
-            self._start_over(execution, keep_namespace=False, server_side=cause is not None, message=(
-                f"the Spark Connect server lost this session ({cause or 'it restarted or was unreachable'}); "
-                "a new Spark session was created: temp views, cached tables, SQL settings and Python "
-                "variables of the old one are gone"))
+            cause = cause or spark.lost_cause(self._spark)
+            if cause is not None:
+                self._start_over(execution, keep_namespace=False, server_side=True, message=(
+                    f"the Spark Connect server lost this session ({cause}); a new Spark session was "
+                    "created: temp views, cached tables, SQL settings and Python variables of the old one are gone"))
         if self._spark is None:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self.limits.progress_interval_ms)
@@ -519,7 +522,6 @@ class Session:
         if execution is None or (stopped_on_request and spark.is_cancellation(exc)):
             return  # the cancellation we asked for, not a failure
         execution.failed = True
-        self._spark_suspect = self._spark_suspect or spark.is_unavailable(exc)
         self.outbox.put(_error_event(execution.id, exc, result=cursor.number,
                                      sql_offset=execution.result_sql_offsets[cursor.number]))
 
@@ -550,7 +552,6 @@ class Session:
         if execution.interrupt_requested and interrupted:
             return
         execution.failed = True
-        self._spark_suspect = self._spark_suspect or spark.is_unavailable(failure)
         sql = execution.request.code if execution.request.language == "sql" else None
         self.outbox.put(_error_event(execution.id, failure, sql=sql, sql_offset=execution.sql_offset))
 
