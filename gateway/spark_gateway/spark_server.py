@@ -49,6 +49,15 @@ def udf_python() -> str:
     return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
+def leaf_parallelism(master: str) -> int:
+    """Partitions of a scan that names no count: four per core of a ``local[N]`` master, at least 32."""
+    found = re.fullmatch(r"local\[(\d+|\*)(?:,\s*\d+)?\]", master.strip())
+    if found is None:  # local (one core), or a cluster whose cores are not known here
+        return 32
+    cores = (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
+    return max(32, 4 * cores)
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -89,6 +98,12 @@ class EmbeddedSparkServer:
             "spark.driver.host": self.host,
             # Small partitions: first rows come early and no single task result is huge.
             "spark.sql.shuffle.partitions": "8",
+            # The same for scans with no partition count of their own (range(n), local data):
+            # Spark's default is one per core, and a task's result is held in the driver whole,
+            # several times over while it is serialised and fetched. Ten 620 MB results of two
+            # partitions each ended a 2g driver in 34 s; at 32 partitions they streamed with
+            # at most 509 MiB of heap in use (bench/README.md, "Driver memory").
+            "spark.sql.leafNodeDefaultParallelism": str(leaf_parallelism(self.master)),
             **self.extra_conf,
         }
         cmd = [
