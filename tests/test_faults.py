@@ -137,6 +137,7 @@ async def test_server_killed_mid_query_then_restarted() -> None:
         server.stop()
 
 
+@pytest.mark.timeout(300)  # three JVM starts' worth: the first, the out-of-memory query, the restart
 async def test_embedded_spark_that_runs_out_of_memory_is_restarted() -> None:
     """A result too big for the driver ends the embedded JVM: it is restarted, sessions are told why."""
     gateway = GatewayProcess(None, "--driver-memory", "640m")
