@@ -15,6 +15,7 @@ import linecache
 import logging
 import os
 import re
+import socket
 import time
 import uuid
 from collections import deque
@@ -44,8 +45,8 @@ ProgressCallback = Callable[[list[StageProgress], int, str | None, bool], None]
 
 # /readyz waits this long at most for Spark's answer.
 PING_TIMEOUT_SECONDS = 2.0
-# A session about to be reused waits this long at most: a server that just restarted takes
-# seconds to answer its first call (1-6 s measured on a loaded 2-core machine).
+# A session about to be reused waits this long at most for a server that listens: one that
+# just restarted takes seconds to answer its first call (1-6 s measured on a loaded 2-core machine).
 SESSION_CHECK_TIMEOUT_SECONDS = 10.0
 RESTARTED = "the Spark Connect server restarted"
 # Spark's answer to a session the server does not have since it restarted (see is_session_gone).
@@ -185,17 +186,30 @@ def lost_cause(spark: SparkSession) -> str | None:
 
     A server that does not answer (down, unreachable, too slow) says nothing about the
     session, which may well be there when it is back: None, and the execution that runs
-    next reports the server unavailable. A server that just came back is waited for (gRPC
-    reconnects after a backoff, a fresh JVM answers slowly), so that the execution after a
-    restart runs in a new session; the price is that, while the server is down, an execution
-    fails only after ``SESSION_CHECK_TIMEOUT_SECONDS``.
+    next reports the server unavailable. A server that just came back (it listens, but gRPC
+    reconnects only after a backoff, and a fresh JVM answers slowly) is waited for, so that
+    the execution after a restart runs in a new session.
     """
-    try:
-        ping(spark, SESSION_CHECK_TIMEOUT_SECONDS, patient=True)
-    except Exception as exc:  # noqa: BLE001 - only "gone" matters here; the rest is reported by the execution
-        if is_session_gone(exc):
-            return RESTARTED
+    for patient in (False, True):
+        try:
+            ping(spark, SESSION_CHECK_TIMEOUT_SECONDS, patient=patient)
+            return None
+        except Exception as exc:  # noqa: BLE001 - only "gone" matters here; the rest is reported by the execution
+            if is_session_gone(exc):
+                return RESTARTED
+            if patient or not (is_unavailable(exc) and _listening(spark.client._builder)):
+                return None
     return None
+
+
+def _listening(channel: Any) -> bool:
+    """Whether the server's port takes connections (a server that is down refuses them at once)."""
+    host, port = channel.endpoint.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def stopped_by_user(spark: SparkSession) -> bool:
