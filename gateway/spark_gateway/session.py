@@ -405,7 +405,8 @@ class Session:
         """Worker thread: this session's Spark session, created at first use or after a loss."""
         if self._spark is not None:
             # Asked before each reuse (one cheap RPC): a server restarted behind the gateway's back
-            # lost the session, and the execution must run in a new one. Unreachable: not asked.
+            # lost the session, and the execution must run in a new one. A server that does not
+            # answer keeps the session (it may come back with it); the execution reports it.
             cause, self._spark_lost_cause = self._spark_lost_cause, None
             cause = cause or spark.lost_cause(self._spark)
             if cause is not None:

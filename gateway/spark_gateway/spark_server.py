@@ -102,7 +102,7 @@ class EmbeddedSparkServer:
             # Spark's default is one per core, and a task's result is held in the driver whole,
             # several times over while it is serialised and fetched. Ten 620 MB results of two
             # partitions each ended a 2g driver in 34 s; at 32 partitions they streamed with
-            # at most 509 MiB of heap in use (bench/README.md, "Driver memory").
+            # at most ~0.6 GiB of heap in use (bench/README.md, "Driver memory").
             "spark.sql.leafNodeDefaultParallelism": str(leaf_parallelism(self.master)),
             **self.extra_conf,
         }
