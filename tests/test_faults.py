@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 import anyio
 import pytest
 
-from spark_gateway.spark_server import EmbeddedSparkServer, free_port
+from spark_gateway.spark_server import EmbeddedSparkServer, SparkServerError, free_port
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 
@@ -160,3 +161,27 @@ async def test_embedded_spark_that_runs_out_of_memory_is_restarted() -> None:
         assert spark_restarts(gateway) == 1
     finally:
         gateway.stop()
+
+
+def test_server_stopped_while_starting_leaves_no_jvm() -> None:
+    """stop() during start() (the gateway stopping while it restarts Spark): start fails, no JVM is left."""
+    server = EmbeddedSparkServer(master="local[1]", ui=False)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            server.start()
+        except BaseException as exc:  # noqa: BLE001 - what start raised is the point
+            failures.append(exc)
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    deadline = time.monotonic() + 30
+    while server.process is None:
+        assert time.monotonic() < deadline, "the JVM was not launched"
+        time.sleep(0.01)
+    jvm = server.process
+    server.stop()
+    starting.join(60)
+    assert [type(f) for f in failures] == [SparkServerError], failures
+    assert jvm.poll() is not None and server.process is None

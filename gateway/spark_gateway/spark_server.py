@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +79,10 @@ class EmbeddedSparkServer:
     extra_conf: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Counts stop() calls: a start() that a stop() overtook (the gateway stopping while its
+    # supervisor restarts Spark) must not leave a JVM behind, in a session of its own.
+    _stops: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def url(self) -> str:
@@ -132,16 +137,21 @@ class EmbeddedSparkServer:
                "PYSPARK_PYTHON": udf_python()}
         env.pop("SPARK_REMOTE", None)
         env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+        stops = self._stops
+        with self._lock, open(self.log_path, "wb") as log:
+            if self._stops != stops:
+                raise SparkServerError("the embedded Spark Connect server was stopped while starting")
+            proc = self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, cwd=log_dir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
-            if self.process.poll() is not None:
+            if proc.poll() is not None:
+                if self._stops != stops:
+                    raise SparkServerError("the embedded Spark Connect server was stopped while starting")
                 raise SparkServerError(
-                    f"Spark Connect server exited with code {self.process.returncode}; "
+                    f"Spark Connect server exited with code {proc.returncode}; "
                     f"log: {self.log_path}\n{self._log_tail()}"
                 )
             if time.monotonic() > deadline:
@@ -153,7 +163,9 @@ class EmbeddedSparkServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the JVM's process group (shutdown hooks clean its temp dirs), then SIGKILL."""
-        proc, self.process = self.process, None
+        with self._lock:
+            self._stops += 1
+            proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
         try:
