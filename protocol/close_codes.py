@@ -27,8 +27,11 @@ CLOSE_ABANDONED = 4000  # the client gave up on a dead path and will resume (any
 # A client that closes with one of these is done with its session (normal, going away, or it
 # cannot go on with this stream): the gateway ends the session at once. No close frame
 # (1005/1006: a dropped network, a crashed client), 1011-1014 or an application code
-# 4000-4999 keeps the session for a resume.
-CLIENT_DONE = frozenset({1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010})
+# 4000-4999 keeps the session for a resume. So do 1007 and 1009: the gateway's websocket
+# layer closes with them when it refuses a client frame (not UTF-8; over the 16 MiB frame
+# limit) and reports its own close to the app exactly as a client's; a refused frame must
+# not end the session.
+CLIENT_DONE = frozenset({1000, 1001, 1002, 1003, 1008, 1010})
 
 # ---------------------------------------------------------------- never sent
 

@@ -58,15 +58,23 @@ class Gateway:
     _probe: Any = None  # a Spark session kept for /readyz
 
     def ready(self) -> bool:
-        """Blocking: can Spark answer right now? (``GET /readyz``)"""
-        try:
+        """Blocking: does Spark answer right now? (``GET /readyz``)
+
+        Asks the server each time (one RPC with a short deadline), on a Spark session kept
+        for it; a server that restarted has lost that session, so a new one asks at once.
+        """
+        for _ in range(2):
             if self._probe is None:
                 self._probe = spark.connect(self.spark_url)
-            self.spark_version = spark.server_version(self._probe)
-            return True
-        except Exception:  # noqa: BLE001 - not ready, whatever the reason; a new probe next time
-            self._probe = None
-            return False
+            try:
+                self.spark_version = spark.ping(self._probe)
+                return True
+            except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
+                if not spark.is_session_gone(exc):
+                    return False
+                stale, self._probe = self._probe, None
+                spark.release_quietly(stale, server_side=False)
+        return False
 
     def forget_probe(self) -> None:
         """The server was replaced: the next readiness check connects anew."""

@@ -75,6 +75,7 @@ def run_server(settings: config.Settings) -> int:
 
     from . import auth, logs
     from .app import create_app
+    from .handshake import bounded_http
 
     if settings.remote is None and shutil.which("java") is None:
         print("spark-gateway: Java 17 is needed to run the embedded Spark Connect server "
@@ -101,6 +102,7 @@ def run_server(settings: config.Settings) -> int:
     server = GatewayServer(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config,
         ws_max_size=16 * 1024 * 1024, ws="websockets-sansio",
+        http=bounded_http(settings.handshake_timeout, settings.max_pending_handshakes),
         ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=5))
     server.drain_timeout = settings.shutdown_timeout
     server.banner = tuple(auth.banner(settings, generated))  # printed once it serves, never before

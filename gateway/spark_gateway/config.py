@@ -46,6 +46,8 @@ class Settings:
     log_format: str = "text"
     ws_compression: bool = False
     shutdown_timeout: int = 15
+    handshake_timeout: int = 10
+    max_pending_handshakes: int = 256
     token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
     allowed_origins: tuple[str, ...] = ()
 
@@ -61,6 +63,8 @@ class Settings:
             raise ValueError("max_sessions must be >= 1")
         if self.shutdown_timeout < 0:
             raise ValueError("shutdown_timeout must be >= 0 seconds")
+        if self.handshake_timeout < 1 or self.max_pending_handshakes < 1:
+            raise ValueError("handshake_timeout and max_pending_handshakes must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
         if self.remote is not None and not self.remote.startswith("sc://"):
@@ -128,6 +132,10 @@ HELP = {
     "ws_compression": "offer permessage-deflate to clients (less traffic on slow links, much more gateway CPU)",
     "log_format": "log lines as text or json (one JSON object per line, with session and execution ids)",
     "shutdown_timeout": "seconds to let sessions wind down on SIGTERM before closing them",
+    "handshake_timeout": "seconds a connection has to send its HTTP request head (the websocket "
+                         "upgrade request) before it is closed",
+    "max_pending_handshakes": "connections still sending their request head at once; at the limit "
+                              "the one waiting longest is closed",
     "token": "access token(s), comma-separated, one per user; required (and generated if absent) "
              "when --host is not loopback; see SECURITY.md",
     "allowed_origins": "comma-separated browser origins (scheme://host[:port]) allowed besides the "

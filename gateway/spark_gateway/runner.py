@@ -81,7 +81,6 @@ class Runner:
         self._keep_namespace = False  # the next Spark session joins the Python namespace there is
         self._execution: Execution | None = None  # the one running now
         # Set from the loop, read here before the next use of Spark.
-        self._suspect = False  # Spark was unreachable: check the session before reuse
         self._lost_cause: str | None = None  # why the server lost the session, if the gateway knows
 
     # ------------------------------------------------------------ from the loop
@@ -89,10 +88,6 @@ class Runner:
     def spark_lost(self, cause: str) -> None:
         """The Spark Connect server lost every session: start over at the next use."""
         self._lost_cause = cause
-
-    def note_failure(self, exc: BaseException) -> None:
-        """A failure seen elsewhere (a result stream): if Spark was unreachable, check it before reuse."""
-        self._suspect = self._suspect or self._spark.is_unavailable(exc)
 
     # ------------------------------------------------------------ the worker thread
 
@@ -116,7 +111,7 @@ class Runner:
             finally:
                 spark.remove_tag(session, execution.tag)
                 if spark.is_stopped(session):
-                    self._forget_stopped_spark(execution)
+                    self._forget_stopped_spark(execution, by_user=spark.stopped_by_user(session))
         except BaseException as exc:  # noqa: BLE001 - every failure becomes an error event (or an interrupt)
             return exc
         finally:
@@ -171,17 +166,16 @@ class Runner:
     def _ensure_spark(self, execution: Execution) -> Any:
         """This session's Spark session, created at first use or after a loss."""
         spark = self._spark
-        if self.spark_session is not None and (self._suspect or self._lost_cause):
-            self._suspect = False
+        if self.spark_session is not None:
+            # Asked before each reuse (one cheap RPC): a server restarted behind the gateway's back
+            # lost the session, and the execution must run in a new one. A server that does not
+            # answer keeps the session (it may come back with it); the execution reports it.
             cause, self._lost_cause = self._lost_cause, None
-            if cause is None and spark.answers(self.spark_session):
-                return self.spark_session
-            # Gone (the server restarted; the gateway may know why). A known cause means a new
-            # server is up to take the release; an unreachable one would only make it retry.
-            self._start_over(execution, keep_namespace=False, server_side=cause is not None, message=(
-                f"the Spark Connect server lost this session ({cause or 'it restarted or was unreachable'}); "
-                "a new Spark session was created: temp views, cached tables, SQL settings and Python "
-                "variables of the old one are gone"))
+            cause = cause or spark.lost_cause(self.spark_session)
+            if cause is not None:
+                self._start_over(execution, keep_namespace=False, server_side=True, message=(
+                    f"the Spark Connect server lost this session ({cause}); a new Spark session was "
+                    "created: temp views, cached tables, SQL settings and Python variables of the old one are gone"))
         if self.spark_session is None:
             session = spark.connect(self._spark_url, self.spark_session_id)
             spark.prepare(session, self._progress_interval_ms)
@@ -195,12 +189,19 @@ class Runner:
             self.spark_session = session
         return self.spark_session
 
-    def _forget_stopped_spark(self, execution: Execution) -> None:
+    def _forget_stopped_spark(self, execution: Execution, *, by_user: bool) -> None:
         """The cell stopped its Spark session (``spark.stop()``); say what that means.
 
         A stopped session is released on the server and cannot be used again: the next
-        execution gets a new one, bound to ``spark`` in the same Python namespace.
+        execution gets a new one, bound to ``spark`` in the same Python namespace. pyspark
+        also stops a session when the server answers that it restarted (``by_user`` False).
         """
+        if not by_user:
+            self._start_over(execution, keep_namespace=False, server_side=False, message=(
+                f"the Spark Connect server lost this session ({self._spark.RESTARTED}); the next execution gets "
+                "a new Spark session: temp views, cached tables, SQL settings and Python variables of the old "
+                "one are gone"))
+            return
         self._start_over(execution, keep_namespace=True, server_side=True, message=(
             "this code stopped the session's Spark session (spark.stop()): its temp views, cached tables "
             "and SQL settings are gone, and DataFrames made from it no longer work; the next execution "

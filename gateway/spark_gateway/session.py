@@ -376,7 +376,6 @@ class Session:
         if failure is None or (execution.interrupt_requested and self._spark.is_cancellation(failure)):
             return
         execution.failed = True
-        self._runner.note_failure(failure)
         sql = execution.request.code if execution.request.language == "sql" else None
         self.outbox.put(error_event(self._spark, execution.id, failure, sql=sql, sql_offset=execution.sql_offset))
 
@@ -462,7 +461,6 @@ class Session:
         if execution is None or (stopped_on_request and self._spark.is_cancellation(exc)):
             return  # the cancellation we asked for, not a failure
         execution.failed = True
-        self._runner.note_failure(exc)
         self.outbox.put(error_event(self._spark, execution.id, exc, result=cursor.number,
                                     sql_offset=execution.result_sql_offsets[cursor.number]))
 

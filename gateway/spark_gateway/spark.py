@@ -34,6 +34,7 @@ import linecache
 import logging
 import os
 import re
+import socket
 import time
 import uuid
 from collections import deque
@@ -45,6 +46,7 @@ import pyarrow as pa
 from pyspark.errors import PySparkException
 from pyspark.errors.exceptions.base import RetriesExceeded
 from pyspark.errors.exceptions.connect import SparkConnectException
+from pyspark.sql.connect.client import DefaultChannelBuilder
 from pyspark.sql.connect.client.retries import DefaultPolicy
 from pyspark.sql.connect.dataframe import DataFrame
 from pyspark.sql.connect.expressions import LiteralExpression
@@ -60,6 +62,18 @@ from spark_gateway_protocol.messages import Column, QueryContext, StageProgress
 
 ProgressCallback = Callable[[list[StageProgress], int, str | None, bool], None]
 
+# /readyz waits this long at most for Spark's answer.
+PING_TIMEOUT_SECONDS = 2.0
+# A session about to be reused waits this long at most for a server that listens: one that
+# just restarted takes seconds to answer its first call (1-6 s measured on a loaded 2-core machine).
+SESSION_CHECK_TIMEOUT_SECONDS = 10.0
+RESTARTED = "the Spark Connect server restarted"
+# Spark's answer to a session the server does not have since it restarted (see is_session_gone).
+_GONE_MARKERS = ("INVALID_HANDLE.SESSION_CHANGED", "incorrect server side session identifier")
+# gRPC reconnects to a server that went away with a backoff growing to 2 minutes (measured: a
+# session was refused for 7.5 s after a 15 s outage); a restarted server is used within ~1 s.
+_CHANNEL_OPTIONS = [("grpc.initial_reconnect_backoff_ms", 250), ("grpc.max_reconnect_backoff_ms", 1000)]
+
 # Conditions that mean "the server is gone or restarted", not "your query is wrong".
 _UNAVAILABLE_CONDITIONS = {"RETRIES_EXCEEDED", "NO_ACTIVE_SESSION", "SESSION_CHANGED"}
 _UNAVAILABLE_MARKERS = ("StatusCode.UNAVAILABLE", "SESSION_CHANGED", "NO_ACTIVE_SESSION",
@@ -73,6 +87,21 @@ def quiet_client_logs() -> None:
             logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+class _SparkSession(SparkSession):
+    """pyspark's Connect session, remembering whether ``stop()`` was called.
+
+    pyspark also marks a session stopped when the server answers that it restarted
+    (``INVALID_HANDLE.SESSION_CHANGED``); only this flag tells that apart from user code's
+    ``spark.stop()``.
+    """
+
+    stop_called = False
+
+    def stop(self) -> None:
+        self.stop_called = True
+        super().stop()
+
+
 def connect(url: str, session_id: str | None = None) -> SparkSession:
     """A Spark Connect session (no RPC until first use): new, or the one with ``session_id``.
 
@@ -84,7 +113,8 @@ def connect(url: str, session_id: str | None = None) -> SparkSession:
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     if session_id is not None:
         url = f"{url.rstrip('/')}/;session_id={session_id}"
-    spark = SparkSession.builder.remote(url).create()
+    spark = _SparkSession(connection=DefaultChannelBuilder(url, _CHANNEL_OPTIONS))
+    SparkSession._set_default_and_active_session(spark)  # what the builder's create() does
     # The default policy retries for ~10 minutes against a dead server; fail in seconds.
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
     return spark
@@ -112,7 +142,27 @@ def release(spark: SparkSession) -> None:
 
 
 def server_version(spark: SparkSession) -> str:
+    """The server's Spark version (pyspark caches it per session: use :func:`ping` to ask again)."""
     return str(spark.version)
+
+
+def ping(spark: SparkSession, timeout: float = PING_TIMEOUT_SECONDS, *, patient: bool = False) -> str:
+    """Ask the server its version now: one RPC, never cached, no retries, ``timeout`` seconds at most.
+
+    Raises pyspark's exception when the server cannot answer, or answers that it no
+    longer has this session (:func:`is_session_gone`). ``patient``: wait (within
+    ``timeout``) for a connection that is being re-established, instead of failing at once.
+    """
+    client = spark.client
+    request = client._analyze_plan_request_with_metadata()
+    request.spark_version.SetInParent()
+    try:
+        response = client._stub.AnalyzePlan(request, metadata=client._builder.metadata(), timeout=timeout,
+                                            wait_for_ready=patient)
+        client._verify_response_integrity(response)  # a restarted server answers with another server session id
+    except Exception as exc:  # noqa: BLE001 - a gRPC error becomes pyspark's exception for it
+        client._handle_error(exc)
+    return str(response.spark_version.version)
 
 
 def run_sql(spark: SparkSession, code: str) -> DataFrame:
@@ -142,12 +192,48 @@ def is_dataframe(value: object) -> bool:
 
 
 def answers(spark: SparkSession) -> bool:
-    """Whether the server still knows this session (a restarted one does not)."""
+    """Whether the server answers now and still knows this session (a restarted one does not)."""
     try:
-        server_version(spark)
+        ping(spark)
     except Exception:  # noqa: BLE001 - unreachable, or another server: either way not this session's
         return False
     return True
+
+
+def lost_cause(spark: SparkSession) -> str | None:
+    """Why the server no longer has this session, asked now (one :func:`ping`); None while it has it.
+
+    A server that does not answer (down, unreachable, too slow) says nothing about the
+    session, which may well be there when it is back: None, and the execution that runs
+    next reports the server unavailable. A server that just came back (it listens, but gRPC
+    reconnects only after a backoff, and a fresh JVM answers slowly) is waited for, so that
+    the execution after a restart runs in a new session.
+    """
+    for patient in (False, True):
+        try:
+            ping(spark, SESSION_CHECK_TIMEOUT_SECONDS, patient=patient)
+            return None
+        except Exception as exc:  # noqa: BLE001 - only "gone" matters here; the rest is reported by the execution
+            if is_session_gone(exc):
+                return RESTARTED
+            if patient or not (is_unavailable(exc) and _listening(spark.client._builder)):
+                return None
+    return None
+
+
+def _listening(channel: Any) -> bool:
+    """Whether the server's port takes connections (a server that is down refuses them at once)."""
+    host, port = channel.endpoint.rsplit(":", 1)
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def stopped_by_user(spark: SparkSession) -> bool:
+    """Whether the session is stopped because code called ``spark.stop()`` (else: the server lost it)."""
+    return bool(getattr(spark, "stop_called", True))
 
 
 def release_quietly(spark: SparkSession, *, server_side: bool = True) -> None:
@@ -445,6 +531,24 @@ def _read_schema(stream: ResultStream) -> StructType | None:
 # ---------------------------------------------------------------- errors
 
 
+def is_session_gone(exc: BaseException) -> bool:
+    """The server answered that this session is not there: it restarted since the session began.
+
+    pyspark 4.0 raises ``NO_ACTIVE_SESSION`` for it (it closes the client on Spark's
+    ``INVALID_HANDLE.SESSION_CHANGED``, then fails fetching the details); Spark's answer is
+    in the exception's context. Also the client's own check that answers come from the
+    server session it started on.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if any(marker in text for marker in _GONE_MARKERS):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 def is_cancellation(exc: BaseException) -> bool:
     """Spark's answer to interruptTag/interruptOperation."""
     return isinstance(exc, PySparkException) and exc.getCondition() == "OPERATION_CANCELED"
@@ -466,6 +570,11 @@ def spark_error_fields(exc: BaseException) -> dict[str, Any] | None:
     """Protocol error fields for a pyspark exception; None when it is not one."""
     if not isinstance(exc, PySparkException):
         return None
+    if is_session_gone(exc):
+        return {"code": ErrorCode.SPARK_UNAVAILABLE,
+                "message": f"{RESTARTED} while this ran, and lost this session; run it again: "
+                           "it gets a new Spark session",
+                "error_class": exc.getCondition(), "exception": type(exc).__name__}
     if is_unavailable(exc):
         return {"code": ErrorCode.SPARK_UNAVAILABLE,
                 "message": f"Spark Connect server unavailable: {_message(exc)}",

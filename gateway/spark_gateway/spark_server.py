@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,15 @@ def udf_python() -> str:
     return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
+def leaf_parallelism(master: str) -> int:
+    """Partitions of a scan that names no count: four per core of a ``local[N]`` master, at least 32."""
+    found = re.fullmatch(r"local\[(\d+|\*)(?:,\s*\d+)?\]", master.strip())
+    if found is None:  # local (one core), or a cluster whose cores are not known here
+        return 32
+    cores = (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
+    return max(32, 4 * cores)
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -67,6 +77,10 @@ class EmbeddedSparkServer:
     extra_conf: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    # Counts stop() calls: a start() that a stop() overtook (the gateway stopping while its
+    # supervisor restarts Spark) must not leave a JVM behind, in a session of its own.
+    _stops: int = field(default=0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def url(self) -> str:
@@ -87,6 +101,12 @@ class EmbeddedSparkServer:
             "spark.driver.host": self.host,
             # Small partitions: first rows come early and no single task result is huge.
             "spark.sql.shuffle.partitions": "8",
+            # The same for scans with no partition count of their own (range(n), local data):
+            # Spark's default is one per core, and a task's result is held in the driver whole,
+            # several times over while it is serialised and fetched. Ten 620 MB results of two
+            # partitions each ended a 2g driver in 34 s; at 32 partitions they streamed with
+            # at most ~0.6 GiB of heap in use (bench/README.md, "Driver memory").
+            "spark.sql.leafNodeDefaultParallelism": str(leaf_parallelism(self.master)),
             **self.extra_conf,
         }
         cmd = [
@@ -115,16 +135,21 @@ class EmbeddedSparkServer:
                "PYSPARK_PYTHON": udf_python()}
         env.pop("SPARK_REMOTE", None)
         env.pop("SPARK_CONNECT_MODE_ENABLED", None)
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
+        stops = self._stops
+        with self._lock, open(self.log_path, "wb") as log:
+            if self._stops != stops:
+                raise SparkServerError("the embedded Spark Connect server was stopped while starting")
+            proc = self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, cwd=log_dir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while not _port_open(self.host, self.port):
-            if self.process.poll() is not None:
+            if proc.poll() is not None:
+                if self._stops != stops:
+                    raise SparkServerError("the embedded Spark Connect server was stopped while starting")
                 raise SparkServerError(
-                    f"Spark Connect server exited with code {self.process.returncode}; "
+                    f"Spark Connect server exited with code {proc.returncode}; "
                     f"log: {self.log_path}\n{self._log_tail()}"
                 )
             if time.monotonic() > deadline:
@@ -136,7 +161,9 @@ class EmbeddedSparkServer:
 
     def stop(self, timeout: float = 15.0) -> None:
         """SIGTERM the JVM's process group (shutdown hooks clean its temp dirs), then SIGKILL."""
-        proc, self.process = self.process, None
+        with self._lock:
+            self._stops += 1
+            proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
         try:

@@ -65,7 +65,8 @@ output:
   a value's lines cut at --max-width characters (saying so when any was cut);
   csv, jsonl, arrow (an Arrow IPC stream, readable with pyarrow.ipc.open_stream) and parquet
   stream any number of rows in constant memory (parquet: row groups of 1,048,576 rows).
-  csv and jsonl values follow the gateway's JSON type mapping (docs/type-mapping.md); in CSV a NULL is an empty field and an empty string is "".
+  csv and jsonl values follow the gateway's JSON type mapping (docs/type-mapping.md); in CSV a NULL
+  is an empty field and an empty string is "".
   Output the code prints goes to stdout (to stderr when stdout carries the rows).
 
 examples:
