@@ -86,9 +86,11 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 
 
 @pytest.fixture
-def fake_spark(monkeypatch: pytest.MonkeyPatch) -> FakeSpark:
+def fake_spark(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSpark]:
     """A scripted Spark behind the ``spark_gateway.spark`` seam (tests/fakes/spark.py): no JVM."""
-    return FakeSpark().install(monkeypatch)
+    fake = FakeSpark().install(monkeypatch)
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session")

@@ -278,6 +278,11 @@ class FakeSpark:
         with self._lock:
             return [op for op in self.operations if op.running]
 
+    def stop(self) -> None:
+        """The server goes away: every operation still running ends (no test thread waits forever)."""
+        for op in self.running():
+            op.interrupt()
+
     def _job(self, sql: str) -> Job:
         job = self.jobs.get(sql.strip())
         if job is None:
