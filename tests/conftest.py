@@ -61,14 +61,20 @@ def _real_process(argv: Sequence[str]) -> str | None:
     return None
 
 
+def refuse_in_fast_tier(what: str) -> None:
+    """Raise when the running test is not marked integration: it may not start ``what``."""
+    if _fast_test is not None:
+        raise RuntimeError(f"{_fast_test} starts {what}: mark it integration (pytest.mark.integration), "
+                           "or use the fakes of tests/fakes")
+
+
 def _refuse_real_processes(event: str, args: tuple[Any, ...]) -> None:
     if event != "subprocess.Popen" or _fast_test is None:
         return
     argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
     what = _real_process([args[0] or argv[0], *argv[1:]] if argv else [args[0]])
     if what is not None:
-        raise RuntimeError(f"{_fast_test} starts {what}: mark it integration (pytest.mark.integration), "
-                           "or use the fakes of tests/fakes")
+        refuse_in_fast_tier(what)
 
 
 sys.addaudithook(_refuse_real_processes)  # cannot be removed; it only acts while a fast test runs
@@ -131,6 +137,7 @@ class GatewayProcess:
 
     def __init__(self, remote: str | None, *extra: str) -> None:
         """``remote`` None: the gateway starts its own embedded Spark Connect server."""
+        refuse_in_fast_tier("a gateway process")  # before opening its log: a refusal leaks nothing
         self.port = free_port()
         self.log_path = ARTIFACTS / f"gateway-{self.port}.log"
         ARTIFACTS.mkdir(exist_ok=True)

@@ -11,10 +11,13 @@ import urllib.error
 import urllib.request
 
 import anyio
+import pytest
 
 from spark_gateway.spark_server import EmbeddedSparkServer, free_port
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
+
+pytestmark = pytest.mark.integration  # starts its own Spark servers and gateways
 
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
