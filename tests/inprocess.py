@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from spark_gateway import capture
 from spark_gateway.outbox import Outbox
@@ -52,7 +53,7 @@ async def open_session(fake: FakeSpark, *, limits: SessionLimits | None = None,
     client = Client(SessionSocket(session))  # type: ignore[arg-type]
     async with anyio.create_task_group() as tg:
         tg.start_soon(session.run)
-        await anyio.sleep(0)  # run() is under way: close() can stop it
+        await anyio.lowlevel.checkpoint()  # run() is under way: close() can stop it
         try:
             yield client
         finally:

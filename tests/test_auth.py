@@ -188,28 +188,30 @@ def test_decisions_for_programs_and_browsers() -> None:
     assert not auth.host_is_loopback(None) and auth.host_is_loopback("localhost:1")
 
 
-def test_log_filters_redact_tokens_and_drop_uvicorns_spurious_denial_error() -> None:
-    """install_log_filters redacts the configured tokens everywhere; QuietDenials drops only denied handshakes."""
+def test_log_filters_redact_the_configured_tokens_in_uvicorns_logs() -> None:
+    """install_log_filters puts the token redaction on uvicorn's loggers and the root handlers."""
     import logging
 
     from spark_gateway.config import Settings
 
-    names = ("uvicorn", "uvicorn.access", "uvicorn.error")
-    before = {name: list(logging.getLogger(name).filters) for name in names}
+    targets: list[logging.Filterer] = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.access", "uvicorn.error")]
+    targets += logging.getLogger().handlers
+    before = [list(target.filters) for target in targets]
     try:
         auth.install_log_filters(Settings(token="verysecrettoken"))
         record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "got %s", ("verysecrettoken",), None)
         assert logging.getLogger("uvicorn.access").filter(record) and record.getMessage() == "got [redacted]"
     finally:
-        for name, filters in before.items():
-            logging.getLogger(name).filters[:] = filters
-
+        for target, filters in zip(targets, before, strict=True):
+            target.filters[:] = filters
 
 
 async def test_uvicorns_spurious_error_after_a_denial_is_dropped_for_that_connection_only() -> None:
     """After admit() denied a websocket with HTTP 401, QuietDenials drops uvicorn's 'handshake' error in its task."""
     import logging
+    from collections.abc import MutableMapping
     from types import SimpleNamespace
+    from typing import Any
 
     from starlette.websockets import WebSocket
 
@@ -223,8 +225,8 @@ async def test_uvicorns_spurious_error_after_a_denial_is_dropped_for_that_connec
     async def receive() -> dict:
         return {"type": "websocket.connect"}
 
-    async def send(message: dict) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {"type": "websocket", "path": "/ws", "headers": [(b"host", b"127.0.0.1")], "query_string": b"",
              "extensions": {"websocket.http.response": {}}, "client": ("127.0.0.1", 1)}

@@ -40,7 +40,11 @@ def test_a_printer_ahead_of_the_socket_waits_instead_of_dropping() -> None:
     sink = OutputSink(lambda: None, max_pending=10)
     sink.write("stdout", "0123456789")
     done = threading.Event()
-    thread = threading.Thread(target=lambda: (sink.write("stdout", "more"), done.set()))
+    def write() -> None:
+        sink.write("stdout", "more")
+        done.set()
+
+    thread = threading.Thread(target=write)
     thread.start()
     assert not done.wait(0.2), "the second write waits for room"
     assert sink.take() == [("stdout", "0123456789")]

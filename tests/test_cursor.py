@@ -72,7 +72,7 @@ async def test_json_pages_stay_under_the_byte_limit_and_a_bigger_row_goes_alone(
     job = Job(table(text=texts), batch_rows=5)
     async with open_cursor(fake_spark, job, page_size=100, max_page_bytes=1024 + PAGE_ENVELOPE_BYTES) as opened:
         opened.cursor.grant(1000)
-        events = []
+        events: list[dict[str, Any]] = []
         while not (events and events[-1]["last"]):
             events += await opened.events(1)
     assert [row for e in events for row in e["rows"]] == [[t] for t in texts]
@@ -117,7 +117,7 @@ async def test_closing_while_spark_computes_interrupts_the_operation(fake_spark:
     """A close while a thread waits inside Spark interrupts the operation there, then says result-closed."""
     async with open_cursor(fake_spark, LONG_JOB) as opened:
         with anyio.fail_after(10):
-            while not opened.cursor.stream.job_started:
+            while not opened.cursor.stream.job_started:  # noqa: ASYNC110 - polling a plain attribute
                 await anyio.sleep(0.01)
         await opened.cursor.close("interrupted")
         [closed] = await opened.events(1)
@@ -136,9 +136,9 @@ async def test_a_stream_failing_is_reported_once_and_closes_the_result(fake_spar
     assert opened.failures == [boom]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="ResultCursor._release checks _in_fetch before its drain task has set "
-                   "it, so it never interrupts: the rest of the result is read from Spark (and a job that "
-                   "runs on holds the cursor, and its execution, until Spark ends it)")
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "ResultCursor._release checks _in_fetch before its drain task has set it, so it never interrupts: the "
+    "rest of the result is read from Spark (and a job that runs on holds the cursor and its execution)"))
 async def test_closing_a_result_waiting_for_credit_interrupts_it_on_spark(fake_spark: FakeSpark) -> None:
     """A close while the fetcher waits for the client (no thread in Spark) still stops the operation."""
     job = Job(table(id=list(range(100))), batch_rows=2, until_interrupted=True)

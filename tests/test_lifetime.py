@@ -44,8 +44,8 @@ class Life:
         self.tg.start_soon(self.lifetime.serve, socket.websocket, last_seq)
         return socket
 
-    async def wait_ended(self, timeout: float = 10) -> None:
-        with anyio.fail_after(timeout):
+    async def wait_ended(self, wait: float = 10) -> None:
+        with anyio.fail_after(wait):
             await self.ended.wait()
 
 
@@ -121,7 +121,7 @@ async def test_a_clean_close_ends_the_session_at_once(fake_spark: FakeSpark) -> 
     async with living(fake_spark, grace=60) as life:
         socket = await life.attach()
         socket.drop(1000)
-        await life.wait_ended(timeout=5)
+        await life.wait_ended(wait=5)
 
 
 async def test_a_resumed_client_gets_every_event_it_missed_once(fake_spark: FakeSpark) -> None:

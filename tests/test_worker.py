@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from functools import partial
+from types import CodeType
 
 import anyio
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from spark_gateway.worker import ExecutionInterrupted, Worker
 
 
-def cell(code: str, name: str = "<cell w>") -> object:
+def cell(code: str, name: str = "<cell w>") -> CodeType:
     """Code compiled as the session compiles a user's cell (its frames are the user's)."""
     return compile(code, name, "exec")
 
@@ -21,7 +24,7 @@ def is_cell(filename: str) -> bool:
 
 
 @pytest.fixture
-def worker() -> object:
+def worker() -> Iterator[Worker]:
     worker = Worker("test-worker")
     yield worker
     worker.stop()
@@ -35,10 +38,10 @@ async def test_jobs_run_in_order_on_one_thread_and_hand_back_values_and_errors(w
         threads.append(threading.current_thread())
         return n * 2
 
-    assert [await worker.run(lambda n=n: job(n)) for n in range(3)] == [0, 2, 4]
+    assert [await worker.run(partial(job, n)) for n in range(3)] == [0, 2, 4]
     assert len(set(threads)) == 1 and threads[0] is not threading.current_thread()
     with pytest.raises(KeyError, match="missing"):
-        await worker.run(lambda: {}["missing"])
+        await worker.run(partial(dict[str, int]().__getitem__, "missing"))
 
 
 async def test_an_endless_loop_in_user_code_is_interrupted(worker: Worker) -> None:
@@ -57,7 +60,7 @@ async def test_an_endless_loop_in_user_code_is_interrupted(worker: Worker) -> No
 
         tg.start_soon(run)
         with anyio.fail_after(10):
-            while not worker.interrupt():
+            while not worker.interrupt():  # noqa: ASYNC110 - retried until it lands in the user's frame
                 await anyio.sleep(0.01)
     assert len(outcome) == 1
     assert await worker.run(lambda: "free again") == "free again"

@@ -62,7 +62,7 @@ def cancelled_error() -> UnknownException:
 
 def analysis_error(name: str = "no_such_table", start: int | None = None) -> AnalysisException:
     """``SELECT * FROM no_such_table``'s error; ``start``: where ``name`` is in the SQL (a query context)."""
-    contexts = []
+    contexts: list[Any] = []  # pyspark's QueryContext, as Spark Connect's client builds them
     if start is not None:
         proto = FetchErrorDetailsResponse.QueryContext(fragment=name, start_index=start,
                                                        stop_index=start + len(name) - 1)

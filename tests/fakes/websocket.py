@@ -8,6 +8,7 @@ the JSON Schema, as tests/wsclient.py does over a real socket.
 from __future__ import annotations
 
 import math
+from collections.abc import MutableMapping
 from typing import Any
 
 import anyio
@@ -32,7 +33,7 @@ class MemoryWebSocket:
 
     def __init__(self, *, subprotocols: tuple[str, ...] = (PROTOCOL_VERSION,)) -> None:
         self._to_gateway, self._gateway_in = anyio.create_memory_object_stream[dict[str, Any]](64)
-        self._gateway_out, self._from_gateway = anyio.create_memory_object_stream[dict[str, Any]](math.inf)
+        self._gateway_out, self._from_gateway = anyio.create_memory_object_stream[MutableMapping[str, Any]](math.inf)
         scope = {"type": "websocket", "path": "/ws", "query_string": b"", "headers": [(b"host", b"127.0.0.1")],
                  "subprotocols": list(subprotocols), "client": ("127.0.0.1", 50000)}
         self.websocket = WebSocket(scope, receive=self._gateway_in.receive, send=self._gateway_out.send)
@@ -48,9 +49,9 @@ class MemoryWebSocket:
         validate(message)
         await self._to_gateway.send({"type": "websocket.receive", "text": orjson.dumps(message).decode()})
 
-    async def recv(self, timeout: float = 10) -> dict[str, Any]:
+    async def recv(self, wait: float = 10) -> dict[str, Any]:
         """The next event (schema-checked); raises Closed when the gateway closed instead."""
-        with anyio.fail_after(timeout):
+        with anyio.fail_after(wait):
             message = await self._from_gateway.receive()
         if message["type"] == "websocket.close":
             raise Closed(message.get("code", 1000), message.get("reason", ""))
@@ -58,17 +59,17 @@ class MemoryWebSocket:
         self.events.append(event)
         return event
 
-    async def recv_until(self, predicate: Any, timeout: float = 10) -> list[dict[str, Any]]:
-        got = []
+    async def recv_until(self, predicate: Any, wait: float = 10) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = []
         while not got or not predicate(got[-1]):
-            got.append(await self.recv(timeout))
+            got.append(await self.recv(wait))
         return got
 
-    async def closed(self, timeout: float = 10) -> Closed:
+    async def closed(self, wait: float = 10) -> Closed:
         """Read on until the gateway closes; the close (its code and reason)."""
         try:
             while True:
-                await self.recv(timeout)
+                await self.recv(wait)
         except Closed as closed:
             return closed
 
