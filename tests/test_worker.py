@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -117,3 +119,49 @@ async def test_a_cancelled_caller_interrupts_its_job_and_waits_for_it(worker: Wo
             tg.cancel_scope.cancel()
     assert not scope.cancelled_caught
     assert await worker.run(lambda: "next job") == "next job"
+
+
+# Run in a process of its own: a regression would hang every traced thread of the test run.
+TRACED_AFTER_JOBS = """
+import sys, anyio
+from spark_gateway.worker import ExecutionInterrupted, Worker
+
+def is_cell(filename):
+    return filename.startswith("<cell ")
+
+async def main():
+    worker = Worker("w")
+    await worker.run(lambda: worker.interruptible(lambda: 1, is_cell))
+    loop = compile("while True:\\n    pass", "<cell t>", "exec")
+    async with anyio.create_task_group() as tg:
+        async def run():
+            try:
+                await worker.run(lambda: worker.interruptible(lambda: exec(loop, {}), is_cell))
+            except ExecutionInterrupted:
+                pass
+        tg.start_soon(run)
+        while not worker.interrupt():
+            await anyio.sleep(0.01)
+    sys.settrace(lambda frame, event, arg: None)  # as coverage and debuggers do
+    def traced():
+        return "traced code still runs"
+    print(traced())
+
+anyio.run(main)
+"""
+
+
+def test_code_under_a_tracer_still_runs_after_interruptible_jobs() -> None:
+    """After jobs that ended normally or by an interrupt, a traced call returns (coverage, debuggers).
+
+    Clearing a thread's async exception when none is pending leaves CPython 3.11's
+    async-exception signal set: every call then takes the slow path, and under a tracer the
+    next function entry loops forever.
+    """
+    try:
+        done = subprocess.run([sys.executable, "-c", TRACED_AFTER_JOBS], capture_output=True, text=True,
+                              timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a traced call never returned after the worker's jobs")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "traced code still runs"
