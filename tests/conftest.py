@@ -47,6 +47,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # ------------------------------------------------------------------ the fast tier stays fast
 
 _fast_test: str | None = None  # the node id of the running test when it is not integration
+_fast_tier_run = False  # this run selected the fast tier (-m "not integration")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _fast_tier_run
+    _fast_tier_run = "not integration" in (config.getoption("markexpr", "") or "")
+
+
+def examples(thorough: int) -> int:
+    """Examples a property test tries: all of them in a whole run, a fifth in the fast tier (its minute)."""
+    return max(50, thorough // 5) if _fast_tier_run else thorough
 
 
 def _real_process(argv: Sequence[str]) -> str | None:

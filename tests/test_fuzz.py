@@ -35,12 +35,13 @@ from spark_gateway_protocol.messages import (
     StreamRows,
     field_names,
 )
+from tests.conftest import examples
 from tests.wsclient import validate
 
 pytestmark = pytest.mark.timeout(120)
 
 FUZZ = settings(
-    max_examples=1500,
+    max_examples=examples(1500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -264,7 +265,7 @@ def test_any_frame_decodes_to_a_request_or_a_typed_protocol_error(frame: str | b
     _check_outcome(frame, max_bytes)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(request=valid_requests(), pad=st.integers(0, 64))
 def test_valid_requests_are_always_accepted_exactly(request: Any, pad: int) -> None:
     """Every well-formed request decodes to itself; at the size limit exactly it is still accepted."""
@@ -278,7 +279,7 @@ def test_valid_requests_are_always_accepted_exactly(request: Any, pad: int) -> N
     assert info.value.code is ErrorCode.MESSAGE_TOO_LARGE
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(obj=request_like())
 def test_refusals_echo_what_could_be_read(obj: dict[str, Any]) -> None:
     """A refused request echoes its id (when a string) and its type (when a string)."""
@@ -340,7 +341,7 @@ def test_strategies_reach_every_outcome() -> None:
     """Sanity of the fuzzer itself: the frames it makes hit every decoder outcome."""
     seen: set[str] = set()
 
-    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)  # fixed examples: never flaky
+    @settings(FUZZ, max_examples=examples(1000), database=None, derandomize=True)  # fixed examples: never flaky
     @given(frame=frames())
     def sample(frame: str | bytes) -> None:
         try:
