@@ -2,6 +2,12 @@
 
 Both start once per test run. The gateway runs as its own process (as users run it),
 so tests observe it only through its socket, its HTTP routes and its process stats.
+
+Two tiers. A test that starts a JVM, a gateway process, a cluster or a browser is marked
+``integration``: explicitly, or here for every test that uses one of ``REAL_PARTS`` (the
+fixtures below, directly or through another fixture). ``pytest -m "not integration"`` is the
+fast tier: no Java, under a minute. An audit hook keeps the marks honest: a test without the
+mark that tries to start one of those processes fails, saying which mark it needs.
 """
 
 from __future__ import annotations
@@ -11,15 +17,97 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from spark_gateway.spark_server import EmbeddedSparkServer, free_port
+from tests.fakes.spark import FakeSpark
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
+
+# Fixtures that start real processes: a test using any of them (even through another fixture) is integration.
+REAL_PARTS = frozenset({"spark_server", "spark_remote", "spark", "gateway", "chromium"})
+# Marks that mean real processes too.
+REAL_MARKS = ("browser", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects on marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` every test that uses a real part's fixture or carries a real part's mark."""
+    for item in items:
+        uses = REAL_PARTS.intersection(getattr(item, "fixturenames", ()))
+        if uses or any(item.get_closest_marker(name) for name in REAL_MARKS):
+            item.add_marker(pytest.mark.integration)
+
+
+# ------------------------------------------------------------------ the fast tier stays fast
+
+_fast_test: str | None = None  # the node id of the running test when it is not integration
+_fast_tier_run = False  # this run selected the fast tier (-m "not integration")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _fast_tier_run
+    _fast_tier_run = "not integration" in (config.getoption("markexpr", "") or "")
+
+
+def examples(thorough: int) -> int:
+    """Examples a property test tries: all of them in a whole run, a fifth in the fast tier (its minute)."""
+    return max(50, thorough // 5) if _fast_tier_run else thorough
+
+
+def _real_process(argv: Sequence[str]) -> str | None:
+    """What a process about to start is, if it is a real part the fast tier must not start."""
+    names = [os.path.basename(str(arg)) for arg in argv]
+    if names and names[0] in ("java", "spark-submit", "spark-class", "chromium", "chrome"):
+        return names[0]
+    if "serve" in names and ("spark_gateway" in names or "spark-gateway" in names):
+        return "a gateway (spark-gateway serve)"
+    if any("playwright" in str(arg) for arg in argv[:2]):
+        return "a browser (playwright)"
+    return None
+
+
+def refuse_in_fast_tier(what: str) -> None:
+    """Raise when the running test is not marked integration: it may not start ``what``."""
+    if _fast_test is not None:
+        raise RuntimeError(f"{_fast_test} starts {what}: mark it integration (pytest.mark.integration), "
+                           "or use the fakes of tests/fakes")
+
+
+def _refuse_real_processes(event: str, args: tuple[Any, ...]) -> None:
+    if event != "subprocess.Popen" or _fast_test is None:
+        return
+    argv = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
+    what = _real_process([args[0] or argv[0], *argv[1:]] if argv else [args[0]])
+    if what is not None:
+        refuse_in_fast_tier(what)
+
+
+sys.addaudithook(_refuse_real_processes)  # cannot be removed; it only acts while a fast test runs
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    """Outside integration tests (their fixtures included), starting a JVM, a gateway or a browser fails."""
+    global _fast_test
+    _fast_test = None if item.get_closest_marker("integration") else item.nodeid
+    try:
+        return (yield)
+    finally:
+        _fast_test = None
+
+
+@pytest.fixture
+def fake_spark(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSpark]:
+    """A scripted Spark behind the ``spark_gateway.spark`` seam (tests/fakes/spark.py): no JVM."""
+    fake = FakeSpark().install(monkeypatch)
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +148,7 @@ class GatewayProcess:
 
     def __init__(self, remote: str | None, *extra: str) -> None:
         """``remote`` None: the gateway starts its own embedded Spark Connect server."""
+        refuse_in_fast_tier("a gateway process")  # before opening its log: a refusal leaks nothing
         self.port = free_port()
         self.log_path = ARTIFACTS / f"gateway-{self.port}.log"
         ARTIFACTS.mkdir(exist_ok=True)

@@ -26,6 +26,7 @@ BATCH = pa.record_batch({"id": pa.array([1, 2, 3], pa.int64()), "s": pa.array(["
 
 
 def test_schema_and_body_re_read_as_the_same_rows() -> None:
+    """Schema message plus record batch bodies re-read as one IPC stream of the same rows."""
     response = ArrowResponse(ipc_stream(BATCH, BATCH), 6)
     assert response.forwardable and len(response) == 6
     # A client's stream: the schema once, then the bodies of any number of responses, then EOS.
@@ -36,17 +37,20 @@ def test_schema_and_body_re_read_as_the_same_rows() -> None:
 
 
 def test_batches_are_checked_against_the_announced_count() -> None:
+    """Decoded rows must match the row count Spark announced, else a Spark Connect error."""
     assert [b.num_rows for b in ArrowResponse(ipc_stream(BATCH), 3).batches()] == [3]
     with pytest.raises(SparkConnectException, match="Spark announced 4"):
         ArrowResponse(ipc_stream(BATCH), 4).batches()
 
 
 def test_slice_decodes_and_cuts_across_batches() -> None:
+    """slice() cuts rows across the response's record batches."""
     response = ArrowResponse(ipc_stream(BATCH, BATCH), 6)
     assert response.slice(2, 3).column("id").to_pylist() == [3, 1, 2]
 
 
 def test_an_unusual_layout_is_decoded_not_forwarded() -> None:
+    """Bytes without the usual layout (no end marker) are decoded, never forwarded as they are."""
     data = ipc_stream(BATCH)[:-8]  # no end-of-stream marker
     response = ArrowResponse(data, 3)
     assert not response.forwardable

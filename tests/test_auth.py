@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from spark_gateway import auth
+from spark_gateway import auth, config
 from spark_gateway_protocol import PROTOCOL_VERSION
 from tests.conftest import GatewayProcess
 from tests.wsclient import Client, open_client, rows_of
@@ -149,6 +149,91 @@ def test_log_redaction() -> None:
     auth.RedactTokens(["verysecrettoken"]).filter(record)
     assert record.getMessage() == "said [redacted]"
 
+
+
+def test_a_token_is_generated_only_when_required_and_missing() -> None:
+    """Non-loopback without --token: a fresh random token; loopback, or a token given: none generated."""
+    from spark_gateway.config import Settings
+
+    settings, generated = auth.ensure_token(Settings(host="0.0.0.0"))
+    assert generated is not None and settings.token == generated and config.TOKEN_CHARS.fullmatch(generated)
+    assert auth.ensure_token(Settings(host="0.0.0.0"))[1] != generated
+    assert auth.ensure_token(Settings()) == (Settings(), None)
+    assert auth.ensure_token(Settings(host="0.0.0.0", token="mine")) == (Settings(host="0.0.0.0", token="mine"), None)
+
+
+def test_the_start_banner_shows_a_generated_token_only() -> None:
+    """The banner gives the URL to open: with #token= for a generated token, a placeholder for the operator's."""
+    from spark_gateway.config import Settings
+
+    generated = auth.banner(Settings(host="0.0.0.0", token="abc"), "abc")
+    assert "http://localhost:8765/#token=abc" in generated[0] and "Authorization: Bearer" in generated[1]
+    own = auth.banner(Settings(token="mine"), None)
+    assert "#token=<your token>" in own[0] and "mine" not in "".join(own)
+    assert auth.banner(Settings(host="::1"), None) == ["spark-gateway: open http://[::1]:8765/  "
+                                                      "(websocket ws://[::1]:8765/ws)"]
+
+
+def test_decisions_for_programs_and_browsers() -> None:
+    """Without browser checks only the credential counts; a gateway with no tokens admits anonymous loopback."""
+    open_policy = auth.Policy(required=False, tokens=(), allowed_origins=frozenset())
+    assert auth.decide(open_policy, headers={"host": "127.0.0.1:8765"}) == auth.Decision(0, auth.ANONYMOUS)
+    assert auth.decide(open_policy, headers={"host": "gw.example"}).status == 403
+    token_policy = auth.Policy(required=True, tokens=("t0k",), allowed_origins=frozenset())
+    allowed = auth.decide(token_policy, headers={"authorization": "Bearer t0k", "origin": "http://evil.example"},
+                          browser_checks=False)
+    assert allowed.status == 0 and allowed.credential == auth.fingerprint("t0k")
+    assert auth.decide(token_policy, headers={"host": "x", "authorization": "Bearer no"}).reason == "invalid token"
+    assert auth.split_host("[::1]:80", 0) == ("::1", 80) and auth.split_host("", 80) is None
+    assert not auth.host_is_loopback(None) and auth.host_is_loopback("localhost:1")
+
+
+def test_log_filters_redact_the_configured_tokens_in_uvicorns_logs() -> None:
+    """install_log_filters puts the token redaction on uvicorn's loggers and the root handlers."""
+    import logging
+
+    from spark_gateway.config import Settings
+
+    targets: list[logging.Filterer] = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.access", "uvicorn.error")]
+    targets += logging.getLogger().handlers
+    before = [list(target.filters) for target in targets]
+    try:
+        auth.install_log_filters(Settings(token="verysecrettoken"))
+        record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "got %s", ("verysecrettoken",), None)
+        assert logging.getLogger("uvicorn.access").filter(record) and record.getMessage() == "got [redacted]"
+    finally:
+        for target, filters in zip(targets, before, strict=True):
+            target.filters[:] = filters
+
+
+async def test_uvicorns_spurious_error_after_a_denial_is_dropped_for_that_connection_only() -> None:
+    """After admit() denied a websocket with HTTP 401, QuietDenials drops uvicorn's 'handshake' error in its task."""
+    import logging
+    from collections.abc import MutableMapping
+    from types import SimpleNamespace
+    from typing import Any
+
+    from starlette.websockets import WebSocket
+
+    from spark_gateway.config import Settings
+
+    spurious = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                                 "ASGI callable returned without completing handshake.", (), None)
+    assert auth.QuietDenials().filter(spurious), "kept where nothing was denied"
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [(b"host", b"127.0.0.1")], "query_string": b"",
+             "extensions": {"websocket.http.response": {}}, "client": ("127.0.0.1", 1)}
+    gateway = SimpleNamespace(settings=Settings(token=TOKEN), sessions={}, owners=auth.Owners())
+    assert await auth.admit(WebSocket(scope, receive, send), gateway, None) is None
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 401
+    assert not auth.QuietDenials().filter(spurious)
 
 # ------------------------------------------------------------------ the real gateway
 

@@ -21,10 +21,7 @@ from spark_gateway.cluster import LocalCluster, is_running, pid_alive
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 
-try:
-    pytestmark = [pytest.mark.cluster, pytest.mark.timeout(180)]
-except pytest.fail.Exception:  # --strict-markers and `cluster` not registered in pyproject.toml yet
-    pytestmark = [pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.cluster, pytest.mark.timeout(180)]
 
 PIDS = "SELECT DISTINCT java_method('java.lang.ProcessHandle', 'current') AS pid FROM range(0, 64, 1, 8)"
 LONG_JOB = "SELECT sum((id % 1000) * (id % 7)) FROM range(0, 200000000000, 1, 4)"

@@ -9,7 +9,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-
 from collections.abc import Iterator
 
 import anyio

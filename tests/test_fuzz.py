@@ -35,12 +35,13 @@ from spark_gateway_protocol.messages import (
     StreamRows,
     field_names,
 )
+from tests.conftest import examples
 from tests.wsclient import validate
 
 pytestmark = pytest.mark.timeout(120)
 
 FUZZ = settings(
-    max_examples=1500,
+    max_examples=examples(1500),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
@@ -87,6 +88,7 @@ RIGHT: dict[str, st.SearchStrategy[Any]] = {
     "page_size": st.integers(1, MAX_PAGE_SIZE),
     "limit": st.none() | st.integers(0, 2**63 - 2),
     "format": st.sampled_from(["json", "arrow"]),
+    "layout": st.sampled_from(["rows", "columns"]),
     "result": st.integers(0, 2**31),
     "max_rows": st.integers(1, 2**53),
     "data": json_junk,
@@ -99,6 +101,7 @@ WRONG: dict[str, st.SearchStrategy[Any]] = {
     "page_size": st.one_of(st.sampled_from([0, -1, MAX_PAGE_SIZE + 1, True, 1.0, "10"]), huge_ints, json_junk),
     "limit": st.one_of(st.sampled_from([-1, 2**63 - 1, 2**63, True, 0.5, "1"]), json_junk),
     "format": st.one_of(st.sampled_from(["csv", "JSON", ""]), json_junk),
+    "layout": st.one_of(st.sampled_from(["row", "COLUMNS", ""]), json_junk),
     "result": st.one_of(st.sampled_from([-1, 2**31 + 1, True, "0", 0.0]), huge_ints, json_junk),
     "max_rows": st.one_of(st.sampled_from([0, -1, 2**53 + 1, False, "5", 5.0]), huge_ints, json_junk),
     "data": json_junk,
@@ -264,7 +267,7 @@ def test_any_frame_decodes_to_a_request_or_a_typed_protocol_error(frame: str | b
     _check_outcome(frame, max_bytes)
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(request=valid_requests(), pad=st.integers(0, 64))
 def test_valid_requests_are_always_accepted_exactly(request: Any, pad: int) -> None:
     """Every well-formed request decodes to itself; at the size limit exactly it is still accepted."""
@@ -278,7 +281,7 @@ def test_valid_requests_are_always_accepted_exactly(request: Any, pad: int) -> N
     assert info.value.code is ErrorCode.MESSAGE_TOO_LARGE
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=examples(400))
 @given(obj=request_like())
 def test_refusals_echo_what_could_be_read(obj: dict[str, Any]) -> None:
     """A refused request echoes its id (when a string) and its type (when a string)."""
@@ -340,7 +343,7 @@ def test_strategies_reach_every_outcome() -> None:
     """Sanity of the fuzzer itself: the frames it makes hit every decoder outcome."""
     seen: set[str] = set()
 
-    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)  # fixed examples: never flaky
+    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)  # fixed examples: never flaky; decoding only, fast
     @given(frame=frames())
     def sample(frame: str | bytes) -> None:
         try:

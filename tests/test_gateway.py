@@ -11,6 +11,8 @@ import pytest
 from tests.conftest import GatewayProcess, running_jobs
 from tests.wsclient import arrow_table, of_type, open_client, rows_of
 
+pytestmark = pytest.mark.integration  # every test talks to the real gateway process
+
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
 

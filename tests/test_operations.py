@@ -33,6 +33,7 @@ def test_health_and_readiness(gateway: GatewayProcess) -> None:
     assert status == 200 and json.loads(body)["ready"] is True
 
 
+@pytest.mark.integration
 def test_readiness_is_false_without_spark() -> None:
     """/readyz is 503 when the Spark Connect server cannot be reached, /healthz still 200."""
     from spark_gateway.spark_server import free_port
@@ -102,6 +103,7 @@ async def test_sigterm_drains_sessions_gracefully(spark_remote: str) -> None:
     assert finished and finished[-1]["session"] == client.session["session_id"]
 
 
+@pytest.mark.integration  # each case starts `spark-gateway serve` (tests/test_config.py checks the same in-process)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -132,6 +134,7 @@ def test_settings_come_from_the_environment() -> None:
     assert (settings.port, settings.languages, settings.remote) == (7000, ("sql",), "sc://x:1")
 
 
+@pytest.mark.integration
 def test_missing_java_is_explained(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Without Java and without --remote, the gateway says what to install instead of a stack trace."""
     out = subprocess.run([sys.executable, "-m", "spark_gateway", "serve"], cwd=ROOT, capture_output=True,

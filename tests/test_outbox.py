@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 import orjson
 import pytest
 
 from spark_gateway.outbox import Outbox, ResumeError
-from spark_gateway_protocol.messages import Pong, Rows, Started
+from spark_gateway_protocol.messages import ArrowRows, Error, Finished, Pong, Rows, Started
 
 
 def seq_of(frame: str | bytes) -> int:
@@ -21,6 +22,7 @@ async def send_all(outbox: Outbox) -> list[str | bytes]:
 
 
 async def test_rewind_replays_what_followed_last_seq_once() -> None:
+    """A resume from last_seq puts every later frame back in front of the unsent ones, once."""
     outbox = Outbox()
     for i in range(10):
         outbox.put(Pong(i))
@@ -35,6 +37,7 @@ async def test_rewind_replays_what_followed_last_seq_once() -> None:
 
 
 async def test_rewind_outside_the_stream_is_refused() -> None:
+    """A last_seq the stream never reached (or a negative one) is a ResumeError."""
     outbox = Outbox()
     outbox.put(Pong(1))
     with pytest.raises(ResumeError):
@@ -44,6 +47,7 @@ async def test_rewind_outside_the_stream_is_refused() -> None:
 
 
 async def test_frames_beyond_the_replay_budget_are_described_exactly() -> None:
+    """Frames pushed out of the replay buffer are reported as lost: counts per type, row ranges per result."""
     outbox = Outbox(replay_bytes=400)
     outbox.put(Started("q"))  # seq 1
     for page in range(6):  # seq 2..7: 6 pages of 10 rows
@@ -74,6 +78,7 @@ async def test_column_pages_are_counted_by_their_rows() -> None:
 
 
 async def test_too_old_to_describe_is_refused() -> None:
+    """Beyond the records kept of lost frames, a resume is refused rather than leaving a silent gap."""
     outbox = Outbox(replay_bytes=10, lost_records=2)
     for i in range(6):
         outbox.put(Pong(i))
@@ -82,3 +87,62 @@ async def test_too_old_to_describe_is_refused() -> None:
         outbox.rewind(0)
     next_seq, lost = outbox.rewind(3)  # records of 4 and 5 are still there
     assert next_seq == 6 and lost is not None and (lost.from_seq, lost.to_seq) == (4, 5)
+
+
+async def test_producers_wait_while_the_unsent_frames_are_over_the_high_water_mark() -> None:
+    """wait_room() blocks past high_water_bytes until the writer takes frames; close() frees waiters."""
+    outbox = Outbox(high_water_bytes=100)
+    outbox.put(Pong("x" * 200))
+    waited = anyio.Event()
+
+    async def producer() -> None:
+        await outbox.wait_room()
+        waited.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(producer)
+        await anyio.sleep(0.05)
+        assert not waited.is_set()
+        await outbox.get()
+        with anyio.fail_after(5):
+            await waited.wait()
+    outbox.put(Pong("y" * 200))
+    outbox.close()
+    with anyio.fail_after(5):
+        await outbox.wait_room()  # a closed outbox never blocks a producer
+
+
+async def test_get_waits_for_the_next_frame() -> None:
+    """The writer's get() waits until an event is put, then returns it with the next seq."""
+    outbox = Outbox()
+    async with anyio.create_task_group() as tg:
+        frames: list[str | bytes] = []
+
+        async def writer() -> None:
+            frames.append(await outbox.get())
+
+        tg.start_soon(writer)
+        await anyio.sleep(0.02)
+        assert outbox.put(Pong("late")) == 1
+    assert [seq_of(f) for f in frames] == [1]
+
+
+def test_an_event_that_cannot_be_encoded_uses_no_seq() -> None:
+    """put() of an event that fails to encode raises, and the stream keeps its seq without a gap."""
+    outbox = Outbox()
+    with pytest.raises(TypeError):
+        outbox.put(Pong({1, 2}))
+    assert outbox.put(Pong(1)) == 1 and outbox.pending_bytes > 0
+
+
+def test_every_event_sent_is_counted_in_the_metrics() -> None:
+    """Bytes, rows (JSON and Arrow pages), finished executions by status and errors by code are counted."""
+    outbox = Outbox()
+    outbox.put(Rows("q", 0, 0, [[1], [2]], last=False))
+    outbox.put(ArrowRows("q", 0, 2, 3, True, False, b"\x00" * 8))
+    outbox.put(Finished("q", "ok", 12.0, []))
+    outbox.put(Error("spark_error", "boom", id="q"))
+    metrics = outbox.metrics
+    assert metrics.rows_streamed == 5 and metrics.bytes_sent == outbox.pending_bytes
+    assert dict(metrics.executions) == {"ok": 1} and dict(metrics.errors) == {"spark_error": 1}
+    assert metrics.latency_count == 1

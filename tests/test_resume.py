@@ -16,6 +16,8 @@ from spark_gateway_protocol import PROTOCOL_VERSION
 from tests.conftest import GatewayProcess, running_jobs
 from tests.wsclient import decode_frame, open_client, rows_of, validate
 
+pytestmark = pytest.mark.integration  # the real gateway process and Spark
+
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 
 

@@ -44,7 +44,7 @@ from spark_gateway_protocol.messages import REQUEST_TYPES, Ping, Pong
 from tests.conftest import GatewayProcess, running_jobs
 from tests.wsclient import Client, of_type, open_client, rows_of
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
 LONG_JOB = "SELECT sum(id % 7) FROM range(0, 200000000000, 1, 4)"
 # Big enough for thousands of pages, small enough that a few unread ones cannot fill the Spark driver

@@ -26,7 +26,7 @@ from tests.test_python_client import TcpProxy
 playwright_api = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect  # noqa: E402
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(180)]
 
 VIEWPORT = {"width": 1280, "height": 800}
 # Long enough that only Stop ends it: 10^11 rows summed on local[2].

@@ -79,6 +79,7 @@ class Worker:
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._lock = threading.Lock()
         self._interruptible = False
+        self._raised = False  # an interrupt was raised in the running job and has not surfaced yet
         self._is_user_code: Callable[[str], bool] = lambda filename: False
         self.stop_requested = False  # an interrupt was asked for the running job
         self._thread.start()
@@ -129,10 +130,17 @@ class Worker:
             self._interruptible = True
         try:
             return fn()
+        except ExecutionInterrupted:
+            self._raised = False  # it surfaced: nothing is pending
+            raise
         finally:
             with self._lock:
                 self._interruptible = False
-                self._set_async_exc(None)  # drop an interrupt that arrived too late
+                if self._raised:  # drop an interrupt that arrived too late
+                    # Only then: on CPython 3.11 clearing leaves the interpreter's async-exception
+                    # signal set, which slows every call and loops forever under a tracer (coverage).
+                    self._set_async_exc(None)
+                    self._raised = False
 
     def interrupt(self) -> bool:
         """Stop the running job's Python code; True once ExecutionInterrupted was raised in it.
@@ -151,6 +159,7 @@ class Worker:
             if frame is None or not self._is_user_code(frame.f_code.co_filename):
                 return False
             self._set_async_exc(ExecutionInterrupted)
+            self._raised = True
             return True
 
     def check_stop(self) -> None:
