@@ -33,6 +33,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from . import users
+
 if TYPE_CHECKING:
     from starlette.requests import Request
     from starlette.responses import Response
@@ -65,15 +67,9 @@ def is_loopback(host: str) -> bool:
 
 
 def parse_tokens(value: str | None) -> tuple[str, ...]:
-    """The accepted tokens of ``--token`` (comma-separated); ValueError when one is malformed."""
-    if value is None:
-        return ()
-    tokens = tuple(part.strip() for part in value.split(","))
-    for token in tokens:
-        if not TOKEN_CHARS.fullmatch(token):
-            raise ValueError("token: each token must be non-empty and use only letters, digits and - . _ ~ "
-                             "(it travels in a URL and a Sec-WebSocket-Protocol header)")
-    return tokens
+    """The accepted secrets of ``--token`` (entries ``NAME:SECRET`` or ``SECRET``, comma-separated);
+    ValueError when one is malformed. The names: :mod:`spark_gateway.users`."""
+    return tuple(credential.secret for credential in users.parse_credentials(value))
 
 
 def token_required(host: str, token: str | None) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields
 from spark_gateway_protocol.messages import LANGUAGES
 
 from . import auth
+from .spark_url import SparkUrl
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    remote: str | None = None
+    remote: str | None = field(default=None, repr=False)  # may hold a token
     sample_data: bool = False
     languages: tuple[str, ...] = LANGUAGES
     max_message_bytes: int = 1 << 20
@@ -52,18 +53,29 @@ class Settings:
             raise ValueError("shutdown_timeout must be >= 0 seconds")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        if self.remote is not None and not self.remote.startswith("sc://"):
-            raise ValueError(f"remote must be a Spark Connect URL sc://host:port, got {self.remote!r}")
+        if self.remote is not None:
+            check_remote(self.remote)
         bad = set(self.languages) - set(LANGUAGES)
         if bad or not self.languages:
             raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
         auth.check_settings(self.token, self.allowed_origins)
 
 
+def check_remote(remote: str) -> None:
+    """ValueError (that never shows the URL: it may hold a token) unless ``remote`` is a usable sc:// URL."""
+    try:
+        url = SparkUrl.parse(remote)
+    except ValueError as exc:
+        raise ValueError(f"remote must be a Spark Connect URL ({exc})") from None
+    if url.get("session_id") is not None:
+        raise ValueError("remote: the gateway chooses a session_id per session; remove it from the URL")
+
+
 HELP = {
     "host": "address to listen on",
     "port": "port to listen on (0: any free port)",
-    "remote": "Spark Connect server URL sc://host:port (also SPARK_REMOTE); default: start an embedded one",
+    "remote": "Spark Connect server URL sc://host:port[/;token=...;use_ssl=true;user_id=...] (also SPARK_REMOTE); "
+              "default: start an embedded one",
     "sample_data": "give every session the sample temp views 'consumers' and 'sales'",
     "languages": "comma-separated languages clients may run (sql,python)",
     "max_message_bytes": "largest client message accepted",
