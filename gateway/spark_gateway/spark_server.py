@@ -65,7 +65,7 @@ def udf_python() -> str:
     return os.environ.get("PYSPARK_PYTHON") or sys.executable
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -158,7 +158,7 @@ class EmbeddedSparkServer:
                 env=env, cwd=log_dir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while not _port_open(self.host, self.port):
+        while not port_open(self.host, self.port):
             if self.process.poll() is not None:
                 raise SparkServerError(
                     f"Spark Connect server exited with code {self.process.returncode}; "
