@@ -20,7 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pyarrow as pa
@@ -135,7 +135,7 @@ def untested_server(version: str) -> str | None:
 
 def run_sql(spark: SparkSession, code: str) -> DataFrame:
     """Run one SQL statement; commands run now, queries become a lazy DataFrame."""
-    return spark.sql(code)
+    return cast(DataFrame, spark.sql(code))  # pyspark 4.3 annotates the classic/connect parent class
 
 
 # ---------------------------------------------------------------- Python cells
@@ -215,7 +215,7 @@ def register_progress(spark: SparkSession, callback: ProgressCallback) -> Callab
     return handler
 
 
-def _progress_handler(callback: ProgressCallback) -> Callable[..., None]:
+def _progress_handler(callback: ProgressCallback) -> Any:  # pyspark's ProgressHandler protocol
     def handler(stages: list[StageInfo] | None, inflight_tasks: int,
                 operation_id: str | None, done: bool) -> None:
         callback([_stage(s) for s in stages or ()], inflight_tasks, operation_id, done)
@@ -360,7 +360,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     that rows were left out instead of cutting silently.
     """
     if limit is not None:
-        df = df.limit(limit + 1)
+        df = cast(DataFrame, df.limit(limit + 1))
     client = spark.client
     request = client._execute_plan_request_with_metadata()
     request.plan.CopyFrom(df._plan.to_proto(client))
@@ -572,7 +572,7 @@ def _message(exc: PySparkException) -> str:
 
 
 def _contexts(exc: PySparkException) -> list[QueryContext]:
-    out = []
+    out: list[QueryContext] = []
     try:
         contexts = exc.getQueryContext()
     except Exception:  # noqa: BLE001 - context is a nicety; never mask the real error
