@@ -188,3 +188,26 @@ def test_untested_server_versions_are_named() -> None:
     assert spark.untested_server("4.0.5") is None and spark.untested_server("4.3.0") is None
     assert "3.5.1" in (spark.untested_server("3.5.1") or "")
     assert spark.untested_server("5.0.0") is not None
+
+
+def test_log_lines_name_the_sessions_user() -> None:
+    """A record names its user from the context, else from its session id (records of worker threads)."""
+    import json
+    import logging
+
+    from spark_gateway import logs
+
+    formatter = logs.JsonLines()
+    record = logging.LogRecord("spark_gateway", logging.INFO, __file__, 1, "ran", None, None)
+    record.session = "s-1"
+    logs.SessionUsers({"s-1": "alice"}).filter(record)
+    assert json.loads(formatter.format(record))["user"] == "alice"
+    other = logging.LogRecord("spark_gateway", logging.INFO, __file__, 1, "ran", None, None)
+    token = logs.user.set("bob")
+    try:
+        assert json.loads(formatter.format(other))["user"] == "bob"
+        other.session, other.execution = "s-2", "e-1"
+        assert logs.Text("%(ids)s").format(other) == " [bob@s-2/e-1]"
+    finally:
+        logs.user.reset(token)
+    assert "user" not in json.loads(formatter.format(logging.LogRecord("x", 20, __file__, 1, "m", None, None)))

@@ -238,6 +238,10 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         state: Gateway = gateway if gateway is not None else await anyio.to_thread.run_sync(start_spark, settings)
         state.fetch_limiter = anyio.CapacityLimiter(settings.max_spark_operations)
         app.state.gateway = state
+        users_filter = logs.SessionUsers(state.users)  # log records from worker threads name their user too
+        handlers = list(logging.getLogger().handlers)
+        for handler in handlers:
+            handler.addFilter(users_filter)
         try:
             async with anyio.create_task_group() as sessions:
                 state.task_group = sessions
@@ -246,6 +250,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
                 yield
                 sessions.cancel_scope.cancel()  # each session still closes itself (shielded)
         finally:
+            for handler in handlers:
+                handler.removeFilter(users_filter)
             if owned and state.server is not None:
                 await anyio.to_thread.run_sync(state.server.stop)
 
@@ -328,6 +334,7 @@ async def _resume(websocket: WebSocket, gateway: Gateway, session_id: str, last_
                       connection.CLOSE_REFUSED)
         return
     gateway.metrics.resumes_total += 1
+    logs.user.set(gateway.users.get(session_id))
     await _serve(life, websocket, int(last_seq))
 
 

@@ -2,13 +2,16 @@
 
 The user a session runs as rides along too, from the context (:data:`user`): the gateway sets
 it where a session opens, and the session's tasks inherit it, so every record they log says
-whose session it is without each call passing it.
+whose session it is without each call passing it. Records made on other threads (a session's
+worker thread, and tasks it starts, begin with an empty context) get it from their session id
+(:class:`SessionUsers`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 
 import orjson
@@ -19,6 +22,20 @@ user: ContextVar[str | None] = ContextVar("spark_gateway_user", default=None)
 
 def _user(record: logging.LogRecord) -> str | None:
     return getattr(record, "user", None) or user.get()
+
+
+class SessionUsers(logging.Filter):
+    """Names the user of a record that has a session id and no user, from ``users`` (session id -> user)."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        super().__init__()
+        self.users = users
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        session = getattr(record, "session", None)
+        if _user(record) is None and isinstance(session, str) and (name := self.users.get(session)) is not None:
+            record.user = name
+        return True
 
 
 class JsonLines(logging.Formatter):
