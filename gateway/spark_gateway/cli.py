@@ -85,7 +85,8 @@ def run_server(settings: config.Settings) -> int:
     server = GatewayServer(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config,
         ws_max_size=16 * 1024 * 1024, ws="websockets-sansio",
-        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=5))
+        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=5,
+        ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile))  # both None: plain http
     server.drain_timeout = settings.shutdown_timeout
     auth.install_log_filters(settings)  # after uvicorn.Config has (re)configured logging
     server.run()

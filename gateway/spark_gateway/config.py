@@ -38,6 +38,8 @@ class Settings:
     shutdown_timeout: int = 15
     token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
     allowed_origins: tuple[str, ...] = ()
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
@@ -59,6 +61,16 @@ class Settings:
         if bad or not self.languages:
             raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
         auth.check_settings(self.token, self.allowed_origins)
+        check_tls(self.ssl_certfile, self.ssl_keyfile)
+
+
+def check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """ValueError unless TLS is off, or on with a certificate file and a key file that exist."""
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("ssl_certfile and ssl_keyfile go together: give both for TLS (https, wss), or neither")
+    for name, path in (("ssl_certfile", certfile), ("ssl_keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{name}: no such file: {path}")
 
 
 def check_remote(remote: str) -> None:
@@ -96,10 +108,13 @@ HELP = {
     "ws_compression": "offer permessage-deflate to clients (less traffic on slow links, much more gateway CPU)",
     "log_format": "log lines as text or json (one JSON object per line, with session and execution ids)",
     "shutdown_timeout": "seconds to let sessions wind down on SIGTERM before closing them",
-    "token": "access token(s), comma-separated, one per user; required (and generated if absent) "
-             "when --host is not loopback; see SECURITY.md",
+    "token": "access tokens, comma-separated, each NAME:SECRET (a user Spark sees as its user_id) or a bare "
+             "SECRET (the default user); required (and generated if absent) when --host is not loopback; "
+             "see SECURITY.md",
     "allowed_origins": "comma-separated browser origins (scheme://host[:port]) allowed besides the "
                        "gateway's own",
+    "ssl_certfile": "TLS certificate (PEM, the chain after the certificate): serve https and wss",
+    "ssl_keyfile": "TLS private key (PEM) of --ssl-certfile",
 }
 
 
