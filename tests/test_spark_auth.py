@@ -56,6 +56,15 @@ def direct_sql(url: str) -> Any:
         adapter.release_quietly(session, server_side=False)
 
 
+def gateway_sql(url: str, sql: str) -> Any:
+    """``sql`` through the gateway's own connect(), the session released after (no exit hook left)."""
+    session = adapter.connect(url)
+    try:
+        return session.sql(sql).collect()
+    finally:
+        adapter.release_quietly(session)
+
+
 # ---------------------------------------------------------------- 1. every URL form
 
 
@@ -80,7 +89,7 @@ async def test_a_token_url_works_however_it_is_given(spark_server: EmbeddedSpark
         async with open_client(gateway.ws_url) as client:
             events = await client.run("SELECT 40 + 2 AS answer", id="q", timeout=90)
             assert rows_of(events) == [[42]], events
-            assert client.session["spark_version"] == adapter.server_version(adapter.connect(spark_server.url))
+            assert client.session["spark_version"] == gateway_sql(spark_server.url, "SELECT version()")[0][0].split()[0]
         status, body = readyz(gateway)
         assert status == 200 and token not in json.dumps(body) and "[redacted]" in body["spark"]
     finally:
@@ -132,7 +141,7 @@ def test_pyspark_alone_needs_the_name_localhost_for_a_plain_text_token(spark_ser
     with pytest.raises(Exception, match="UNAVAILABLE|RETRIES_EXCEEDED"):
         direct_sql(url)
     assert direct_sql(url.replace("127.0.0.1", "localhost"))[0].one == 1
-    assert adapter.connect(url).sql("SELECT 1 AS one").collect()[0].one == 1
+    assert gateway_sql(url, "SELECT 1 AS one")[0].one == 1
 
 
 # ---------------------------------------------------------------- 2. the embedded server's token

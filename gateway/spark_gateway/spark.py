@@ -64,18 +64,20 @@ def connect(url: str, session_id: str | None = None, *, user_id: str | None = No
     ``session_id`` share one (its temp views, conf and cached plans). ``session_id`` and
     ``user_id`` join the URL's own ``;key=value`` parameters (see :mod:`spark_gateway.spark_url`).
     """
-    os.environ.setdefault("SPARK_REMOTE", url)  # user code's builder.getOrCreate() must never start a JVM
+    parsed = SparkUrl.parse(url)
+    # User code's builder.getOrCreate() must never start a JVM; the server's URL, nobody's session or user.
+    os.environ.setdefault("SPARK_REMOTE", str(parsed.with_params(session_id=None, user_id=None)))
     # Makes `from pyspark.sql import functions as F` in user code resolve to Spark Connect.
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     given = {"session_id": session_id, "user_id": user_id}
-    target = SparkUrl.parse(url).with_params(**{k: v for k, v in given.items() if v is not None})
-    spark = SparkSession.builder.channelBuilder(ChannelBuilder(str(target))).create()
+    target = parsed.with_params(**{k: v for k, v in given.items() if v is not None})
+    spark = SparkSession.builder.channelBuilder(LoopbackChannelBuilder(str(target))).create()
     # The default policy retries for ~10 minutes against a dead server; fail in seconds.
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
     return spark
 
 
-class ChannelBuilder(DefaultChannelBuilder):
+class LoopbackChannelBuilder(DefaultChannelBuilder):
     """pyspark's channel, except that a token to a loopback address without ``use_ssl`` is sent in
     plain text with gRPC's local credentials, as pyspark itself does for the name ``localhost``
     (``sc://127.0.0.1:P/;token=t`` would otherwise attempt TLS against a plain-text server)."""
@@ -117,7 +119,8 @@ _EXIT_HOOKS = ("_cleanup_ml", "_cleanup_ml_cache", "_on_exit")
 
 
 def server_version(spark: SparkSession) -> str:
-    """The server's Spark version (an RPC: not this client library's ``pyspark.__version__``)."""
+    """The server's Spark version (not this client library's ``pyspark.__version__``); pyspark asks
+    the server once per session and caches it."""
     return str(spark.version)
 
 
