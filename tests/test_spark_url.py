@@ -1,4 +1,4 @@
-"""Spark Connect URLs and gateway users, without a server: parsing, composing, redacting, naming."""
+"""Spark Connect URLs, gateway users and version-dependent errors, without a server."""
 
 from __future__ import annotations
 
@@ -211,3 +211,15 @@ def test_log_lines_name_the_sessions_user() -> None:
     finally:
         logs.user.reset(token)
     assert "user" not in json.loads(formatter.format(logging.LogRecord("x", 20, __file__, 1, "m", None, None)))
+
+
+def test_a_python_worker_error_class_is_read_from_the_message() -> None:
+    """A UDF failing in the server's Python worker (e.g. another Python minor version) gets its class."""
+    from pyspark.errors.exceptions.connect import PythonException
+
+    exc = PythonException(message=(
+        "An exception was thrown from the Python worker.\n[PYTHON_EXCEPTION] An exception was thrown: Traceback\n"
+        "pyspark.errors.exceptions.base.PySparkRuntimeError: [PYTHON_VERSION_MISMATCH] Python in worker has "
+        "different version: 3.12 than that in driver: 3.11. SQLSTATE: 38000"))
+    fields = spark.spark_error_fields(exc)
+    assert fields is not None and (fields["code"], fields["error_class"]) == ("spark_error", "PYTHON_VERSION_MISMATCH")

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -203,3 +207,42 @@ async def test_python_udfs_give_right_rows_or_a_typed_error(gateway: GatewayProc
         assert errors[0]["code"] in ("spark_error", "python_error"), errors
         pytest.xfail(f"Python UDFs across versions: {errors[0].get('error_class')}: {errors[0]['message'][:200]}")
     assert rows_of(events) == [[1, 0], [2, 2], [3, 4]]
+
+
+def other_python() -> str | None:
+    """A Python interpreter of another minor version than this one that runs (pyenv shims may not)."""
+    found = [shutil.which(f"python3.{minor}") for minor in (12, 13, 10) if minor != sys.version_info.minor]
+    found += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.*/bin/python3"))
+    for candidate in filter(None, found):
+        try:
+            done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[1], sys.executable)"],
+                                  capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        minor, _, executable = done.stdout.strip().partition(" ")
+        if done.returncode == 0 and minor.isdigit() and int(minor) != sys.version_info.minor and int(minor) >= 9:
+            return executable
+    return None
+
+
+async def test_a_python_minor_version_mismatch_is_a_typed_error() -> None:
+    """A server whose UDF Python is another minor version fails a UDF with PYTHON_VERSION_MISMATCH, at once."""
+    python = other_python()
+    if python is None:
+        pytest.skip("needs a python3.X of another minor version on the PATH")
+    server = EmbeddedSparkServer(master="local[1]", driver_memory="512m", ui=False, python=python)
+    await anyio.to_thread.run_sync(partial(server.start, timeout=240))
+    gateway = GatewayProcess(server.url, ready_timeout=120)
+    try:
+        async with open_client(gateway.ws_url) as client:
+            plain = await client.run("SELECT 1 AS ok", id="sql")
+            assert rows_of(plain) == [[1]]
+            events = await client.run("from pyspark.sql import functions as F\n"
+                                      "spark.range(3).select(F.udf(lambda v: v + 1, 'long')('id'))",
+                                      id="udf", language="python", timeout=120)
+        error = of_type(events, "error")[0]
+        assert (error["code"], error["error_class"]) == ("spark_error", "PYTHON_VERSION_MISMATCH"), error
+        assert events[-1]["status"] == "error"
+    finally:
+        gateway.stop()
+        await anyio.to_thread.run_sync(server.stop)

@@ -562,11 +562,24 @@ def spark_error_fields(exc: BaseException) -> dict[str, Any] | None:
     return {
         "code": ErrorCode.SPARK_ERROR,
         "message": _message(exc),
-        "error_class": exc.getCondition(),
+        "error_class": exc.getCondition() or _worker_condition(exc),
         "sql_state": exc.getSqlState(),
         "context": _contexts(exc),
         "exception": type(exc).__name__,
     }
+
+
+_CONDITION = re.compile(r"\[([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\]")
+
+
+def _worker_condition(exc: PySparkException) -> str | None:
+    """The error class a Python worker raised, which Spark passes on only inside the message of a
+    PythonException without a condition (e.g. PYTHON_VERSION_MISMATCH: the server's Python for UDFs
+    is another minor version than the gateway's)."""
+    if type(exc).__name__ != "PythonException":
+        return None
+    found = [name for name in _CONDITION.findall(_message(exc)) if name != "PYTHON_EXCEPTION"]
+    return found[-1] if found else None
 
 
 def _message(exc: PySparkException) -> str:
