@@ -367,9 +367,11 @@ def _gateway_like_fetch(spark: Any, code: str) -> int:
 
 
 def _direct_session(url: str):  # type: ignore[no-untyped-def]
-    from pyspark.sql.connect.session import SparkSession
+    from spark_gateway import spark as adapter
 
-    spark = SparkSession.builder.remote(url).create()
+    # The gateway's own connect: the server's URL has a token (sc://127.0.0.1:P/;token=...), which
+    # pyspark's builder alone would send over TLS (docs/deployment.md, "TLS or not").
+    spark = adapter.connect(url)
     spark.sql("SELECT 1").collect()  # channel and session are up before anything is timed
     return spark
 

@@ -11,13 +11,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, in their own layer. The list is the project's own (pyproject.toml), with two
-# changes: pyspark[connect]==X is a ~320 MB sdist that carries every Spark jar; pyspark-client==X is
-# the same Connect client in pure Python (~20 MB, no jars) and cannot start a local JVM by mistake.
-# spark-gateway-client (the protocol package) is not on an index: it is installed from the source
-# below. Same versions as pyproject.toml, so nothing here can drift from it.
+# Dependencies first, in their own layer. The list is the project's own (pyproject.toml), without
+# spark-gateway-client (the protocol package), which is not on an index: it is installed from the
+# source below. Same versions as pyproject.toml, so nothing here can drift from it. pyspark[connect]
+# stays as it is: it carries Spark's jars (~470 MB, unused here: the image has no JVM), because
+# pyspark-client, the same client without jars, has no release of the gateway's pinned version
+# (4.3.0; its newest is 4.2.0). Swap it in once it has: d.replace('pyspark[connect]', 'pyspark-client').
 COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d.replace('pyspark[connect]', 'pyspark-client') for d in deps if not d.startswith('spark-gateway-client')))" \
+RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if not d.startswith('spark-gateway-client')))" \
         > /tmp/requirements.txt \
     && cat /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \

@@ -2,7 +2,7 @@
 # version as the gateway's pyspark client (pyproject.toml), plus the Python the gateway runs.
 #
 # Build:  docker build -f docker/spark.Dockerfile -t spark-gateway/spark docker
-ARG SPARK_IMAGE=apache/spark:4.0.1-scala2.13-java17-ubuntu
+ARG SPARK_IMAGE=apache/spark:4.3.0-scala2.13-java17-ubuntu
 FROM ${SPARK_IMAGE}
 
 # Python UDFs written in gateway sessions are pickled by the gateway's Python (3.11, see

@@ -122,6 +122,7 @@ def spark_server() -> Iterator[EmbeddedSparkServer]:
 
 @pytest.fixture(scope="session")
 def spark_remote(spark_server: EmbeddedSparkServer) -> str:
+    """The server's sc:// URL, its token included (the server refuses clients without it)."""
     return spark_server.url
 
 
@@ -136,29 +137,41 @@ def spark(spark_remote: str):  # type: ignore[no-untyped-def]
 
 
 def _gateway_env(remote: str | None) -> dict[str, str]:
-    """This process's environment; without a remote, no SPARK_REMOTE either (tests' own clients set it)."""
+    """This process's environment, with the remote (its token stays off the command line, which ps
+    shows); without a remote, no SPARK_REMOTE either (tests' own clients set it)."""
     env = {**os.environ}
+    env.pop("SPARK_GATEWAY_REMOTE", None)
     if remote is None:
         env.pop("SPARK_REMOTE", None)
+    else:
+        env["SPARK_GATEWAY_REMOTE"] = remote
     return env
 
 
 class GatewayProcess:
     """A running ``spark-gateway serve`` process."""
 
-    def __init__(self, remote: str | None, *extra: str) -> None:
-        """``remote`` None: the gateway starts its own embedded Spark Connect server."""
+    def __init__(self, remote: str | None, *extra: str, env: dict[str, str | None] | None = None,
+                 ready_timeout: float = 60) -> None:
+        """``remote`` None: the gateway starts its own embedded Spark Connect server (unless ``extra``
+        or ``env`` name one); ``env``: variables to set (a None value removes one)."""
         refuse_in_fast_tier("a gateway process")  # before opening its log: a refusal leaks nothing
         self.port = free_port()
         self.log_path = ARTIFACTS / f"gateway-{self.port}.log"
         ARTIFACTS.mkdir(exist_ok=True)
         self._log = open(self.log_path, "wb")
+        environment = _gateway_env(remote)
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
         self.process = subprocess.Popen(
             [sys.executable, "-m", "spark_gateway", "serve", "--port", str(self.port),
-             *(["--remote", remote] if remote else []), "--log-level", "info", *extra],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=_gateway_env(remote),
+             "--log-level", "info", *extra],
+            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
         )
-        self.wait_ready()
+        self.wait_ready(ready_timeout)
 
     @property
     def http_url(self) -> str:

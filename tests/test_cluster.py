@@ -77,7 +77,25 @@ def test_up_registers_two_executors_in_worker_processes(cluster: LocalCluster) -
     status = cluster_cli("status", cluster)
     assert status.returncode == 0, status.stdout + status.stderr
     assert status.stdout.count(" running ") == 4 and "alive workers: 2" in status.stdout
-    assert cluster.connect_url in status.stdout
+    assert f"sc://127.0.0.1:{cluster.connect_port}" in status.stdout
+
+
+@pytest.mark.integration
+def test_the_connect_server_requires_the_token_kept_in_a_private_file(cluster: LocalCluster) -> None:
+    """Its token is in a 0600 file; `status` says where and never shows it; `url` prints the whole URL."""
+    from tests.test_spark_auth import direct_sql
+
+    assert cluster.token and cluster.connect_url.endswith(f"/;token={cluster.token}")
+    assert cluster.token_path.stat().st_mode & 0o777 == 0o600
+    assert cluster.token_path.read_text().strip() == cluster.token
+    status = cluster_cli("status", cluster)
+    assert cluster.token not in status.stdout + status.stderr
+    assert str(cluster.token_path) in status.stdout and "cluster url" in status.stdout
+    assert cluster.token not in cluster.state_path.read_text()
+    url = cluster_cli("url", cluster)
+    assert url.returncode == 0 and url.stdout.strip() == cluster.connect_url
+    with pytest.raises(Exception, match="UNAUTHENTICATED"):
+        direct_sql(f"sc://localhost:{cluster.connect_port}")
 
 
 async def test_queries_run_on_the_workers_executors(
@@ -152,6 +170,6 @@ def test_down_stops_every_process_by_pid(cluster: LocalCluster) -> None:
     assert "stopped connect, worker-1, worker-2, master" in down.stderr
     assert not [c.name for c in components if is_running(c)]
     assert not [pid for pid in executors if pid_alive(pid)]
-    assert not cluster.state_path.exists()
+    assert not cluster.state_path.exists() and not cluster.token_path.exists()
     status = cluster_cli("status", cluster)
     assert status.returncode == 1 and "no cluster" in status.stdout

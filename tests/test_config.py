@@ -72,7 +72,7 @@ def test_every_setting_has_a_flag_with_help_naming_its_variable() -> None:
     (["--max-page-bytes", "100"], "max_page_bytes must be >= 1024"),
     (["--max-sessions", "0"], "max_sessions must be >= 1"),
     (["--shutdown-timeout", "-5"], "shutdown_timeout must be >= 0"),
-    (["--token", "has space"], "token: each token must be non-empty"),
+    (["--token", "has space"], "token: entry 1 must be SECRET or NAME:SECRET"),
     (["--allowed-origins", "notebook.example"], "allowed_origins: not an origin"),
 ])
 def test_bad_settings_stop_serve_with_a_message_naming_the_setting(

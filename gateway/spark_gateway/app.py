@@ -25,13 +25,14 @@ from spark_gateway_protocol import PROTOCOL_VERSION, encode_event
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
-from . import __version__, auth, capture, connection, memory, spark
+from . import __version__, auth, capture, connection, logs, memory, spark, users
 from .config import Settings
 from .lifetime import Lifetime
 from .metrics import Metrics
 from .outbox import Outbox, ResumeError
 from .session import Session, SessionLimits
 from .spark_server import EmbeddedSparkServer
+from .spark_url import SparkUrl, redact
 
 log = logging.getLogger("spark_gateway")
 
@@ -44,7 +45,7 @@ class Gateway:
     """Shared state of one gateway process (held by the app, not by module globals)."""
 
     settings: Settings
-    spark_url: str
+    spark_url: str = field(repr=False)  # may hold a token: shown only through spark_url_redacted
     spark_version: str | None = None
     spark_ui: str | None = None
     server: EmbeddedSparkServer | None = None
@@ -55,7 +56,9 @@ class Gateway:
     owners: auth.Owners = field(default_factory=auth.Owners)  # session / Spark session id -> credential
     draining: bool = False
     collect_pending: bool = False  # a garbage collection is scheduled (see _collect_garbage)
+    users: dict[str, str] = field(default_factory=dict)  # session id -> the user it runs as
     _probe: Any = None  # a Spark session kept for /readyz
+    _versions_noted: set[str] = field(default_factory=set)
 
     def ready(self) -> bool:
         """Blocking: does Spark answer right now? (``GET /readyz``)
@@ -65,9 +68,11 @@ class Gateway:
         """
         for _ in range(2):
             if self._probe is None:
-                self._probe = spark.connect(self.spark_url)
+                # connected as a session connects: with a session id and a user
+                self._probe = spark.connect(self.spark_url, str(uuid.uuid4()), user_id=self.default_user)
             try:
                 self.spark_version = spark.ping(self._probe)
+                self.note_version()
                 return True
             except Exception as exc:  # noqa: BLE001 - not ready, whatever the reason
                 if not spark.is_session_gone(exc):
@@ -75,6 +80,27 @@ class Gateway:
                 stale, self._probe = self._probe, None
                 spark.release_quietly(stale, server_side=False)
         return False
+
+    @property
+    def default_user(self) -> str:
+        return users.default_user(self.settings.remote)
+
+    @property
+    def spark_url_redacted(self) -> str:
+        return redact(self.spark_url)
+
+    def spark_url_for(self, user: str) -> str:
+        """The sc:// URL a session of ``user`` connects with: Spark sees ``user`` as its user_id."""
+        return str(SparkUrl.parse(self.spark_url).with_params(user_id=user))
+
+    def note_version(self) -> None:
+        """Warn, once per version, about a Spark Connect server outside the tested range."""
+        version = self.spark_version
+        if version is None or version in self._versions_noted:
+            return
+        self._versions_noted.add(version)
+        if (warning := spark.untested_server(version)) is not None:
+            log.warning("%s", warning)
 
     def forget_probe(self) -> None:
         """The server was replaced: the next readiness check connects anew."""
@@ -96,6 +122,9 @@ class Gateway:
         counts = [life.session.counts() for life in self.sessions.values()]
         m.queued = sum(q for q, _ in counts)
         m.running = sum(r for _, r in counts)
+        m.sessions_by_user = {name: 0 for name in users.user_names(self.settings.token, self.settings.remote)}
+        for name in self.users.values():
+            m.sessions_by_user[name] = m.sessions_by_user.get(name, 0) + 1
         return m.render()
 
     def prepare_spark(self, session: Any) -> None:
@@ -145,9 +174,11 @@ def start_spark(settings: Settings) -> Gateway:
         log.info("starting the embedded Spark Connect server...")
         url = server.start()
         ui = server.ui_url
-        log.info("embedded Spark Connect server at %s (Spark UI %s)", url, ui)
+        log.info("embedded Spark Connect server at %s (Spark UI %s)", redact(url), ui)
     gateway = Gateway(settings, url, spark_ui=ui, server=server)
-    gateway.spark_version = probe_version(url, patience=60.0 if server is not None else 10.0)
+    gateway.spark_version = probe_version(url, patience=60.0 if server is not None else 10.0,
+                                          user_id=gateway.default_user)
+    gateway.note_version()
     return gateway
 
 
@@ -184,22 +215,23 @@ async def supervise_spark(gateway: Gateway) -> None:
             await anyio.sleep(min(SPARK_RESTART_BACKOFF_MAX, 2.0**failures))
         else:
             failures = 0
-            log.info("embedded Spark Connect server restarted at %s", server.url)
+            log.info("embedded Spark Connect server restarted at %s", redact(server.url))
 
 
-def probe_version(url: str, patience: float) -> str | None:
+def probe_version(url: str, patience: float, user_id: str | None = None) -> str | None:
     """Blocking: ask the server its version, retrying while a fresh server warms up."""
     deadline = time.monotonic() + patience
     while True:
         try:
-            probe = spark.connect(url)
+            probe = spark.connect(url, str(uuid.uuid4()), user_id=user_id)  # as a session connects
             try:
                 return spark.server_version(probe)
             finally:
                 spark.release(probe)
         except Exception as exc:  # noqa: BLE001 - the gateway serves anyway; executions will say why
-            if time.monotonic() > deadline:
-                log.warning("Spark Connect server %s is not reachable: %s", url, exc)
+            if time.monotonic() > deadline or spark.is_refused(exc):  # waiting cannot fix a refusal
+                log.warning("Spark Connect server %s is not reachable: %s%s", redact(url), spark.failure_text(exc),
+                            spark.connection_hint(url))
                 return None
             time.sleep(0.5)
 
@@ -215,6 +247,10 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         state: Gateway = gateway if gateway is not None else await anyio.to_thread.run_sync(start_spark, settings)
         state.fetch_limiter = anyio.CapacityLimiter(settings.max_spark_operations)
         app.state.gateway = state
+        users_filter = logs.SessionUsers(state.users)  # log records from worker threads name their user too
+        handlers = list(logging.getLogger().handlers)
+        for handler in handlers:
+            handler.addFilter(users_filter)
         try:
             async with anyio.create_task_group() as sessions:
                 state.task_group = sessions
@@ -223,6 +259,8 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
                 yield
                 sessions.cancel_scope.cancel()  # each session still closes itself (shielded)
         finally:
+            for handler in handlers:
+                handler.removeFilter(users_filter)
             if owned and state.server is not None:
                 await anyio.to_thread.run_sync(state.server.stop)
 
@@ -271,12 +309,16 @@ async def _open(websocket: WebSocket, gateway: Gateway, credential: str, attach:
         return
     assert gateway.fetch_limiter is not None and gateway.task_group is not None
     outbox = Outbox(gateway.metrics, replay_bytes=settings.replay_buffer_bytes)
-    session = Session(spark_url=gateway.spark_url, outbox=outbox, limits=gateway.limits,
+    user = users.user_of(settings.token, settings.remote, credential)
+    logs.user.set(user)  # the session's tasks inherit it: their log records say whose session it is
+    session = Session(spark_url=gateway.spark_url_for(user), outbox=outbox, limits=gateway.limits,
                       fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
                       spark_session_id=attach)
     life = Lifetime(session, credential, grace=settings.resume_grace, idle_timeout=settings.idle_timeout,
                     on_end=lambda: _forget(gateway, session))
     gateway.sessions[session.id] = life
+    gateway.users[session.id] = user
+    gateway.metrics.sessions_opened_by_user[user] += 1
     gateway.owners.claim(session.id, credential)
     gateway.owners.claim(session.spark_session_id, credential)
     gateway.metrics.sessions_total += 1
@@ -301,6 +343,7 @@ async def _resume(websocket: WebSocket, gateway: Gateway, session_id: str, last_
                       connection.CLOSE_REFUSED)
         return
     gateway.metrics.resumes_total += 1
+    logs.user.set(gateway.users.get(session_id))
     await _serve(life, websocket, int(last_seq))
 
 
@@ -325,6 +368,7 @@ async def _refuse(websocket: WebSocket, code: ErrorCode, message: str, close_cod
 def _forget(gateway: Gateway, session: Session) -> None:
     """A session ended: it can no longer be resumed, attached to or counted."""
     gateway.sessions.pop(session.id, None)
+    gateway.users.pop(session.id, None)
     gateway.owners.release(session.id)
     if session.owns_spark:  # it released its Spark session
         gateway.owners.release(session.spark_session_id)
@@ -363,7 +407,7 @@ async def readyz(request: Request) -> Response:
     """Spark answers: 200 when ready, 503 otherwise (also while shutting down)."""
     gateway: Gateway = request.app.state.gateway
     ready = not gateway.draining and await anyio.to_thread.run_sync(gateway.ready)
-    body = {"ready": ready, "spark": gateway.spark_url, "spark_version": gateway.spark_version,
+    body = {"ready": ready, "spark": gateway.spark_url_redacted, "spark_version": gateway.spark_version,
             "draining": gateway.draining}
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -378,8 +378,9 @@ def banner(settings: Settings, generated: str | None) -> list[str]:
     shown = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::", "") else settings.host
     if ":" in shown:
         shown = f"[{shown}]"
-    base = f"http://{shown}:{settings.port}/"
-    ws = f"ws://{shown}:{settings.port}/ws"
+    tls = settings.ssl_certfile is not None
+    base = f"{'https' if tls else 'http'}://{shown}:{settings.port}/"
+    ws = f"{'wss' if tls else 'ws'}://{shown}:{settings.port}/ws"
     if generated is not None:
         return [f"spark-gateway: open {base}#token={generated}  (websocket {ws})",
                 "spark-gateway: a token was generated for this run; programs send "

@@ -103,7 +103,8 @@ def run_server(settings: config.Settings) -> int:
         app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=log_config,
         ws_max_size=16 * 1024 * 1024, ws="websockets-sansio",
         http=bounded_http(settings.handshake_timeout, settings.max_pending_handshakes),
-        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=5))
+        ws_per_message_deflate=settings.ws_compression, timeout_graceful_shutdown=5,
+        ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile))  # both None: plain http
     server.drain_timeout = settings.shutdown_timeout
     server.banner = tuple(auth.banner(settings, generated))  # printed once it serves, never before
     auth.install_log_filters(settings)  # after uvicorn.Config has (re)configured logging

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from urllib.parse import urlsplit
 
 from spark_gateway_protocol.messages import LANGUAGES
 
+from . import users
+from .spark_url import SparkUrl
+
 # URL-unreserved characters only: a token must survive a URL (``#token=``) and a
 # Sec-WebSocket-Protocol entry (an HTTP "token") without any encoding.
-TOKEN_CHARS = re.compile(r"[A-Za-z0-9._~-]+")
+TOKEN_CHARS = users.SECRET_CHARS
 DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
 
 
@@ -28,7 +30,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8765
-    remote: str | None = None
+    remote: str | None = field(default=None, repr=False)  # may hold a token
     sample_data: bool = False
     languages: tuple[str, ...] = LANGUAGES
     max_message_bytes: int = 1 << 20
@@ -50,6 +52,8 @@ class Settings:
     max_pending_handshakes: int = 256
     token: str | None = field(default=None, repr=False)  # never in a repr, hence never in a log
     allowed_origins: tuple[str, ...] = ()
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     def __post_init__(self) -> None:
         if self.log_format not in ("text", "json"):
@@ -67,26 +71,21 @@ class Settings:
             raise ValueError("handshake_timeout and max_pending_handshakes must be >= 1")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0..65535, got {self.port}")
-        if self.remote is not None and not self.remote.startswith("sc://"):
-            raise ValueError(f"remote must be a Spark Connect URL sc://host:port, got {self.remote!r}")
+        if self.remote is not None:
+            check_remote(self.remote)
         bad = set(self.languages) - set(LANGUAGES)
         if bad or not self.languages:
             raise ValueError(f"languages must be a non-empty subset of {', '.join(LANGUAGES)}")
         parse_tokens(self.token)
         parse_allowed_origins(self.allowed_origins)
+        check_tls(self.ssl_certfile, self.ssl_keyfile)
 
 
 
 def parse_tokens(value: str | None) -> tuple[str, ...]:
-    """The accepted tokens of ``--token`` (comma-separated); ValueError when one is malformed."""
-    if value is None:
-        return ()
-    tokens = tuple(part.strip() for part in value.split(","))
-    for token in tokens:
-        if not TOKEN_CHARS.fullmatch(token):
-            raise ValueError("token: each token must be non-empty and use only letters, digits and - . _ ~ "
-                             "(it travels in a URL and a Sec-WebSocket-Protocol header)")
-    return tokens
+    """The accepted secrets of ``--token`` (entries ``NAME:SECRET`` or ``SECRET``, comma-separated);
+    ValueError when one is malformed. The names: :mod:`spark_gateway.users`."""
+    return tuple(credential.secret for credential in users.parse_credentials(value))
 
 
 def parse_origin(origin: str) -> tuple[str, str, int]:
@@ -108,10 +107,30 @@ def parse_allowed_origins(values: Iterable[str]) -> frozenset[tuple[str, str, in
         raise ValueError(f"allowed_origins: {exc}") from None
 
 
+def check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """ValueError unless TLS is off, or on with a certificate file and a key file that exist."""
+    if (certfile is None) != (keyfile is None):
+        raise ValueError("ssl_certfile and ssl_keyfile go together: give both for TLS (https, wss), or neither")
+    for name, path in (("ssl_certfile", certfile), ("ssl_keyfile", keyfile)):
+        if path is not None and not os.path.isfile(path):
+            raise ValueError(f"{name}: no such file: {path}")
+
+
+def check_remote(remote: str) -> None:
+    """ValueError (that never shows the URL: it may hold a token) unless ``remote`` is a usable sc:// URL."""
+    try:
+        url = SparkUrl.parse(remote)
+    except ValueError as exc:
+        raise ValueError(f"remote must be a Spark Connect URL ({exc})") from None
+    if url.get("session_id") is not None:
+        raise ValueError("remote: the gateway chooses a session_id per session; remove it from the URL")
+
+
 HELP = {
     "host": "address to listen on",
     "port": "port to listen on (0: any free port)",
-    "remote": "Spark Connect server URL sc://host:port (also SPARK_REMOTE); default: start an embedded one",
+    "remote": "Spark Connect server URL sc://host:port[/;token=...;use_ssl=true;user_id=...] (also SPARK_REMOTE); "
+              "default: start an embedded one",
     "sample_data": "give every session the sample temp views 'consumers' and 'sales'",
     "languages": "comma-separated languages clients may run (sql,python)",
     "max_message_bytes": "largest client message accepted",
@@ -136,10 +155,13 @@ HELP = {
                          "upgrade request) before it is closed",
     "max_pending_handshakes": "connections still sending their request head at once; at the limit "
                               "the one waiting longest is closed",
-    "token": "access token(s), comma-separated, one per user; required (and generated if absent) "
-             "when --host is not loopback; see SECURITY.md",
+    "token": "access tokens, comma-separated, each NAME:SECRET (a user Spark sees as its user_id) or a bare "
+             "SECRET (the default user); required (and generated if absent) when --host is not loopback; "
+             "see SECURITY.md",
     "allowed_origins": "comma-separated browser origins (scheme://host[:port]) allowed besides the "
                        "gateway's own",
+    "ssl_certfile": "TLS certificate (PEM, the chain after the certificate): serve https and wss",
+    "ssl_keyfile": "TLS private key (PEM) of --ssl-certfile",
 }
 
 

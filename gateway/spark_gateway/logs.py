@@ -1,13 +1,41 @@
-"""Log output as text or JSON lines; session and execution ids ride along as record extras."""
+"""Log output as text or JSON lines; session and execution ids ride along as record extras.
+
+The user a session runs as rides along too, from the context (:data:`user`): the gateway sets
+it where a session opens, and the session's tasks inherit it, so every record they log says
+whose session it is without each call passing it. Records made on other threads (a session's
+worker thread, and tasks it starts, begin with an empty context) get it from their session id
+(:class:`SessionUsers`).
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
+from contextvars import ContextVar
 
 import orjson
 
 _EXTRAS = ("session", "execution")
+user: ContextVar[str | None] = ContextVar("spark_gateway_user", default=None)
+
+
+def _user(record: logging.LogRecord) -> str | None:
+    return getattr(record, "user", None) or user.get()
+
+
+class SessionUsers(logging.Filter):
+    """Names the user of a record that has a session id and no user, from ``users`` (session id -> user)."""
+
+    def __init__(self, users: Mapping[str, str]) -> None:
+        super().__init__()
+        self.users = users
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        session = getattr(record, "session", None)
+        if _user(record) is None and isinstance(session, str) and (name := self.users.get(session)) is not None:
+            record.user = name
+        return True
 
 
 class JsonLines(logging.Formatter):
@@ -23,6 +51,8 @@ class JsonLines(logging.Formatter):
         for key in _EXTRAS:
             if hasattr(record, key):
                 out[key] = getattr(record, key)
+        if (name := _user(record)) is not None:
+            out["user"] = name
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(out).decode()
@@ -33,6 +63,8 @@ class Text(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ids = "/".join(str(getattr(record, k))[:8] for k in _EXTRAS if hasattr(record, k))
+        name = _user(record)
+        ids = f"{name}@{ids}" if name is not None and ids else ids or (name or "")
         record.ids = f" [{ids}]" if ids else ""
         return super().format(record)
 

@@ -25,6 +25,8 @@ class Metrics:
     rows_streamed: int = 0
     bytes_sent: int = 0
     spark_restarts: int = 0
+    sessions_by_user: dict[str, int] = field(default_factory=dict)  # open sessions per user, set at render
+    sessions_opened_by_user: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     executions: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
@@ -55,6 +57,10 @@ class Metrics:
                [("", self.sessions_away)])
         metric("resumes_total", "counter", "Resume attempts since start.", [("", self.resumes_total)])
         metric("sessions_opened_total", "counter", "Sessions opened since start.", [("", self.sessions_total)])
+        metric("user_sessions", "gauge", "Open client sessions by user (the Spark Connect user_id).",
+               [(f'{{user="{_label(u)}"}}', n) for u, n in sorted(self.sessions_by_user.items())])
+        metric("user_sessions_opened_total", "counter", "Sessions opened since start, by user.",
+               [(f'{{user="{_label(u)}"}}', n) for u, n in sorted(self.sessions_opened_by_user.items())])
         metric("queued_executions", "gauge", "Executions waiting for their session's worker.", [("", self.queued)])
         metric("running_executions", "gauge", "Executions running or streaming results.", [("", self.running)])
         metric("executions_total", "counter", "Finished executions by status.",
@@ -73,3 +79,8 @@ class Metrics:
         lines.append(f"spark_gateway_execution_seconds_sum {self.latency_sum:g}")
         lines.append(f"spark_gateway_execution_seconds_count {self.latency_count}")
         return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    """A label value in the exposition format (a user_id from the sc:// URL may hold any character)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

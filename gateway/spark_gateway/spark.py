@@ -40,11 +40,11 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import pyarrow as pa
 from pyspark.errors import PySparkException
-from pyspark.errors.exceptions.base import RetriesExceeded
 from pyspark.errors.exceptions.connect import SparkConnectException
 from pyspark.sql.connect.client import DefaultChannelBuilder
 from pyspark.sql.connect.client.retries import DefaultPolicy
@@ -59,6 +59,8 @@ from pyspark.sql.types import StructType
 
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import Column, QueryContext, StageProgress
+
+from .spark_url import SparkUrl, is_loopback_host
 
 ProgressCallback = Callable[[list[StageProgress], int, str | None, bool], None]
 
@@ -102,22 +104,39 @@ class _SparkSession(SparkSession):
         super().stop()
 
 
-def connect(url: str, session_id: str | None = None) -> SparkSession:
+def connect(url: str, session_id: str | None = None, *, user_id: str | None = None) -> SparkSession:
     """A Spark Connect session (no RPC until first use): new, or the one with ``session_id``.
 
     Sessions are isolated from each other; two gateways that connect with the same
-    ``session_id`` share one (its temp views, conf and cached plans).
+    ``session_id`` share one (its temp views, conf and cached plans). ``session_id`` and
+    ``user_id`` join the URL's own ``;key=value`` parameters (see :mod:`spark_gateway.spark_url`).
     """
-    os.environ.setdefault("SPARK_REMOTE", url)  # user code's builder.getOrCreate() must never start a JVM
+    parsed = SparkUrl.parse(url)
+    # User code's builder.getOrCreate() must never start a JVM; the server's URL, nobody's session or user.
+    os.environ.setdefault("SPARK_REMOTE", str(parsed.with_params(session_id=None, user_id=None)))
     # Makes `from pyspark.sql import functions as F` in user code resolve to Spark Connect.
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
-    if session_id is not None:
-        url = f"{url.rstrip('/')}/;session_id={session_id}"
-    spark = _SparkSession(connection=DefaultChannelBuilder(url, _CHANNEL_OPTIONS))
+    given = {"session_id": session_id, "user_id": user_id}
+    target = parsed.with_params(**{k: v for k, v in given.items() if v is not None})
+    spark = _SparkSession(connection=LoopbackChannelBuilder(str(target), _CHANNEL_OPTIONS))
     SparkSession._set_default_and_active_session(spark)  # what the builder's create() does
     # The default policy retries for ~10 minutes against a dead server; fail in seconds.
     spark.client.set_retry_policies([DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=1000)])
     return spark
+
+
+class LoopbackChannelBuilder(DefaultChannelBuilder):
+    """pyspark's channel, except that a token to a loopback address without ``use_ssl`` is sent in
+    plain text with gRPC's local credentials, as pyspark itself does for the name ``localhost``
+    (``sc://127.0.0.1:P/;token=t`` would otherwise attempt TLS against a plain-text server)."""
+
+    def toChannel(self) -> grpc.Channel:
+        token = self.token
+        if token is not None and not self.use_ssl and is_loopback_host(self.host):
+            credentials = grpc.composite_channel_credentials(
+                grpc.local_channel_credentials(), grpc.access_token_call_credentials(token))
+            return self._secure_channel(self.endpoint, credentials)
+        return super().toChannel()
 
 
 def prepare(spark: SparkSession, progress_interval_ms: int) -> None:
@@ -138,7 +157,13 @@ def release(spark: SparkSession) -> None:
         spark.stop()
     finally:
         spark.clearProgressHandlers()
-        atexit.unregister(client._cleanup_ml)
+        for hook in _EXIT_HOOKS:
+            if (registered := getattr(client, hook, None)) is not None:
+                atexit.unregister(registered)
+
+
+# The method each pyspark registers with atexit per client: 4.0, 4.1, then 4.2 and later.
+_EXIT_HOOKS = ("_cleanup_ml", "_cleanup_ml_cache", "_on_exit")
 
 
 def server_version(spark: SparkSession) -> str:
@@ -165,9 +190,21 @@ def ping(spark: SparkSession, timeout: float = PING_TIMEOUT_SECONDS, *, patient:
     return str(response.spark_version.version)
 
 
+# Minor versions of Spark Connect servers the gateway is tested against (tests/test_spark_versions.py).
+TESTED_SERVERS = ("4.0", "4.1", "4.2", "4.3")
+
+
+def untested_server(version: str) -> str | None:
+    """A warning when a server of ``version`` is outside the tested range, else None."""
+    if ".".join(version.split(".")[:2]) in TESTED_SERVERS:
+        return None
+    return (f"the Spark Connect server runs Spark {version}, outside the versions this gateway is tested "
+            f"with ({TESTED_SERVERS[0]}.x to {TESTED_SERVERS[-1]}.x); see docs/deployment.md, Spark versions")
+
+
 def run_sql(spark: SparkSession, code: str) -> DataFrame:
     """Run one SQL statement; commands run now, queries become a lazy DataFrame."""
-    return spark.sql(code)
+    return cast(DataFrame, spark.sql(code))  # pyspark 4.3 annotates the classic/connect parent class
 
 
 # ---------------------------------------------------------------- Python cells
@@ -283,7 +320,7 @@ def register_progress(spark: SparkSession, callback: ProgressCallback) -> Callab
     return handler
 
 
-def _progress_handler(callback: ProgressCallback) -> Callable[..., None]:
+def _progress_handler(callback: ProgressCallback) -> Any:  # pyspark's ProgressHandler protocol
     def handler(stages: list[StageInfo] | None, inflight_tasks: int,
                 operation_id: str | None, done: bool) -> None:
         callback([_stage(s) for s in stages or ()], inflight_tasks, operation_id, done)
@@ -436,7 +473,7 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     that rows were left out instead of cutting silently.
     """
     if limit is not None:
-        df = df.limit(limit + 1)
+        df = cast(DataFrame, df.limit(limit + 1))
     client = spark.client
     request = client._execute_plan_request_with_metadata()
     request.plan.CopyFrom(df._plan.to_proto(client))
@@ -480,6 +517,7 @@ def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
     except Exception as exc:  # noqa: BLE001 - pyspark's exception for it, after pyspark's retries
         client._handle_error(exc)
     rows = 0
+    chunks = _Chunks()
     try:
         response = first
         while response is not None:
@@ -492,29 +530,73 @@ def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
                 progress.update_ticks(*progress_from_proto(response.execution_progress),
                                       operation_id=response.operation_id)
             if response.observed_metrics:
-                _observe(client, response, observations)
+                _observe(response, observations)
             if response.HasField("arrow_batch"):
-                chunk = response.arrow_batch
-                if chunk.HasField("start_offset") and chunk.start_offset != rows:
-                    raise SparkConnectException(f"Arrow batch starts at row {chunk.start_offset}, expected {rows}")
-                rows += chunk.row_count
-                yield ArrowResponse(chunk.data, chunk.row_count)
+                batch = chunks.add(response.arrow_batch, rows)
+                if batch is not None:
+                    rows += batch.rows
+                    yield batch
             response = next(call, None)
+        chunks.check_complete()
     except Exception as exc:  # noqa: BLE001 - a gRPC error becomes pyspark's exception for it
         client._handle_error(exc)
     finally:
         call.cancel()  # no-op once the stream ended; otherwise the server interrupts the operation
 
 
-def _observe(client: Any, response: Any, observations: dict[str, Any]) -> None:
+class _Chunks:
+    """Reassembles Arrow batches that Spark sent in several responses.
+
+    pyspark 4.1 and later allow "result chunking" in every request: a server that supports
+    it (4.1+) splits a batch larger than ``spark.connect.session.resultChunking.maxChunkSize``
+    into chunks, each a slice of one IPC stream. An unchunked batch passes through as it came.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._expected = 0
+
+    def add(self, chunk: Any, rows_so_far: int) -> ArrowResponse | None:
+        """The whole batch once its last chunk arrived, else None (the batch is still incomplete)."""
+        index = getattr(chunk, "chunk_index", 0)
+        if index != len(self._parts):
+            raise SparkConnectException(f"Arrow batch chunk {index} came, expected chunk {len(self._parts)}")
+        if index == 0 and chunk.HasField("start_offset") and chunk.start_offset != rows_so_far:
+            raise SparkConnectException(f"Arrow batch starts at row {chunk.start_offset}, expected {rows_so_far}")
+        total = getattr(chunk, "num_chunks_in_batch", 0)
+        if total <= 1:
+            return ArrowResponse(chunk.data, chunk.row_count)
+        self._parts.append(chunk.data)
+        self._expected = total
+        if len(self._parts) < total:
+            return None
+        data, self._parts = b"".join(self._parts), []
+        return ArrowResponse(data, chunk.row_count)
+
+    def check_complete(self) -> None:
+        if self._parts:
+            raise SparkConnectException(f"the result ended inside an Arrow batch ({len(self._parts)} of "
+                                        f"{self._expected} chunks)")
+
+
+def _observe(response: Any, observations: dict[str, Any]) -> None:
     """``df.observe(...)`` results reach their Observation objects, as with pyspark's own fetch."""
-    for observed in client._build_observed_metrics(response.observed_metrics):
+    for observed in response.observed_metrics:
         observation = observations.get(observed.name)
-        if observation is not None and observation._result is not None:
-            observation._result.update({
-                key: LiteralExpression._to_value(metric)
-                for key, metric in zip(observed.keys, observed.metrics, strict=False)
-            })
+        if observation is None or observation._result is None:
+            continue
+        if "root_error_idx" in type(observed).DESCRIPTOR.fields_by_name and observed.HasField("root_error_idx"):
+            _observation_failed(observation, observed)  # Spark 4.3 reports a failed observation
+            continue
+        observation._result.update({key: LiteralExpression._to_value(metric)
+                                    for key, metric in zip(observed.keys, observed.values, strict=False)})
+
+
+def _observation_failed(observation: Any, observed: Any) -> None:
+    """Observation.get raises the error, as with pyspark's own fetch (4.3)."""
+    from pyspark.sql.connect.client.core import convert_observation_errors  # type: ignore[attr-defined]
+
+    observation._set_error(convert_observation_errors(observed.root_error_idx, list(observed.errors)))
 
 
 def _read_schema(stream: ResultStream) -> StructType | None:
@@ -554,9 +636,36 @@ def is_cancellation(exc: BaseException) -> bool:
     return isinstance(exc, PySparkException) and exc.getCondition() == "OPERATION_CANCELED"
 
 
+def is_refused(exc: BaseException) -> bool:
+    """The server refused the gateway's credentials (a missing or wrong ``token``): no retry helps."""
+    text = str(exc)
+    return isinstance(exc, PySparkException) and any(f"StatusCode.{code}" in text for code in _REFUSED_STATUSES)
+
+
+_REFUSED_STATUSES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
+_GRPC_DETAILS = re.compile(r'status = StatusCode\.(\w+)\s+details = "([^"]*)"')
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line on why a call failed (pyspark shows a bare gRPC error as the repr of its call object)."""
+    found = _GRPC_DETAILS.search(str(exc))
+    if found is not None:
+        return f"{found[1]}: {found[2]}"
+    return _message(exc) if isinstance(exc, PySparkException) else str(exc)
+
+
+def connection_hint(url: str) -> str:
+    """What to check when ``url`` does not connect, from what it asks of the channel ('' if nothing)."""
+    parsed = SparkUrl.parse(url)
+    if parsed.use_ssl or (parsed.token is not None and not parsed.local_token):
+        return (" (this URL makes the client use TLS, as a token to a host that is not loopback does: "
+                "the server must speak TLS, with a certificate this machine trusts)")
+    return ""
+
+
 def is_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, RetriesExceeded):
-        return True
+    """The server is gone, restarted or unreachable. pyspark 4.0 raises RetriesExceeded after its
+    retries; 4.1 and later raise the last gRPC error itself (UNAVAILABLE)."""
     if isinstance(exc, PySparkException) and exc.getCondition() in _UNAVAILABLE_CONDITIONS:
         return True
     text = str(exc)
@@ -575,6 +684,11 @@ def spark_error_fields(exc: BaseException) -> dict[str, Any] | None:
                 "message": f"{RESTARTED} while this ran, and lost this session; run it again: "
                            "it gets a new Spark session",
                 "error_class": exc.getCondition(), "exception": type(exc).__name__}
+    if is_refused(exc):
+        return {"code": ErrorCode.SPARK_UNAVAILABLE,
+                "message": f"the Spark Connect server refused the gateway ({failure_text(exc)}): "
+                           "the gateway's sc:// URL needs the server's token",
+                "error_class": failure_text(exc).partition(":")[0], "exception": type(exc).__name__}
     if is_unavailable(exc):
         return {"code": ErrorCode.SPARK_UNAVAILABLE,
                 "message": f"Spark Connect server unavailable: {_message(exc)}",
@@ -582,11 +696,24 @@ def spark_error_fields(exc: BaseException) -> dict[str, Any] | None:
     return {
         "code": ErrorCode.SPARK_ERROR,
         "message": _message(exc),
-        "error_class": exc.getCondition(),
+        "error_class": exc.getCondition() or _worker_condition(exc),
         "sql_state": exc.getSqlState(),
         "context": _contexts(exc),
         "exception": type(exc).__name__,
     }
+
+
+_CONDITION = re.compile(r"\[([A-Z][A-Z0-9_]*(?:\.[A-Z0-9_]+)*)\]")
+
+
+def _worker_condition(exc: PySparkException) -> str | None:
+    """The error class a Python worker raised, which Spark passes on only inside the message of a
+    PythonException without a condition (e.g. PYTHON_VERSION_MISMATCH: the server's Python for UDFs
+    is another minor version than the gateway's)."""
+    if type(exc).__name__ != "PythonException":
+        return None
+    found = [name for name in _CONDITION.findall(_message(exc)) if name != "PYTHON_EXCEPTION"]
+    return found[-1] if found else None
 
 
 def _message(exc: PySparkException) -> str:
@@ -595,7 +722,7 @@ def _message(exc: PySparkException) -> str:
 
 
 def _contexts(exc: PySparkException) -> list[QueryContext]:
-    out = []
+    out: list[QueryContext] = []
     try:
         contexts = exc.getQueryContext()
     except Exception:  # noqa: BLE001 - context is a nicety; never mask the real error

@@ -4,12 +4,20 @@ Not ``remote("local")``: that variant shares one process-wide auth token and is 
 down for everyone by any session's ``stop()``. This is a separate ``spark-submit``
 process on a free loopback port, with driver limits that make an oversized result fail
 cleanly instead of killing the server, stopped by pid.
+
+It requires a token (Spark's pre-shared ``spark.connect.authenticate.token``): a loopback
+port is open to every local process, and without it any of them could run code on Spark
+past the gateway's own tokens. The token is random, made once per server object (a restart
+keeps it, so sessions keep their URL), and reaches the JVM through its environment
+(``SPARK_CONNECT_AUTHENTICATE_TOKEN``), never its command line, which ``ps`` shows to
+every user. :attr:`EmbeddedSparkServer.url` carries it (``sc://127.0.0.1:P/;token=...``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -33,10 +41,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # Spark 4's server reads its pre-shared token from here
+
+
 def spark_home() -> Path:
     import pyspark  # only to locate the wheel's jars and scripts
 
     return Path(pyspark.__file__).parent
+
+
+def generate_token() -> str:
+    """A fresh secret for a Spark Connect server (256 bits; URL-safe, so it needs no quoting in sc://)."""
+    return secrets.token_urlsafe(32)
 
 
 def udf_python() -> str:
@@ -57,7 +73,7 @@ def leaf_parallelism(master: str) -> int:
     return max(32, 4 * cores)
 
 
-def _port_open(host: str, port: int) -> bool:
+def port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -65,7 +81,11 @@ def _port_open(host: str, port: int) -> bool:
 
 @dataclass
 class EmbeddedSparkServer:
-    """A ``SparkConnectServer`` JVM owned by this process."""
+    """A ``SparkConnectServer`` JVM owned by this process.
+
+    ``home`` and ``python`` pick another pyspark install (a Spark of another version, see
+    ``tests/spark_versions.py``); by default, this environment's pyspark and Python.
+    """
 
     master: str = "local[*]"
     driver_memory: str = "2g"
@@ -75,6 +95,9 @@ class EmbeddedSparkServer:
     ui: bool = True
     ui_port: int = 0
     extra_conf: dict[str, str] = field(default_factory=dict)
+    home: Path | None = None  # SPARK_HOME: a pyspark package dir; None: this environment's
+    python: str | None = None  # the Python of Spark's Python workers (UDFs); None: udf_python()
+    token: str | None = field(default=None, repr=False)  # None: generated at the first start
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     # Counts stop() calls: a start() that a stop() overtook (the gateway stopping while its
@@ -84,7 +107,13 @@ class EmbeddedSparkServer:
 
     @property
     def url(self) -> str:
-        return f"sc://{self.host}:{self.port}"
+        """The sc:// URL clients connect with, the token included (treat it as a secret)."""
+        base = f"sc://{self.host}:{self.port}"
+        return f"{base}/;token={self.token}" if self.token else base
+
+    @property
+    def spark_home(self) -> Path:
+        return self.home or spark_home()
 
     @property
     def ui_url(self) -> str | None:
@@ -110,7 +139,7 @@ class EmbeddedSparkServer:
             **self.extra_conf,
         }
         cmd = [
-            str(spark_home() / "bin" / "spark-submit"),
+            str(self.spark_home / "bin" / "spark-submit"),
             "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
             "--name", "spark-gateway embedded Spark Connect",
             "--master", self.master,
@@ -120,8 +149,17 @@ class EmbeddedSparkServer:
             cmd += ["--conf", f"{key}={value}"]
         return cmd
 
+    def environment(self) -> dict[str, str]:
+        """The JVM's environment: this process's, with the token, and without client-side settings."""
+        self.token = self.token or generate_token()
+        env = {**os.environ, "SPARK_HOME": str(self.spark_home), "SPARK_LOCAL_IP": self.host,
+               "PYSPARK_PYTHON": self.python or udf_python(), TOKEN_ENV: self.token}
+        for name in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_LOCAL_REMOTE"):
+            env.pop(name, None)  # a client-side setting must not turn this JVM into something else
+        return env
+
     def start(self, timeout: float = 120.0) -> str:
-        """Start the JVM and wait until its gRPC port listens; returns the sc:// URL."""
+        """Start the JVM and wait until its gRPC port listens; returns the sc:// URL (with the token)."""
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise SparkServerError(
                 "Java was not found: the embedded Spark Connect server needs Java 17 "
@@ -131,10 +169,7 @@ class EmbeddedSparkServer:
         self.ui_port = self.ui_port or free_port(self.host)
         log_dir = Path(tempfile.mkdtemp(prefix="spark-gateway-"))
         self.log_path = log_dir / "spark-connect.log"
-        env = {**os.environ, "SPARK_HOME": str(spark_home()), "SPARK_LOCAL_IP": self.host,
-               "PYSPARK_PYTHON": udf_python()}
-        env.pop("SPARK_REMOTE", None)
-        env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+        env = self.environment()
         stops = self._stops
         with self._lock, open(self.log_path, "wb") as log:
             if self._stops != stops:
@@ -144,7 +179,7 @@ class EmbeddedSparkServer:
                 env=env, cwd=log_dir, start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while not _port_open(self.host, self.port):
+        while not port_open(self.host, self.port):
             if proc.poll() is not None:
                 if self._stops != stops:
                     raise SparkServerError("the embedded Spark Connect server was stopped while starting")

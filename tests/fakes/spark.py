@@ -33,10 +33,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 import pyarrow as pa
 import pytest
-from pyspark.errors.exceptions.base import RetriesExceeded
-from pyspark.errors.exceptions.connect import AnalysisException, SQLQueryContext, UnknownException
+from pyspark.errors.exceptions.connect import (
+    AnalysisException,
+    SparkConnectGrpcException,
+    SQLQueryContext,
+    UnknownException,
+)
 from pyspark.sql.connect.proto import FetchErrorDetailsResponse
 from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -74,9 +79,12 @@ def analysis_error(name: str = "no_such_table", start: int | None = None) -> Ana
         sql_state="42P01", contexts=contexts)
 
 
-def unavailable_error() -> RetriesExceeded:
-    """What pyspark raises once its retries against a server that does not answer are spent."""
-    return RetriesExceeded(errorClass="RETRIES_EXCEEDED", messageParameters={})
+def unavailable_error() -> SparkConnectGrpcException:
+    """What pyspark (4.1 and later) raises once its retries against a server that does not answer
+    are spent: the last gRPC error itself."""
+    return SparkConnectGrpcException(
+        message="<_MultiThreadedRendezvous of RPC that terminated with: status = StatusCode.UNAVAILABLE "
+                'details = "failed to connect to all addresses">', grpc_status_code=grpc.StatusCode.UNAVAILABLE)
 
 
 # ------------------------------------------------------------------ scripts
@@ -303,7 +311,7 @@ class FakeSpark:
 
     # -------------------------------------------------------------- the seam
 
-    def connect(self, url: str, session_id: str | None = None) -> FakeSession:
+    def connect(self, url: str, session_id: str | None = None, *, user_id: str | None = None) -> FakeSession:
         session = FakeSession(self, url, session_id)  # no RPC until first use, as with pyspark
         with self._lock:
             self.sessions.append(session)
