@@ -171,7 +171,11 @@ class GatewayProcess:
              "--log-level", "info", *extra],
             cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=environment,
         )
-        self.wait_ready(ready_timeout)
+        try:
+            self.wait_ready(ready_timeout)
+        except BaseException:
+            self.stop()  # nobody else holds it yet: it (and its embedded JVM) must not outlive the test
+            raise
 
     @property
     def http_url(self) -> str:
