@@ -13,8 +13,8 @@ import pytest
 from pyspark.errors.exceptions.connect import SparkException
 
 from spark_gateway.cursor import PAGE_ENVELOPE_BYTES, ResultCursor, RowQueue
-from spark_gateway.outbox import Outbox
 from spark_gateway.json_pages import batch_to_json
+from spark_gateway.outbox import Outbox
 from tests.fakes.spark import LONG_JOB, FakeSpark, Job, arrow_responses, table
 from tests.wsclient import arrow_table, decode_frame
 

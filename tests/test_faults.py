@@ -124,7 +124,7 @@ async def test_server_killed_mid_query_then_restarted() -> None:
             server.process = None
             server.start()  # same port
             with anyio.fail_after(60):
-                while not ready(gateway):
+                while not ready(gateway):  # noqa: ASYNC110 - polls another process's HTTP route
                     await anyio.sleep(0.5)
             again = await victim.run("SELECT 42 AS answer", id="after", timeout=60)
             assert rows_of(again) == [[42]] and again[-1]["status"] == "ok"
@@ -148,7 +148,7 @@ async def test_embedded_spark_that_runs_out_of_memory_is_restarted() -> None:
             huge = await client.run("SELECT * FROM range(0, 3000000000, 1, 1)", id="huge", timeout=180)
             assert huge[-1]["status"] == "error"
             with anyio.fail_after(120):  # the old JVM may still answer for a moment while it exits
-                while not (spark_restarts(gateway) and ready(gateway)):
+                while not (spark_restarts(gateway) and ready(gateway)):  # noqa: ASYNC110 - polls another process
                     await anyio.sleep(0.5)
             again = await client.run("SELECT 42 AS answer", id="after", timeout=60)
             assert rows_of(again) == [[42]] and again[-1]["status"] == "ok", again

@@ -343,7 +343,8 @@ def test_strategies_reach_every_outcome() -> None:
     """Sanity of the fuzzer itself: the frames it makes hit every decoder outcome."""
     seen: set[str] = set()
 
-    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)  # fixed examples: never flaky; decoding only, fast
+    # Fixed examples, all of them in either tier: never flaky, and decoding only (fast).
+    @settings(FUZZ, max_examples=1000, database=None, derandomize=True)
     @given(frame=frames())
     def sample(frame: str | bytes) -> None:
         try:

@@ -216,7 +216,8 @@ async def test_spark_errors_are_typed_with_context(gateway: GatewayProcess) -> N
     """Parse, analysis and runtime errors carry Spark's class, SQL state and the failing fragment."""
     async with open_client(gateway.ws_url) as client:
         parse = of_type(await client.run("SELEC 1", id="e1"), "error")[0]
-        assert (parse["code"], parse["error_class"], parse["sql_state"]) == ("spark_error", "PARSE_SYNTAX_ERROR", "42601")
+        assert (parse["code"], parse["error_class"], parse["sql_state"]) == (
+            "spark_error", "PARSE_SYNTAX_ERROR", "42601")
         assert parse["context"] == [{"fragment": "SELEC", "start": 0, "stop": 4}]
         missing = of_type(await client.run("SELECT * FROM no_such_table", id="e2"), "error")[0]
         assert missing["error_class"] == "TABLE_OR_VIEW_NOT_FOUND" and missing["sql_state"] == "42P01"
@@ -295,7 +296,8 @@ async def test_interrupt_stops_the_spark_job_and_queue_continues(
         assert not [e for e in done if e["type"] == "error" and e["id"] == "long"]
         nxt = await client.wait_for(lambda e: e["type"] == "finished" and e["id"] == "next")
         assert nxt["status"] == "ok"
-        assert [r for e in client.events if e.get("id") == "next" and e["type"] == "rows" for r in e["rows"]] == [["after"]]
+        rows = [r for e in client.events if e.get("id") == "next" and e["type"] == "rows" for r in e["rows"]]
+        assert rows == [["after"]]
         await wait_no_running_jobs(spark_server)
 
 
@@ -451,7 +453,8 @@ async def test_arrow_mode_matches_pyspark(gateway: GatewayProcess, spark) -> Non
         await client.send({"type": "stream-rows", "id": "a", "result": 0, "max_rows": 30000})
         done = await client.recv_until(lambda e: e["type"] == "finished")
         pages = of_type(client.events, "arrow-rows")
-        assert [p["offset"] for p in pages] == list(range(0, 25000, 4000)) + ([25000] if pages[-1]["count"] == 0 else [])
+        offsets = list(range(0, 25000, 4000)) + ([25000] if pages[-1]["count"] == 0 else [])
+        assert [p["offset"] for p in pages] == offsets
         assert pages[-1]["last"] and done[-1]["results"] == [{"result": 0, "rows": 25000, "truncated": False}]
         got = arrow_table(client.events)
         # Spark labels timestamps with the session zone (Etc/UTC here); pyspark relabels them

@@ -145,7 +145,8 @@ async def test_execution_keeps_running_while_away(resumable: GatewayProcess) -> 
     stream = Stream(resumable.ws_url)
     await stream.open()
     await stream.send({"type": "execute", "id": "p", "language": "python",
-                       "code": "import time\nfor i in range(5):\n    print('tick', i, flush=True)\n    time.sleep(0.3)\n"
+                       "code": "import time\nfor i in range(5):\n"
+                               "    print('tick', i, flush=True)\n    time.sleep(0.3)\n"
                                "spark.range(3).selectExpr('id * 10 AS x')"})
     await stream.recv()  # accepted
     stream.abort()
@@ -167,7 +168,8 @@ async def test_many_resumes_at_random_moments_lose_nothing(resumable: GatewayPro
     stream = Stream(resumable.ws_url)
     await stream.open()
     n = 60_000
-    await stream.send({"type": "execute", "id": "j", "code": f"SELECT id, concat('r', id) AS s FROM range(0, {n}, 1, 3)",
+    await stream.send({"type": "execute", "id": "j",
+                       "code": f"SELECT id, concat('r', id) AS s FROM range(0, {n}, 1, 3)",
                        "page_size": 700})
     await stream.send({"type": "execute", "id": "a", "code": f"SELECT id FROM range(0, {n}, 1, 3)",
                        "page_size": 900, "format": "arrow"})
@@ -224,7 +226,8 @@ async def test_a_gap_beyond_the_replay_buffer_is_reported_exactly(resumable: Gat
     """Resuming from before what the replay buffer holds: told which events and rows are gone."""
     stream = Stream(resumable.ws_url)
     await stream.open()
-    await stream.send({"type": "execute", "id": "g", "code": "SELECT id, repeat('x', 100) AS pad FROM range(0, 6000, 1, 1)",
+    await stream.send({"type": "execute", "id": "g",
+                       "code": "SELECT id, repeat('x', 100) AS pad FROM range(0, 6000, 1, 1)",
                        "page_size": 1000})
     await stream.read_to_finished("g", 1000)
     seen = list(stream.events)

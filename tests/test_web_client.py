@@ -322,7 +322,7 @@ def test_long_output_is_cut_on_screen_and_downloadable_whole(notebook: Notebook,
         cell.locator("button.download-output").click()
     saved = tmp_path / "output.txt"
     download.value.save_as(saved)
-    assert saved.read_text() == "".join("line %d " % i + "y" * 25000 + "\n" for i in range(200))
+    assert saved.read_text() == "".join(f"line {i} " + "y" * 25000 + "\n" for i in range(200))
 
 
 def test_output_filling_the_screen_limit_exactly_is_still_cut_visibly(notebook: Notebook) -> None:
