@@ -446,9 +446,9 @@ async def test_shutdown_tells_the_client_and_interrupts_everything(fake_spark: F
         await client.wait_for(lambda e: e["type"] == "progress")
         with anyio.fail_after(20):
             await session_of(client).shutdown("maintenance")
-        events = await client.recv_until(lambda e: e["type"] == "finished" and e["id"] == "long")
+        for rid in ("long", "queued"):
+            await client.wait_for(lambda e, rid=rid: e["type"] == "finished" and e["id"] == rid)
     notice = of_type(client.events, "error")[0]
     assert (notice["code"], notice["message"]) == ("shutting_down", "maintenance")
     assert {e["id"]: e["status"] for e in of_type(client.events, "finished")} == {
         "long": "interrupted", "queued": "interrupted"}
-    assert events
