@@ -148,7 +148,7 @@ async def test_closing_a_result_waiting_for_credit_interrupts_it_on_spark(fake_s
             while opened.cursor._in_fetch:  # noqa: ASYNC110 - the fetcher settles once its buffer is full
                 await anyio.sleep(0.05)
         await opened.cursor.close("closed")
-        with anyio.move_on_after(1.5):
+        with anyio.move_on_after(1):
             while not opened.cursor.done:  # noqa: ASYNC110 - polling a plain attribute
                 await anyio.sleep(0.05)
         states = [op.state for op in fake_spark.operations]

@@ -74,14 +74,14 @@ async def living(fake: FakeSpark, *, grace: float = 30, idle_timeout: float = 0)
 async def test_an_idle_session_is_ended_with_a_notice(fake_spark: FakeSpark) -> None:
     """idle_timeout seconds after its last execution, the client is told (idle_timeout) and closed with 1000."""
     fake_spark.script("SELECT * FROM t", Job(TEN))
-    async with living(fake_spark, idle_timeout=0.5) as life:
+    async with living(fake_spark, idle_timeout=0.2) as life:
         socket = await life.attach()
         await socket.send({"type": "execute", "id": "q", "code": "SELECT * FROM t", "language": "sql"})
         await socket.recv_until(lambda e: e["type"] == "finished")
         notice = await socket.recv()
         closed = await socket.closed()
         await life.wait_ended()
-    assert notice["code"] == "idle_timeout" and "idle for 0.5 s" in notice["message"]
+    assert notice["code"] == "idle_timeout" and "idle for 0.2 s" in notice["message"]
     assert closed.code == CLOSE_SESSION_ENDED and "idle" in closed.reason
     assert fake_spark.sessions[0].released
 
@@ -90,11 +90,11 @@ async def test_a_busy_session_outlives_the_idle_timeout(fake_spark: FakeSpark) -
     """An execution still running keeps the session; the idle clock starts when it has finished."""
     gate = threading.Event()
     fake_spark.script("SELECT slow", Job(TEN, gate=gate))
-    async with living(fake_spark, idle_timeout=0.3) as life:
+    async with living(fake_spark, idle_timeout=0.2) as life:
         socket = await life.attach()
         await socket.send({"type": "execute", "id": "slow", "code": "SELECT slow", "language": "sql"})
         await socket.recv_until(lambda e: e["type"] == "started")
-        await anyio.sleep(0.8)
+        await anyio.sleep(0.5)  # past the idle timeout, still running
         assert not life.ended.is_set()
         gate.set()
         await socket.recv_until(lambda e: e["type"] == "finished")
@@ -105,7 +105,7 @@ async def test_a_busy_session_outlives_the_idle_timeout(fake_spark: FakeSpark) -
 
 async def test_a_dropped_client_is_waited_for_then_the_session_ends(fake_spark: FakeSpark) -> None:
     """A connection lost without a close frame leaves the session away for the grace period, then it ends."""
-    async with living(fake_spark, grace=0.5) as life:
+    async with living(fake_spark, grace=0.2) as life:
         socket = await life.attach()
         await socket.send({"type": "ping"})
         await socket.recv()
