@@ -136,9 +136,6 @@ async def test_a_stream_failing_is_reported_once_and_closes_the_result(fake_spar
     assert opened.failures == [boom]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "ResultCursor._release checks _in_fetch before its drain task has set it, so it never interrupts: the "
-    "rest of the result is read from Spark (and a job that runs on holds the cursor and its execution)"))
 async def test_closing_a_result_waiting_for_credit_interrupts_it_on_spark(fake_spark: FakeSpark) -> None:
     """A close while the fetcher waits for the client (no thread in Spark) still stops the operation."""
     job = Job(table(id=list(range(100))), batch_rows=2, until_interrupted=True)

@@ -240,6 +240,9 @@ class ResultCursor:
         if not self.stream.finished:
             async with anyio.create_task_group() as tg:
                 # Someone must read for Spark's progress reports (and so the job) to show up.
+                # Marked now: the drain task starts only at the next checkpoint, and the stop
+                # below must know a thread is (about to be) inside Spark for this result.
+                self._in_fetch = True
                 tg.start_soon(self._drain)
                 await self._stop_operation()
         if self.stream.finished:
