@@ -49,29 +49,54 @@ def signature_of(usage: str | None) -> str | None:
 
 
 class Builtins:
-    """Spark's built-in functions (with their usage) and SQL keywords, read once per gateway."""
+    """Spark's built-in functions (with their usage) and SQL keywords, read once per gateway.
+
+    Reading them takes a second or more on a cold server: :meth:`warm` starts it as soon as a
+    gateway session has a Spark session, so that the first completion does not wait for it.
+    """
 
     def __init__(self, spark: Any) -> None:
         self._spark = spark
-        self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one thread reads; the others wait for its answer
         self._functions: dict[str, Function] | None = None
         self._keywords: list[str] | None = None
+        self._warming = False
 
     def functions(self, session: Any) -> dict[str, Function]:
         """By lower-case name."""
-        if self._functions is None:
-            found = {name.lower(): Function(name, signature_of(usage), usage)
-                     for name, usage in self._spark.list_functions(session, builtin=True)}
-            with self._lock:
-                self._functions = found
+        self._load(session)
+        assert self._functions is not None
         return self._functions
 
     def keywords(self, session: Any) -> list[str]:
-        if self._keywords is None:
-            found = sorted(self._spark.sql_keywords(session))
-            with self._lock:
-                self._keywords = found
+        self._load(session)
+        assert self._keywords is not None
         return self._keywords
+
+    def warm(self, session: Any) -> None:
+        """Start reading them in a thread of their own, unless done or under way (any thread)."""
+        with self._loading:
+            if self._warming or self._keywords is not None:
+                return
+            self._warming = True
+        threading.Thread(target=self._warm, args=(session,), name="spark-gateway-builtins", daemon=True).start()
+
+    def _warm(self, session: Any) -> None:
+        try:
+            self._load(session)
+        except Exception:  # noqa: BLE001 - the next request reads them (and reports what fails)
+            with self._loading:
+                self._warming = False
+
+    def _load(self, session: Any) -> None:
+        if self._keywords is not None:
+            return
+        with self._loading:
+            if self._functions is None:
+                self._functions = {name.lower(): Function(name, signature_of(usage), usage)
+                                   for name, usage in self._spark.list_functions(session, builtin=True)}
+            if self._keywords is None:
+                self._keywords = sorted(self._spark.sql_keywords(session))
 
 
 class SessionCatalog:

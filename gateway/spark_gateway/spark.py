@@ -526,7 +526,7 @@ def list_databases(spark: SparkSession, catalog: str) -> list[CatalogEntry]:
 
 def list_relations(spark: SparkSession, catalog: str, database: str) -> list[CatalogEntry]:
     """Tables and views of a database, and the session's temporary views (Spark lists them with every database)."""
-    out = []
+    out: list[CatalogEntry] = []
     for t in spark.catalog.listTables(f"{quote(catalog)}.{quote(database)}"):
         kind = "table" if t.tableType in ("MANAGED", "EXTERNAL") else "view"
         out.append(CatalogEntry(t.name, kind, t.tableType, t.description or None))
@@ -555,7 +555,8 @@ def list_functions(spark: SparkSession, *, builtin: bool) -> list[tuple[str, str
 def describe_function(spark: SparkSession, name: str) -> str:
     """Spark's own text about a function: its usage, then examples (``DESCRIBE FUNCTION EXTENDED``)."""
     lines = [row[0] for row in spark.sql(f"DESCRIBE FUNCTION EXTENDED {quote(name)}").collect()]
-    return "\n".join(line for line in lines if not line.startswith(("Function:", "Class:")))
+    text = "\n".join(line.removeprefix("Usage: ") for line in lines if not line.startswith(("Function:", "Class:")))
+    return text.replace("Extended Usage:\n", "\n").strip()
 
 
 def sql_keywords(spark: SparkSession) -> list[str]:

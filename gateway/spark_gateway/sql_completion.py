@@ -187,7 +187,7 @@ class Source:
 
     alias: str | None
     parts: tuple[str, ...] = ()
-    query: exp.Expression | None = None
+    query: exp.Expr | None = None
     column_names: tuple[str, ...] = ()  # WITH t(a, b) AS ...
 
     @property
@@ -228,7 +228,7 @@ def _scope(text: str) -> Scope:
     return scope
 
 
-def _parse(text: str) -> exp.Expression | None:
+def _parse(text: str) -> exp.Expr | None:
     for level in (ErrorLevel.RAISE, ErrorLevel.IGNORE):  # unfinished SQL: take what sqlglot makes of it
         try:
             tree = sqlglot.parse_one(text, read="spark", error_level=level)
@@ -239,10 +239,10 @@ def _parse(text: str) -> exp.Expression | None:
     return None
 
 
-def _arg(node: exp.Expression, name: str) -> exp.Expression | None:
+def _arg(node: exp.Expr, name: str) -> exp.Expr | None:
     """A clause of a node: sqlglot names the ones that are Python keywords ``from_``, ``with_``."""
     value = node.args.get(name + "_", node.args.get(name))
-    return value if isinstance(value, exp.Expression) else None
+    return value if isinstance(value, exp.Expr) else None
 
 
 def _sources_of(select: exp.Select) -> Iterable[Source]:
@@ -280,7 +280,7 @@ def _source_columns(source: Source, scope: Scope, view: CatalogView, depth: int 
         return []
 
 
-def _query_columns(query: exp.Expression, scope: Scope, view: CatalogView, depth: int) -> list[CatalogEntry]:
+def _query_columns(query: exp.Expr, scope: Scope, view: CatalogView, depth: int) -> list[CatalogEntry]:
     """The output columns of a query, typed where they are plain columns of its relations."""
     while isinstance(query, (exp.Union, exp.Intersect, exp.Except)):
         query = query.this
@@ -559,7 +559,7 @@ def _inspect_function(name: str, view: CatalogView) -> Found | None:
     if function is None:
         return None
     try:
-        doc = view.function_doc(function.name)
+        doc: str | None = view.function_doc(function.name)
     except LookupError:
-        doc = function.usage
+        doc = None
     return Found("function", function.name, 0, 0, signature=function.signature, doc=doc or function.usage)
