@@ -231,7 +231,7 @@ async def test_editor_requests_get_their_answers_and_errors_by_id() -> None:
             if request["type"] == "complete":
                 answer: Event = Completions(rid, 7, request["cursor"], [CompletionItem("name", "column", "string")])
             elif request["type"] == "inspect":
-                answer = Error(ErrorCode.TIMEOUT, "no answer from Spark within 5 s", id=rid, request="inspect")
+                answer = Error(ErrorCode.TIMEOUT, "no answer from Spark within 10 s", id=rid, request="inspect")
             else:
                 answer = CatalogEntries(rid, request["path"], [CatalogEntry("default", "database")])
             await ws.send(encode_event(answer, seq))

@@ -235,7 +235,7 @@ class CountingSpark:
 def test_the_session_catalog_caches_until_invalidated_or_rebound() -> None:
     """A second read is served from the cache; invalidate() or a new Spark session read Spark again."""
     spark = CountingSpark()
-    catalog = SessionCatalog(spark, Builtins(spark))
+    catalog = SessionCatalog(spark, Builtins(spark), "sc://nowhere")
     catalog.bind("session-1")
     catalog.columns(("t",))
     catalog.columns(("T",))

@@ -94,7 +94,7 @@ class Gateway:
 
     def prepare_spark(self, session: Any) -> None:
         """Worker thread, once per new Spark session: the optional sample tables."""
-        self.builtins.warm(session)  # Spark's functions, for editors: read beside, not on this thread
+        self.builtins.warm(self.spark_url)  # Spark's functions, for editors: read beside, not on this thread
         if self.settings.sample_data:
             from . import sample_data
 

@@ -51,8 +51,9 @@ def signature_of(usage: str | None) -> str | None:
 class Builtins:
     """Spark's built-in functions (with their usage) and SQL keywords, read once per gateway.
 
-    Reading them takes a second or more on a cold server: :meth:`warm` starts it as soon as a
-    gateway session has a Spark session, so that the first completion does not wait for it.
+    Read through a Spark session of their own, so that no gateway session's end waits for
+    them. That takes a second or more on a cold server: :meth:`warm` starts it as soon as a
+    gateway session has a Spark session, so that the first completion does not wait as long.
     """
 
     def __init__(self, spark: Any) -> None:
@@ -62,41 +63,46 @@ class Builtins:
         self._keywords: list[str] | None = None
         self._warming = False
 
-    def functions(self, session: Any) -> dict[str, Function]:
-        """By lower-case name."""
-        self._load(session)
+    def functions(self, url: str) -> dict[str, Function]:
+        """By lower-case name; ``url``: the Spark Connect server's."""
+        self._load(url)
         assert self._functions is not None
         return self._functions
 
-    def keywords(self, session: Any) -> list[str]:
-        self._load(session)
+    def keywords(self, url: str) -> list[str]:
+        self._load(url)
         assert self._keywords is not None
         return self._keywords
 
-    def warm(self, session: Any) -> None:
+    def warm(self, url: str) -> None:
         """Start reading them in a thread of their own, unless done or under way (any thread)."""
         with self._loading:
             if self._warming or self._keywords is not None:
                 return
             self._warming = True
-        threading.Thread(target=self._warm, args=(session,), name="spark-gateway-builtins", daemon=True).start()
+        threading.Thread(target=self._warm, args=(url,), name="spark-gateway-builtins", daemon=True).start()
 
-    def _warm(self, session: Any) -> None:
+    def _warm(self, url: str) -> None:
         try:
-            self._load(session)
+            self._load(url)
         except Exception:  # noqa: BLE001 - the next request reads them (and reports what fails)
             with self._loading:
                 self._warming = False
 
-    def _load(self, session: Any) -> None:
+    def _load(self, url: str) -> None:
         if self._keywords is not None:
             return
         with self._loading:
-            if self._functions is None:
-                self._functions = {name.lower(): Function(name, signature_of(usage), usage)
-                                   for name, usage in self._spark.list_functions(session, builtin=True)}
-            if self._keywords is None:
-                self._keywords = sorted(self._spark.sql_keywords(session))
+            if self._keywords is not None:
+                return
+            session = self._spark.connect(url)
+            try:
+                functions = {name.lower(): Function(name, signature_of(usage), usage)
+                             for name, usage in self._spark.list_functions(session, builtin=True)}
+                keywords = sorted(self._spark.sql_keywords(session))
+            finally:
+                self._spark.release_quietly(session)
+            self._functions, self._keywords = functions, keywords
 
 
 class SessionCatalog:
@@ -106,9 +112,10 @@ class SessionCatalog:
     unreachable) raise as they are. Thread-safe: several editor threads may read at once.
     """
 
-    def __init__(self, spark: Any, builtins: Builtins, *, max_age: float = MAX_AGE) -> None:
+    def __init__(self, spark: Any, builtins: Builtins, spark_url: str, *, max_age: float = MAX_AGE) -> None:
         self._spark = spark
         self._builtins = builtins
+        self._url = spark_url
         self._max_age = max_age
         self._lock = threading.Lock()
         self._session: Any = None
@@ -162,8 +169,7 @@ class SessionCatalog:
 
     def functions(self) -> dict[str, Function]:
         """Spark's built-in functions and the session's own, by lower-case name."""
-        session = self._bound()
-        builtin = self._builtins.functions(session)
+        builtin = self._builtins.functions(self._url)
         own = self._read(("functions",), lambda s: self._spark.list_functions(s, builtin=False))
         if not own:
             return builtin
@@ -175,15 +181,9 @@ class SessionCatalog:
         return self._read(("describe", name.lower()), lambda s: self._spark.describe_function(s, name))
 
     def keywords(self) -> list[str]:
-        return self._builtins.keywords(self._bound())
+        return self._builtins.keywords(self._url)
 
     # ------------------------------------------------------------ the cache
-
-    def _bound(self) -> Any:
-        session = self._session
-        if session is None:
-            raise RuntimeError("no Spark session to read the catalog from")
-        return session
 
     def _read(self, key: tuple[Any, ...], load: Callable[[Any], T]) -> T:
         now = time.monotonic()

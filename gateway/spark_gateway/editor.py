@@ -46,7 +46,7 @@ from .outbox import Outbox
 
 log = logging.getLogger("spark_gateway.editor")
 
-DEADLINE_SECONDS = 5.0  # an editor request not answered by then gets an error `timeout`
+DEADLINE_SECONDS = 10.0  # an editor request not answered by then gets an error `timeout`
 THREADS = 2  # threads a session's editor requests may hold at once
 MAX_PENDING = 8  # editor requests of a session in flight at once (limit_exceeded beyond)
 
@@ -57,13 +57,14 @@ T = TypeVar("T")
 class Editor:
     """The editor side of one session. On the loop: :meth:`handle`, :meth:`after_code`."""
 
-    def __init__(self, *, spark: Any, builtins: Builtins, outbox: Outbox, languages: tuple[str, ...],
+    def __init__(self, *, spark: Any, spark_url: str, builtins: Builtins, outbox: Outbox, languages: tuple[str, ...],
                  spark_session: Callable[[], Awaitable[Any]], namespace: Callable[[], dict[str, Any]],
                  deadline: float = DEADLINE_SECONDS, threads: int = THREADS, max_pending: int = MAX_PENDING) -> None:
         """``spark_session``: the session's Spark session, opened if no execution has yet;
         ``namespace``: its Python variables (read, never run)."""
-        self.catalog = SessionCatalog(spark, builtins)
+        self.catalog = SessionCatalog(spark, builtins, spark_url)
         self._builtins = builtins
+        self._spark_url = spark_url
         self._spark = spark
         self._outbox = outbox
         self._languages = languages
@@ -118,7 +119,7 @@ class Editor:
         if request.language == "python":
             return await self._in_thread(partial(self._python, request, self._namespace()))
         session = await self._spark_session()
-        self._builtins.warm(session)
+        self._builtins.warm(self._spark_url)
         return await self._in_thread(partial(self._sql, request, session))
 
     def _error(self, request: EditorRequest, exc: Exception) -> Error:

@@ -87,7 +87,7 @@ def inspect(namespace: dict[str, Any], code: str, cursor: int, columns_of: Colum
         kind = _KINDS.get(name.type, "variable")
         qualified = name.full_name or name.name
     chain = re.search(r"[A-Za-z_][\w.]*\Z", code[:end])
-    if doc is None and chain is not None:  # pyspark's Connect classes copy their docstrings in at run time
+    if doc is None and chain is not None:  # pyspark's Connect methods inherit their docstrings
         doc = _runtime_doc(names, chain.group())
     value_columns = _columns(names, chain.group(), columns_of) if chain else None
     data_type = None
@@ -138,8 +138,9 @@ def _runtime_doc(names: dict[str, Any], chain: str) -> str | None:
         return None
     if isinstance(value, (staticmethod, classmethod)):
         value = value.__func__
-    doc = getattr(value, "__doc__", None) if value is not _MISSING and callable(value) else None
-    return pyinspect.cleandoc(doc) if isinstance(doc, str) and doc.strip() else None
+    # getdoc finds a method's docstring on the base class it overrides (pyspark's Connect classes).
+    doc = pyinspect.getdoc(value) if value is not _MISSING and callable(value) else None
+    return doc if doc and doc.strip() else None
 
 
 def _columns(names: dict[str, Any], chain: str, columns_of: ColumnsOf) -> list[CatalogEntry] | None:

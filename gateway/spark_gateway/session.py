@@ -131,7 +131,7 @@ class Session:
         self._idle.set()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
         self._closed = False
-        self._editor = Editor(spark=spark, builtins=builtins or Builtins(spark), outbox=outbox,
+        self._editor = Editor(spark=spark, spark_url=spark_url, builtins=builtins or Builtins(spark), outbox=outbox,
                               languages=limits.languages, spark_session=self._editor_spark,
                               namespace=lambda: self._runner.namespace)
         self._opening_spark = False  # the worker was asked to open the Spark session for an editor
