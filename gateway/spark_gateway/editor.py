@@ -104,6 +104,7 @@ class Editor:
             with anyio.fail_after(self._deadline):
                 event = await self._compute(request)
         except TimeoutError:
+            log.warning("%s %s: no answer from Spark within %g s", request.type, request.id, self._deadline)
             event = Error(ErrorCode.TIMEOUT, f"{request.type}: no answer from Spark within {self._deadline:g} s",
                           id=request.id, request=request.type)
         except Exception as exc:  # noqa: BLE001 - every request gets its one answer
