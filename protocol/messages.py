@@ -522,8 +522,8 @@ class Completions:
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntry:
-    """A catalog, database, table, view or column; ``type`` is a column's Spark type or a table's
-    Spark table type (MANAGED, EXTERNAL, VIEW, TEMPORARY)."""
+    """A catalog, database, table, view or column; ``type`` is a column's Spark type, or what a
+    relation is: TABLE, VIEW or TEMPORARY (a temporary view)."""
 
     name: str
     kind: str
@@ -550,7 +550,7 @@ class Inspection:
 
 @dataclass(frozen=True, slots=True)
 class CatalogEntries:
-    """The answer to ``catalog``: the entries under ``path``, sorted by name."""
+    """The answer to ``catalog``: the entries under ``path`` (columns in their table's order, the rest by name)."""
 
     type: ClassVar[str] = "catalog-entries"
     id: str

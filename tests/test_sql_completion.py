@@ -36,7 +36,7 @@ class FakeCatalog:
         tables = self.tables.get((catalog.lower(), database.lower()))
         if tables is None:
             raise UnknownName(database)
-        return ([CatalogEntry(t, "table", "MANAGED") for t in tables]
+        return ([CatalogEntry(t, "table", "TABLE") for t in tables]
                 + [CatalogEntry(v, "view", "TEMPORARY") for v in self.temp])
 
     def columns(self, name: tuple[str, ...]) -> list[CatalogEntry]:
