@@ -59,6 +59,7 @@ class Builtins:
     def __init__(self, spark: Any) -> None:
         self._spark = spark
         self._loading = threading.Lock()  # one thread reads; the others wait for its answer
+        self._state = threading.Lock()  # held only for a moment: warm() is called on the event loop
         self._functions: dict[str, Function] | None = None
         self._keywords: list[str] | None = None
         self._warming = False
@@ -75,8 +76,8 @@ class Builtins:
         return self._keywords
 
     def warm(self, url: str) -> None:
-        """Start reading them in a thread of their own, unless done or under way (any thread)."""
-        with self._loading:
+        """Start reading them in a thread of their own, unless done or under way (any thread, never blocks)."""
+        with self._state:
             if self._warming or self._keywords is not None:
                 return
             self._warming = True
@@ -86,7 +87,7 @@ class Builtins:
         try:
             self._load(url)
         except Exception:  # noqa: BLE001 - the next request reads them (and reports what fails)
-            with self._loading:
+            with self._state:
                 self._warming = False
 
     def _load(self, url: str) -> None:
@@ -121,6 +122,7 @@ class SessionCatalog:
         self._session: Any = None
         self._generation = 0  # bumped by invalidate(): reads begun before it are not kept
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._flights: dict[tuple[int, tuple[Any, ...]], _Flight] = {}  # reads under way, by generation and key
 
     def bind(self, session: Any) -> None:
         """Read from ``session`` from now on (the gateway session's Spark session may be made anew)."""
@@ -139,6 +141,20 @@ class SessionCatalog:
         self._cache.clear()
 
     # ------------------------------------------------------------ reads
+
+    def prefetch(self) -> None:
+        """Start reading what most completions need, side by side, when not cached: the current
+        namespace's relations, its databases and the catalogs. Does not wait for them: a
+        completion that needs one waits for that read (see :meth:`_read`), and no other."""
+        catalog, database = self.current()
+        with self._lock:
+            known = set(self._cache) | {key for _, key in self._flights}
+        reads = [read for key, read in (
+            (("relations", catalog.lower(), database.lower()), lambda: self.relations(catalog, database)),
+            (("databases", catalog.lower()), lambda: self.databases(catalog)),
+            (("catalogs",), self.catalogs)) if key not in known]
+        for read in reads:
+            threading.Thread(target=_quietly, args=(read,), name="spark-gateway-catalog", daemon=True).start()
 
     def current(self) -> tuple[str, str]:
         """The current catalog and database."""
@@ -186,22 +202,36 @@ class SessionCatalog:
     # ------------------------------------------------------------ the cache
 
     def _read(self, key: tuple[Any, ...], load: Callable[[Any], T]) -> T:
+        """The cached answer, else Spark's: one read per key at a time, the others wait for it."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
+            if hit is not None and now - hit[0] < self._max_age:
+                return _answer(hit[1])
             session, generation = self._session, self._generation
-        if hit is not None and now - hit[0] < self._max_age:
-            value = hit[1]
-        else:
+            flight = self._flights.get((generation, key))
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[(generation, key)] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.failure is not None:
+                raise flight.failure
+            return _answer(flight.value)
+        try:
             if session is None:
                 raise RuntimeError("no Spark session to read the catalog from")
-            value = self._load(load, session)
+            flight.value = self._load(load, session)
+        except Exception as exc:
+            flight.failure = exc
+            raise
+        finally:
             with self._lock:
-                if generation == self._generation:  # not invalidated meanwhile: still true
-                    self._cache[key] = (now, value)
-        if isinstance(value, UnknownName):
-            raise UnknownName(str(value)) from value.__cause__
-        return value  # type: ignore[no-any-return]
+                del self._flights[(generation, key)]
+                if flight.failure is None and generation == self._generation:  # not invalidated meanwhile
+                    self._cache[key] = (now, flight.value)
+            flight.done.set()
+        return _answer(flight.value)
 
     def _load(self, load: Callable[[Any], T], session: Any) -> T | UnknownName:
         """Spark's answer; a name it cannot resolve is an answer too (kept, so typing on asks no more)."""
@@ -213,6 +243,28 @@ class SessionCatalog:
             unknown = UnknownName(str(exc))
             unknown.__cause__ = exc
             return unknown
+
+
+class _Flight:
+    """One read of the catalog under way; the threads that want the same wait for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.failure: Exception | None = None
+
+
+def _answer(value: Any) -> Any:
+    if isinstance(value, UnknownName):
+        raise UnknownName(str(value)) from value.__cause__
+    return value
+
+
+def _quietly(read: Callable[[], Any]) -> None:
+    try:
+        read()
+    except Exception:  # noqa: BLE001 - a prefetch: the completion that needs it reads it and reports
+        pass
 
 
 # Statements that only read: anything else (and every Python cell) may change the catalog.

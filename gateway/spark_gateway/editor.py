@@ -169,6 +169,7 @@ class Editor:
 
     def _sql(self, request: Complete | Inspect, session: Any) -> Event:
         self.catalog.bind(session)
+        self.catalog.prefetch()
         code, units = request.code, request.units
         cursor = to_code_points(code, request.cursor, units)
         assert cursor is not None  # the request checked it
