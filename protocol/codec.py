@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import orjson
 
 from .errors import ErrorCode, ProtocolError
-from .messages import EVENT_TYPES, REQUEST_TYPES, ArrowRows, Event, Request, Rows, field_names
+from .messages import EVENT_TYPES, REQUEST_TYPES, ArrowRows, Event, Request, Rows, field_names, wire_name
 
 DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 
@@ -96,7 +96,7 @@ def event_to_dict(event: Event, seq: int) -> dict[str, Any]:
             value = [dataclasses.asdict(v) for v in value]
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             value = dataclasses.asdict(value)
-        out[f.name] = value
+        out[wire_name(f)] = value
     return out
 
 
@@ -174,7 +174,7 @@ def encode_request(request: Request) -> str:
     for f in dataclasses.fields(request):
         value = getattr(request, f.name)
         if value is not None or f.name == "data":
-            out[f.name] = value
+            out[wire_name(f)] = value
     return orjson.dumps(out).decode()
 
 
@@ -228,7 +228,7 @@ def _build(cls: type[T], obj: Any) -> T:
     if not isinstance(obj, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{_name(cls)}: expected a JSON object, got {type(obj).__name__}")
     known, nested, nullable = _plan(cls)
-    args = {k: v for k, v in obj.items() if k in known}
+    args = {known[k]: v for k, v in obj.items() if k in known}
     for field in nullable:  # `X | None` with no default: absent on the wire means None (Rows.rows)
         args.setdefault(field, None)
     for field, build in nested:
@@ -237,7 +237,7 @@ def _build(cls: type[T], obj: Any) -> T:
     try:
         return cls(**args)
     except TypeError:
-        missing = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # cls is a message class
+        missing = [wire_name(f) for f in dataclasses.fields(cls)  # type: ignore[arg-type]  # cls is a message class
                    if f.name not in args and f.default is dataclasses.MISSING
                    and f.default_factory is dataclasses.MISSING]
         raise ProtocolError(
@@ -250,7 +250,8 @@ def _name(cls: type) -> str:
     return tag if isinstance(tag, str) else cls.__name__
 
 
-Plan = tuple[frozenset[str], tuple[tuple[str, Callable[[Any], Any]], ...], tuple[str, ...]]
+# (wire name -> field name, builders of nested messages, fields `X | None` without a default)
+Plan = tuple[dict[str, str], tuple[tuple[str, Callable[[Any], Any]], ...], tuple[str, ...]]
 _PLANS: dict[type, Plan] = {}
 
 
@@ -261,10 +262,10 @@ def _plan(cls: type) -> Plan:
         hints = typing.get_type_hints(cls)
         fields = dataclasses.fields(cls)
         nested = ((f.name, _builder(hints[f.name])) for f in fields)
+        names = {wire_name(f): f.name for f in fields}
         nullable = tuple(f.name for f in fields if f.default is dataclasses.MISSING
                          and f.default_factory is dataclasses.MISSING and type(None) in typing.get_args(hints[f.name]))
-        plan = _PLANS[cls] = (frozenset(field_names(cls)), tuple((n, b) for n, b in nested if b is not None),
-                              nullable)
+        plan = _PLANS[cls] = names, tuple((n, b) for n, b in nested if b is not None), nullable
     return plan
 
 

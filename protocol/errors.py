@@ -32,6 +32,8 @@ class ErrorCode(StrEnum):
     SPARK_UNAVAILABLE = "spark_unavailable"  # the Spark Connect server cannot be reached
     SPARK_SESSION_RESET = "spark_session_reset"  # a new Spark session replaced a lost one (a notice)
     SHUTTING_DOWN = "shutting_down"  # the gateway is stopping; running work is interrupted
+    # An editor request (complete, inspect, catalog).
+    TIMEOUT = "timeout"  # Spark did not answer it within the gateway's deadline; nothing changed
     # The session itself.
     RESUME_FAILED = "resume_failed"  # no session to resume (ended, expired) or last_seq unusable
     IDLE_TIMEOUT = "idle_timeout"  # the session was idle too long and has ended

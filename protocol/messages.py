@@ -7,7 +7,7 @@ invalid one raises :class:`ProtocolError` naming the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from .errors import ErrorCode, ProtocolError
@@ -18,10 +18,20 @@ Language = Literal["sql", "python"]
 Format = Literal["json", "arrow"]
 Layout = Literal["rows", "columns"]
 Status = Literal["ok", "error", "interrupted"]
+Units = Literal["code_points", "utf-16"]
 
 LANGUAGES: tuple[str, ...] = ("sql", "python")
 FORMATS: tuple[str, ...] = ("json", "arrow")
 LAYOUTS: tuple[str, ...] = ("rows", "columns")
+# How `cursor`, `from` and `to` count characters in `code`: Unicode code points (Python's str,
+# Jupyter's cursor_pos), or UTF-16 code units (JavaScript strings, CodeMirror positions).
+UNITS: tuple[str, ...] = ("code_points", "utf-16")
+# What a completion item, a catalog entry or an inspected name is.
+KINDS: tuple[str, ...] = (
+    "keyword", "function", "catalog", "database", "table", "view", "column", "alias",
+    "variable", "method", "class", "module", "property", "parameter",
+)
+MAX_CATALOG_PATH = 3  # [catalog, database, table]
 
 MAX_ID_LENGTH = 128
 DEFAULT_PAGE_SIZE = 1000
@@ -156,10 +166,96 @@ def _depth(value: Any, limit: int) -> int:
     return 1 + max((_depth(v, limit - 1) for v in items), default=0)
 
 
-Request = Execute | Interrupt | StreamRows | CloseResult | Ping
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """Completions for ``code`` at ``cursor``; answered by ``completions`` (ids: their own space)."""
+
+    type: ClassVar[str] = "complete"
+    id: str
+    code: str
+    cursor: int
+    language: Language = "sql"
+    units: Units = "code_points"
+
+    def __post_init__(self) -> None:
+        _check_editor_request(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Inspect:
+    """What the name at ``cursor`` in ``code`` is; answered by ``inspection``."""
+
+    type: ClassVar[str] = "inspect"
+    id: str
+    code: str
+    cursor: int
+    language: Language = "sql"
+    units: Units = "code_points"
+
+    def __post_init__(self) -> None:
+        _check_editor_request(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """The entries under ``path``: [] catalogs, [catalog] databases, [catalog, database] tables
+    and views, [catalog, database, table] columns. Answered by ``catalog-entries``."""
+
+    type: ClassVar[str] = "catalog"
+    id: str
+    path: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+        path = self.path
+        if not isinstance(path, list) or len(path) > MAX_CATALOG_PATH or not all(
+                isinstance(name, str) and name for name in path):
+            raise _fail(self, "path", f"must be a list of at most {MAX_CATALOG_PATH} non-empty strings")
+
+
+def _check_editor_request(msg: Complete | Inspect) -> None:
+    _check_id(msg)
+    if not isinstance(msg.code, str):
+        raise _fail(msg, "code", "must be a string")
+    _check_choice(msg, "language", LANGUAGES)
+    _check_choice(msg, "units", UNITS)
+    _check_int(msg, "cursor", 0, text_length(msg.code, msg.units))
+    if msg.units == "utf-16" and to_code_points(msg.code, msg.cursor) is None:
+        raise _fail(msg, "cursor", "must not fall between the two halves of a surrogate pair")
+
+
+def text_length(text: str, units: str) -> int:
+    """The length of ``text`` in ``units`` (see :data:`UNITS`)."""
+    if units == "code_points":
+        return len(text)
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def to_code_points(text: str, offset: int, units: str = "utf-16") -> int | None:
+    """The code point offset of ``offset`` counted in ``units``; None inside a surrogate pair."""
+    if units == "code_points" or text.isascii():
+        return offset
+    counted = 0
+    for index, ch in enumerate(text):
+        if counted == offset:
+            return index
+        counted += 2 if ord(ch) > 0xFFFF else 1
+        if counted > offset:
+            return None
+    return len(text) if counted == offset else None
+
+
+def from_code_points(text: str, offset: int, units: str) -> int:
+    """``offset``, a code point offset into ``text``, counted in ``units``."""
+    if units == "code_points" or text.isascii():
+        return offset
+    return offset + sum(1 for ch in text[:offset] if ord(ch) > 0xFFFF)
+
+
+Request = Execute | Interrupt | StreamRows | CloseResult | Ping | Complete | Inspect | Catalog
 
 REQUEST_TYPES: dict[str, type[Request]] = {
-    cls.type: cls for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping)
+    cls.type: cls for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping, Complete, Inspect, Catalog)
 }
 
 
@@ -438,6 +534,71 @@ class Pong:
     data: Any = None
 
 
+@dataclass(frozen=True, slots=True)
+class CompletionItem:
+    """One completion: ``label`` is shown, ``insert`` (when set) replaces ``from``..``to`` instead."""
+
+    label: str
+    kind: str  # one of KINDS
+    detail: str | None = None  # a type ("decimal(10,2)") or a signature ("upper(str)")
+    insert: str | None = None  # e.g. a quoted identifier: `order date`
+
+
+@dataclass(frozen=True, slots=True)
+class Completions:
+    """The answer to ``complete``: ``items`` replace ``code[from:to]``, best first."""
+
+    type: ClassVar[str] = "completions"
+    id: str
+    from_: int = field(metadata={"wire": "from"})
+    to: int
+    items: list[CompletionItem]
+    truncated: bool = False  # more items matched than the gateway sends (MAX_COMPLETIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """A catalog, database, table, view or column; ``type`` is a column's Spark type, or what a
+    relation is: TABLE, VIEW or TEMPORARY (a temporary view)."""
+
+    name: str
+    kind: str
+    type: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """The answer to ``inspect``: what the name at the cursor is (``found`` false: nothing known)."""
+
+    type: ClassVar[str] = "inspection"
+    id: str
+    found: bool
+    kind: str | None = None
+    name: str | None = None  # as qualified as the gateway knows it
+    from_: int | None = field(default=None, metadata={"wire": "from"})  # the name's span in code
+    to: int | None = None
+    data_type: str | None = None  # a column's Spark type, a Python value's type
+    signature: str | None = None
+    doc: str | None = None
+    columns: list[CatalogEntry] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntries:
+    """The answer to ``catalog``: the entries under ``path`` (columns in their table's order, the rest by name)."""
+
+    type: ClassVar[str] = "catalog-entries"
+    id: str
+    path: list[str]
+    entries: list[CatalogEntry]
+    truncated: bool = False  # more entries exist than the gateway sends (MAX_CATALOG_ENTRIES)
+
+
+MAX_COMPLETIONS = 1000
+MAX_CATALOG_ENTRIES = 10_000
+
+
 Event = (
     SessionInfo
     | Resumed
@@ -454,6 +615,9 @@ Event = (
     | Error
     | Finished
     | Pong
+    | Completions
+    | Inspection
+    | CatalogEntries
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -474,10 +638,18 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Error,
         Finished,
         Pong,
+        Completions,
+        Inspection,
+        CatalogEntries,
     )
 }
 
 
 def field_names(cls: type) -> tuple[str, ...]:
     """Wire field names of a message class (the ``type`` tag excluded)."""
-    return tuple(f.name for f in fields(cls))
+    return tuple(wire_name(f) for f in fields(cls))
+
+
+def wire_name(f: Field[Any]) -> str:
+    """A field's name on the wire: its own, unless Python reserves it (``from``: ``from_``)."""
+    return str(f.metadata.get("wire", f.name))

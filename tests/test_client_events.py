@@ -28,11 +28,16 @@ from spark_gateway_protocol.messages import (
     PROTOCOL_VERSION,
     Accepted,
     ArrowRows,
+    CatalogEntries,
+    CatalogEntry,
     Column,
+    CompletionItem,
+    Completions,
     Credit,
     Error,
     Event,
     Finished,
+    Inspection,
     Lost,
     LostExecution,
     LostResult,
@@ -50,6 +55,7 @@ from spark_gateway_protocol.messages import (
     Stderr,
     Stdout,
     Value,
+    field_names,
 )
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "python" / "spark_gateway_client"
@@ -73,6 +79,9 @@ SAMPLES: list[Event] = [
           context=[QueryContext("t", 1, 1)]),
     Finished("a", "ok", 1.5, [ResultSummary(0, 1, False)]),
     Pong({"ping": 1}),
+    Completions("e1", 7, 9, [CompletionItem("name", "column", "string", None)], False),
+    Inspection("e2", True, "table", "t", 0, 1, None, None, "doc", [CatalogEntry("id", "column", "int")]),
+    CatalogEntries("e3", ["spark_catalog"], [CatalogEntry("default", "database")], True),
 ]
 
 
@@ -134,7 +143,7 @@ def test_a_malformed_event_raises_a_protocol_error_naming_what_is_wrong(frame: s
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
                     max_leaves=10)
-FIELD_NAMES = sorted({name for cls in EVENT_TYPES.values() for name in cls.__dataclass_fields__} | {"seq"})
+FIELD_NAMES = sorted({name for cls in EVENT_TYPES.values() for name in field_names(cls)} | {"seq"})
 
 
 @settings(max_examples=300, deadline=None)
@@ -205,3 +214,40 @@ async def test_the_client_logs_and_ignores_an_event_of_unknown_type(caplog: pyte
                 assert await execution.rows() == [[1], [2]]
             assert execution.status == "ok" and session.state == "open"
     assert "ignored an event of unknown type 'forecast'" in caplog.text
+
+
+
+async def test_editor_requests_get_their_answers_and_errors_by_id() -> None:
+    """complete, inspect and catalog each get their own answer; an error refusing one raises, typed, from it alone."""
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send(orjson.dumps({
+            "type": "session", "seq": 1, "session_id": "s", "spark_session_id": "x", "protocol": PROTOCOL_VERSION,
+            "gateway_version": "0", "spark_version": "4", "languages": ["sql"], "formats": ["json"], "limits": {},
+        }).decode())
+        seq = 2
+        async for message in ws:
+            request = orjson.loads(message)
+            rid = request["id"]
+            if request["type"] == "complete":
+                answer: Event = Completions(rid, 7, request["cursor"], [CompletionItem("name", "column", "string")])
+            elif request["type"] == "inspect":
+                answer = Error(ErrorCode.TIMEOUT, "no answer from Spark within 10 s", id=rid, request="inspect")
+            else:
+                answer = CatalogEntries(rid, request["path"], [CatalogEntry("default", "database")])
+            await ws.send(encode_event(answer, seq))
+            seq += 1
+
+    from spark_gateway_client import RequestRefused
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port, subprotocols=[PROTOCOL_VERSION]):  # type: ignore[list-item]
+        async with connect(f"ws://127.0.0.1:{port}/ws", resume=False) as session:
+            async with asyncio.timeout(10):
+                completions, entries = await asyncio.gather(session.complete("SELECT na FROM t", 9),
+                                                            session.catalog(["spark_catalog"]))
+                assert (completions.from_, completions.to, completions.items[0].label) == (7, 9, "name")
+                assert entries.path == ["spark_catalog"] and entries.entries[0].name == "default"
+                with pytest.raises(RequestRefused) as refused:
+                    await session.inspect("SELECT upper(x)", 8)
+                assert refused.value.code == "timeout"
+                assert (await session.complete("x")).to == 1  # the cursor defaults to the end of the code

@@ -26,9 +26,12 @@ from spark_gateway_protocol.messages import (
     MAX_ID_LENGTH,
     MAX_PAGE_SIZE,
     REQUEST_TYPES,
+    Catalog,
     CloseResult,
+    Complete,
     Error,
     Execute,
+    Inspect,
     Interrupt,
     Ping,
     Pong,
@@ -92,6 +95,9 @@ RIGHT: dict[str, st.SearchStrategy[Any]] = {
     "result": st.integers(0, 2**31),
     "max_rows": st.integers(1, 2**53),
     "data": json_junk,
+    "cursor": st.just(0),  # the only offset every code has
+    "units": st.sampled_from(["code_points", "utf-16"]),
+    "path": st.lists(st.text(st.characters(codec="utf-8"), min_size=1, max_size=8), max_size=3),
 }
 WRONG: dict[str, st.SearchStrategy[Any]] = {
     "id": st.one_of(st.just(""), st.text(min_size=MAX_ID_LENGTH + 1, max_size=MAX_ID_LENGTH + 3), edge_strings,
@@ -105,6 +111,9 @@ WRONG: dict[str, st.SearchStrategy[Any]] = {
     "result": st.one_of(st.sampled_from([-1, 2**31 + 1, True, "0", 0.0]), huge_ints, json_junk),
     "max_rows": st.one_of(st.sampled_from([0, -1, 2**53 + 1, False, "5", 5.0]), huge_ints, json_junk),
     "data": json_junk,
+    "cursor": st.one_of(st.sampled_from([-1, 10**6, True, "0", 0.0]), huge_ints, json_junk),
+    "units": st.one_of(st.sampled_from(["utf-8", "UTF-16", "bytes", ""]), json_junk),
+    "path": st.one_of(st.sampled_from([[""], ["a", "b", "c", "d"], "a", [1], [None]]), json_junk),
 }
 FIELD_VALUES = {name: st.one_of(RIGHT[name], WRONG[name]) for name in RIGHT}
 
@@ -149,6 +158,15 @@ def valid_requests(draw: st.DrawFn) -> Any:
         return StreamRows(id=draw(ids), result=draw(st.integers(0, 2**31)), max_rows=draw(st.integers(1, 2**53)))
     if kind == "close-result":
         return CloseResult(id=draw(ids), result=draw(st.integers(0, 2**31)))
+    if kind in ("complete", "inspect"):
+        code = draw(st.text(st.characters(codec="utf-8"), max_size=30))
+        units = draw(st.sampled_from(["code_points", "utf-16"]))
+        cursor = draw(st.sampled_from([0, len(code)])) if units == "code_points" else 0
+        cls = Complete if kind == "complete" else Inspect
+        return cls(id=draw(ids), code=code, cursor=cursor, language=draw(st.sampled_from(["sql", "python"])),
+                   units=units)
+    if kind == "catalog":
+        return Catalog(id=draw(ids), path=draw(RIGHT["path"]))
     plain = st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
                          | st.floats(allow_nan=False, allow_infinity=False)
                          | st.text(st.characters(codec="utf-8"), max_size=10),
@@ -353,7 +371,8 @@ def test_strategies_reach_every_outcome() -> None:
             seen.add(str(exc.code))
 
     sample()
-    expected = {"bad_message", "unknown_type", "Ping", "Execute", "Interrupt", "StreamRows", "CloseResult"}
+    expected = {"bad_message", "unknown_type", "Ping", "Execute", "Interrupt", "StreamRows", "CloseResult",
+                "Complete", "Inspect", "Catalog"}
     assert expected <= seen, f"never produced: {expected - seen}"
 
 

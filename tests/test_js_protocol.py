@@ -20,10 +20,12 @@ from spark_gateway_protocol.messages import (
     DEFAULT_PAGE_SIZE,
     EVENT_TYPES,
     FORMATS,
+    KINDS,
     LANGUAGES,
     MAX_PAGE_SIZE,
     PROTOCOL_VERSION,
     REQUEST_TYPES,
+    UNITS,
     Status,
 )
 
@@ -81,6 +83,12 @@ def test_statuses_languages_formats_and_page_sizes_match_the_python_protocol(js:
     assert sorted(js["Language"].values()) == sorted(LANGUAGES)
     assert sorted(js["Format"].values()) == sorted(FORMATS)
     assert (js["DEFAULT_PAGE_SIZE"], js["MAX_PAGE_SIZE"]) == (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def test_editor_units_and_kinds_match_the_python_protocol(js: dict[str, Any]) -> None:
+    """The `units` of complete/inspect and the `kind` of completion items and catalog entries are the protocol's."""
+    assert sorted(js["Units"].values()) == sorted(UNITS)
+    assert sorted(js["Kind"].values()) == sorted(KINDS)
 
 
 def test_no_other_module_spells_a_protocol_constant() -> None:

@@ -508,12 +508,21 @@ def test_sql_output_binds_a_dataframe_for_python_cells(kernel: Kernel) -> None:
 
 @integration
 def test_completion_inspection_and_is_complete_are_answered(kernel: Kernel) -> None:
-    """complete_request and inspect_request get valid (empty) replies; is_complete answers for Python and SQL."""
+    """complete_request and inspect_request are answered by the gateway (Python, and SQL in %%sql cells)."""
     client = kernel.client
-    reply = client.complete("spark.ran", 9, reply=True, timeout=30)["content"]
-    assert reply == {"status": "ok", "matches": [], "cursor_start": 9, "cursor_end": 9, "metadata": {}}
-    reply = client.inspect("spark", 3, reply=True, timeout=30)["content"]
-    assert reply["status"] == "ok" and reply["found"] is False
+    reply = client.complete("spark.ran", 9, reply=True, timeout=60)["content"]
+    assert reply["status"] == "ok" and "range" in reply["matches"]
+    assert (reply["cursor_start"], reply["cursor_end"]) == (6, 9)
+    assert kernel.run("spark.range(3).createOrReplaceTempView('kernel_view')")[0]["status"] == "ok"
+    cell = "%%sql\nSELECT * FROM kernel_v"
+    client.complete(cell, len(cell), reply=True, timeout=60)  # a JVM's first catalog reads may pass the deadline
+    reply = client.complete(cell, len(cell), reply=True, timeout=60)["content"]
+    assert reply["matches"] == ["kernel_view"]
+    assert (reply["cursor_start"], reply["cursor_end"]) == (len(cell) - len("kernel_v"), len(cell))
+    reply = client.inspect("spark.range", 9, reply=True, timeout=60)["content"]
+    assert reply["status"] == "ok" and reply["found"] is True and "range(" in reply["data"]["text/plain"]
+    reply = client.inspect("%%sql\nSELECT * FROM kernel_view", 25, reply=True, timeout=60)["content"]
+    assert reply["found"] is True and "id  bigint" in reply["data"]["text/plain"]
     assert shell_reply(client, client.is_complete("for i in x:"), 30) == {"status": "incomplete", "indent": "    "}
     assert shell_reply(client, client.is_complete("%%sql\nSELECT 1;"), 30) == {"status": "complete"}
 

@@ -283,3 +283,86 @@ def test_the_light_client_imports_without_pyarrow_or_numpy() -> None:
             "print(sorted(m for m in sys.modules if m.startswith(('pyarrow', 'numpy')) and sys.modules[m]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- editor requests and their answers
+
+
+def test_editor_requests_decode_with_their_defaults() -> None:
+    """complete and inspect default to SQL counted in code points; catalog defaults to the root path."""
+    from spark_gateway_protocol.messages import Catalog, Complete, Inspect
+
+    assert decode_request('{"type":"complete","id":"e1","code":"SELECT ","cursor":7}') == Complete("e1", "SELECT ", 7)
+    inspect = decode_request('{"type":"inspect","id":"e2","code":"x","cursor":1,"language":"python"}')
+    assert inspect == Inspect("e2", "x", 1, "python", "code_points")
+    assert decode_request('{"type":"catalog","id":"e3"}') == Catalog("e3", [])
+
+
+@pytest.mark.parametrize(
+    ("frame", "field"),
+    [
+        ('{"type":"complete","id":"e","code":"abc","cursor":4}', "cursor"),
+        ('{"type":"complete","id":"e","code":"abc","cursor":-1}', "cursor"),
+        ('{"type":"complete","id":"e","code":"abc","cursor":"1"}', "cursor"),
+        ('{"type":"inspect","id":"e","code":"abc","cursor":1,"language":"scala"}', "language"),
+        ('{"type":"inspect","id":"e","code":"abc","cursor":1,"units":"bytes"}', "units"),
+        ('{"type":"complete","id":"e","code":"\\ud83d\\ude00x","cursor":1,"units":"utf-16"}', "cursor"),
+        ('{"type":"complete","id":"e","code":"\\ud83d\\ude00x","cursor":3,"units":"code_points"}', "cursor"),
+        ('{"type":"catalog","id":"e","path":["a","b","c","d"]}', "path"),
+        ('{"type":"catalog","id":"e","path":["a",""]}', "path"),
+        ('{"type":"catalog","id":"e","path":"a"}', "path"),
+        ('{"type":"catalog","id":"","path":[]}', "id"),
+    ],
+)
+def test_editor_requests_with_wrong_fields_are_refused_by_name(frame: str, field: str) -> None:
+    """A cursor beyond the code (or inside a surrogate pair), an unknown language or units, a bad path: bad_message."""
+    error = refused(frame)
+    assert error.code is ErrorCode.BAD_MESSAGE
+    assert f"'{field}'" in error.message
+    assert error.request_type in ("complete", "inspect", "catalog")
+
+
+def test_utf16_offsets_and_code_points_convert_both_ways() -> None:
+    """An emoji counts two UTF-16 units and one code point; offsets map across it both ways."""
+    from spark_gateway_protocol.messages import from_code_points, text_length, to_code_points
+
+    code = "a\U0001F600b"
+    assert (text_length(code, "code_points"), text_length(code, "utf-16")) == (3, 4)
+    assert [to_code_points(code, offset) for offset in range(5)] == [0, 1, None, 2, 3]
+    assert [from_code_points(code, offset, "utf-16") for offset in range(4)] == [0, 1, 3, 4]
+    decoded = decode_request(orjson.dumps({"type": "complete", "id": "e", "code": code, "cursor": 4,
+                                           "units": "utf-16"}))
+    assert decoded.cursor == 4  # type: ignore[union-attr]
+
+
+def test_editor_answers_encode_from_and_decode_back() -> None:
+    """`from` (a Python keyword: the field from_) is written as `from` and read back; the frames match the schema."""
+    from spark_gateway_protocol import decode_event
+    from spark_gateway_protocol.messages import (
+        CatalogEntries,
+        CatalogEntry,
+        CompletionItem,
+        Completions,
+        Inspection,
+    )
+
+    events = [
+        Completions("e1", 7, 9, [CompletionItem("name", "column", "string"),
+                                 CompletionItem("order date", "column", "date", "`order date`")], False),
+        Inspection("e2", True, "table", "spark_catalog.default.t", 14, 15,
+                   columns=[CatalogEntry("id", "column", "bigint")]),
+        Inspection("e3", False),
+        CatalogEntries("e4", ["spark_catalog"], [CatalogEntry("default", "database", None, "default database")]),
+    ]
+    for seq, event in enumerate(events, 1):
+        frame = encode_event(event, seq)
+        wire = orjson.loads(frame)
+        validate(wire)
+        assert decode_event(frame) == (event, seq)
+    assert orjson.loads(encode_event(events[0], 1))["from"] == 7
+
+
+def test_timeout_is_an_error_code_of_the_schema() -> None:
+    """The editor requests' deadline error is a code the error schema knows."""
+    validate(orjson.loads(encode_event(Error(ErrorCode.TIMEOUT, "no answer within 5 s", id="e1",
+                                             request="complete"), 3)))

@@ -26,6 +26,7 @@ from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
 from . import __version__, auth, capture, connection, logs, memory, spark, users
+from .catalog import Builtins
 from .config import Settings
 from .lifetime import Lifetime
 from .metrics import Metrics
@@ -54,6 +55,7 @@ class Gateway:
     fetch_limiter: anyio.CapacityLimiter | None = None
     metrics: Metrics = field(default_factory=Metrics)
     owners: auth.Owners = field(default_factory=auth.Owners)  # session / Spark session id -> credential
+    builtins: Builtins = field(default_factory=lambda: Builtins(spark))  # Spark's functions, keywords: read once
     draining: bool = False
     collect_pending: bool = False  # a garbage collection is scheduled (see _collect_garbage)
     users: dict[str, str] = field(default_factory=dict)  # session id -> the user it runs as
@@ -129,6 +131,7 @@ class Gateway:
 
     def prepare_spark(self, session: Any) -> None:
         """Worker thread, once per new Spark session: the optional sample tables."""
+        self.builtins.warm(self.spark_url)  # Spark's functions, for editors: read beside, not on this thread
         if self.settings.sample_data:
             from . import sample_data
 
@@ -313,7 +316,7 @@ async def _open(websocket: WebSocket, gateway: Gateway, credential: str, attach:
     logs.user.set(user)  # the session's tasks inherit it: their log records say whose session it is
     session = Session(spark_url=gateway.spark_url_for(user), outbox=outbox, limits=gateway.limits,
                       fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
-                      spark_session_id=attach)
+                      spark_session_id=attach, builtins=gateway.builtins)
     life = Lifetime(session, credential, grace=settings.resume_grace, idle_timeout=settings.idle_timeout,
                     on_end=lambda: _forget(gateway, session))
     gateway.sessions[session.id] = life

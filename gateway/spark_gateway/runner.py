@@ -163,6 +163,17 @@ class Runner:
 
     # ------------------------------------------------------------ the Spark session
 
+    @property
+    def namespace(self) -> dict[str, Any]:
+        """The cell variables; editor threads read copies of it (they never run code in it)."""
+        return self._namespace
+
+    def open_spark(self) -> Any:
+        """Worker thread: the Spark session, opened now when an editor asks before any execution has."""
+        if self.spark_session is None:
+            return self._ensure_spark(None)  # type: ignore[arg-type]  # used only once a session exists
+        return self.spark_session
+
     def _ensure_spark(self, execution: Execution) -> Any:
         """This session's Spark session, created at first use or after a loss."""
         spark = self._spark

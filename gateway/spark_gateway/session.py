@@ -41,11 +41,14 @@ from spark_gateway_protocol.lifecycle import State
 from spark_gateway_protocol.messages import (
     LANGUAGES,
     Accepted,
+    Catalog,
     CloseResult,
+    Complete,
     Credit,
     Error,
     Event,
     Execute,
+    Inspect,
     Interrupt,
     Ping,
     Pong,
@@ -58,7 +61,9 @@ from spark_gateway_protocol.messages import (
 )
 
 from . import spark as spark_adapter
+from .catalog import Builtins
 from .cursor import JOB_START_PATIENCE_SECONDS, ResultCursor
+from .editor import Editor
 from .errors import ExecutionInterrupted
 from .execution import Execution
 from .failures import error_event
@@ -96,8 +101,10 @@ class Session:
         prepare_namespace: Callable[[Any], None] | None = None,
         spark_session_id: str | None = None,
         spark: Any = spark_adapter,
+        builtins: Builtins | None = None,
     ) -> None:
-        """``spark``: the Spark adapter, :mod:`spark_gateway.spark` or a fake with the same functions."""
+        """``spark``: the Spark adapter, :mod:`spark_gateway.spark` or a fake with the same functions;
+        ``builtins``: Spark's functions and keywords, read once per gateway and shared by its sessions."""
         self.id = str(uuid.uuid4())
         # Attached to another gateway session's Spark session: that one owns (releases) it.
         self.owns_spark = spark_session_id is None
@@ -124,6 +131,11 @@ class Session:
         self._idle.set()
         self._unreaped: set[str] = set()  # tags of interrupted executions still being reaped
         self._closed = False
+        self._editor = Editor(spark=spark, spark_url=spark_url, builtins=builtins or Builtins(spark), outbox=outbox,
+                              languages=limits.languages, spark_session=self._editor_spark,
+                              namespace=lambda: self._runner.namespace)
+        self._opening_spark = False  # the worker was asked to open the Spark session for an editor
+        self._spark_failure: Exception | None = None  # why it could not
         # When the last execution finished (or the session opened); None while one is pending.
         self.idle_since: float | None = time.monotonic()
 
@@ -220,6 +232,11 @@ class Session:
                 await self._cursor(request.id, request.result, request.type).close("closed", "by the client")
             case Ping():
                 self.outbox.put(Pong(request.data))
+            case Complete() | Inspect() | Catalog():
+                if self._tg is None:
+                    raise ProtocolError(ErrorCode.INVALID_STATE, "the session is closing",
+                                        request_id=request.id, request_type=request.type)
+                self._editor.handle(request, self._tg)
             case _:
                 assert_never(request)
 
@@ -355,6 +372,7 @@ class Session:
             self.outbox.put(Started(execution.id))
             try:
                 failure = await self._worker.run(partial(self._runner.run, execution))
+                self._editor.after_code(execution.request)
                 await self._after_code(execution, failure)
                 # Like a notebook, the next cell waits until this one has shown its results: a
                 # long aggregation holds the queue, a huge SELECT frees it after its first page.
@@ -403,6 +421,29 @@ class Session:
         if not self._executions:
             self.idle_since = time.monotonic()
             self._idle.set()
+
+    async def _editor_spark(self) -> Any:
+        """The Spark session for an editor request: opened on the worker if no execution has opened it.
+
+        Queued on the worker, the opening waits for an execution that runs: that one opens it.
+        """
+        if self._runner.spark_session is None and not self._opening_spark and self._tg is not None:
+            self._opening_spark = True
+            self._tg.start_soon(self._open_spark)
+        while (session := self._runner.spark_session) is None:
+            if not self._opening_spark:
+                raise self._spark_failure or RuntimeError("the Spark session could not be opened")
+            await anyio.sleep(0.02)
+        return session
+
+    async def _open_spark(self) -> None:
+        try:
+            await self._worker.run(self._runner.open_spark)
+            self._spark_failure = None
+        except Exception as exc:  # noqa: BLE001 - told to the editor requests that wait for it
+            self._spark_failure = exc
+        finally:
+            self._opening_spark = False
 
     # ------------------------------------------------------------ called by the runner (LoopSide)
 

@@ -21,6 +21,9 @@ in fast tests. Blocking ones are called in worker threads only.
   ``next_batch()``, ``next_chunk()``, ``drain()``, ``arrow_schema()``, ``close()``) or None.
 - Stopping: ``interrupt_tag(session, tag)``, ``interrupt_operation(session, operation_id)``.
 - Errors: ``is_cancellation(exc)``, ``is_unavailable(exc)``, ``spark_error_fields(exc)``.
+- The catalog (editor requests, any thread): ``list_catalogs``, ``list_databases``, ``list_relations``,
+  ``list_columns``, ``current_namespace``, ``list_functions``, ``describe_function``, ``sql_keywords``,
+  ``dataframe_columns(df)``.
 
 ``callback`` / ``on_progress`` receive ``(stages, inflight_tasks, operation_id, done)``
 on the thread that reads from Spark.
@@ -58,7 +61,7 @@ from pyspark.sql.connect.types import proto_schema_to_pyspark_data_type
 from pyspark.sql.types import StructType
 
 from spark_gateway_protocol.errors import ErrorCode
-from spark_gateway_protocol.messages import Column, QueryContext, StageProgress
+from spark_gateway_protocol.messages import CatalogEntry, Column, QueryContext, StageProgress
 
 from .spark_url import SparkUrl, is_loopback_host
 
@@ -735,3 +738,78 @@ def _contexts(exc: PySparkException) -> list[QueryContext]:
         if fragment and start >= 0:
             out.append(QueryContext(fragment, start, stop))
     return out
+
+
+# ---------------------------------------------------------------- the catalog, for editors
+# Metadata reads for complete / inspect / catalog requests. They run in editor threads, beside
+# the session's worker (one Spark Connect session is safe to use from several threads), and
+# start no job: catalog RPCs, SHOW / DESCRIBE commands and AnalyzePlan only.
+
+
+def quote(name: str) -> str:
+    """``name`` as one SQL identifier, whatever it holds."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def list_catalogs(spark: SparkSession) -> list[CatalogEntry]:
+    return [CatalogEntry(c.name, "catalog", None, c.description or None) for c in spark.catalog.listCatalogs()]
+
+
+def list_databases(spark: SparkSession, catalog: str) -> list[CatalogEntry]:
+    rows = spark.sql(f"SHOW NAMESPACES IN {quote(catalog)}").collect()
+    return [CatalogEntry(row[0], "database") for row in rows]
+
+
+def list_relations(spark: SparkSession, catalog: str, database: str) -> list[CatalogEntry]:
+    """Tables and views of a database, and the session's temporary views (Spark lists them with every database).
+
+    ``SHOW TABLES`` and ``SHOW VIEWS``, not ``catalog.listTables``: that one reads every table's
+    metadata, 7-18 s for 1,000 tables where these take 0.2 s. ``type`` is TABLE, VIEW or TEMPORARY.
+    """
+    where = f"{quote(catalog)}.{quote(database)}"
+    try:
+        views = {row[1] for row in spark.sql(f"SHOW VIEWS IN {where}").collect()}
+    except PySparkException:  # a catalog without views
+        views = set()
+    out: list[CatalogEntry] = []
+    for row in spark.sql(f"SHOW TABLES IN {where}").collect():
+        name, temporary = row[1], bool(row.asDict().get("isTemporary"))
+        kind = "table" if not temporary and name not in views else "view"
+        out.append(CatalogEntry(name, kind, "TEMPORARY" if temporary else "VIEW" if name in views else "TABLE"))
+    return out
+
+
+def list_columns(spark: SparkSession, name: list[str]) -> list[CatalogEntry]:
+    """The columns of the relation ``name`` (its parts), resolved as a query would resolve it."""
+    columns = spark.catalog.listColumns(".".join(quote(part) for part in name))
+    return [CatalogEntry(c.name, "column", c.dataType, c.description or None) for c in columns]
+
+
+def current_namespace(spark: SparkSession) -> tuple[str, str]:
+    """The session's current catalog and database (``USE`` changes them)."""
+    return spark.catalog.currentCatalog(), spark.catalog.currentDatabase()
+
+
+def list_functions(spark: SparkSession, *, builtin: bool) -> list[tuple[str, str | None]]:
+    """``(name, usage)`` of Spark's built-in functions, or the names of the session's own ones."""
+    if not builtin:
+        return [(row[0], None) for row in spark.sql("SHOW USER FUNCTIONS").collect()]
+    system = {row[0] for row in spark.sql("SHOW SYSTEM FUNCTIONS").collect()}
+    return [(f.name, f.description) for f in spark.catalog.listFunctions() if f.name in system]
+
+
+def describe_function(spark: SparkSession, name: str) -> str:
+    """Spark's own text about a function: its usage, then examples (``DESCRIBE FUNCTION EXTENDED``)."""
+    lines = [row[0] for row in spark.sql(f"DESCRIBE FUNCTION EXTENDED {quote(name)}").collect()]
+    text = "\n".join(line.removeprefix("Usage: ") for line in lines if not line.startswith(("Function:", "Class:")))
+    return text.replace("Extended Usage:\n", "\n").strip()
+
+
+def sql_keywords(spark: SparkSession) -> list[str]:
+    """Spark SQL's keywords, from Spark itself."""
+    return [row[0] for row in spark.sql("SELECT keyword FROM sql_keywords()").collect()]
+
+
+def dataframe_columns(df: DataFrame) -> list[CatalogEntry]:
+    """A DataFrame's columns, from its schema: an AnalyzePlan RPC the first time (pyspark keeps it), never a job."""
+    return [CatalogEntry(f.name, "column", f.dataType.simpleString()) for f in df.schema.fields]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Statement", "split", "tidy_message"]
+__all__ = ["Statement", "open_at", "split", "statement_at", "tidy_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,44 @@ def split(code: str) -> list[Statement]:
     if len(statements) <= 1 or _SCRIPTING_BLOCK.match(code, _first_code(code, *statements[0])):
         return [Statement(code, 0)]
     return [_placed(code, start, stop) for start, stop in statements]
+
+
+def statement_at(code: str, offset: int) -> tuple[int, int]:
+    """(start, stop) of the statement of ``code`` that ``offset`` is in (an editor's cursor), empty ones too."""
+    for start, stop in _statement_bounds(code):
+        if start <= offset <= stop:
+            return start, stop
+    return offset, offset
+
+
+def open_at(code: str, offset: int) -> tuple[str, int] | None:
+    """What ``offset`` is inside of, if anything: ``("string" | "identifier" | "comment", where it starts)``.
+
+    An ``identifier`` is a backquoted one (`` `my ta`` while it is being typed). None: plain code.
+    """
+    i = 0
+    while i < offset:
+        c = code[i]
+        if c in "'\"":
+            # A sentinel after the text: a string that runs to the end is not closed.
+            kind, end = "string", _string_end(code + "\0", i, raw=_is_raw_prefix(code, i))
+            end, closed = min(end, len(code)), end <= len(code)
+        elif c == "`":
+            kind, close = "identifier", code.find("`", i + 1)
+            end, closed = (len(code), False) if close < 0 else (close + 1, True)
+        elif code.startswith("--", i):
+            kind, newline = "comment", code.find("\n", i)
+            end, closed = (len(code), False) if newline < 0 else (newline, True)
+        elif code.startswith("/*", i):
+            kind, end = "comment", _comment_end(code + " ", i)
+            end, closed = min(end, len(code)), end <= len(code)
+        else:
+            i += 1
+            continue
+        if end > offset or (end == offset and not closed):
+            return kind, i
+        i = end
+    return None
 
 
 def tidy_message(message: str) -> str:

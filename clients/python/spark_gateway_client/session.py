@@ -19,9 +19,9 @@ import itertools
 import logging
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any, Literal, assert_never
+from typing import Any, Literal, TypeVar, assert_never
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -34,12 +34,18 @@ from spark_gateway_protocol.messages import (
     PROTOCOL_VERSION,
     Accepted,
     ArrowRows,
+    Catalog,
+    CatalogEntries,
     CloseResult,
+    Complete,
+    Completions,
     Error,
     Event,
     Execute,
     Finished,
     Format,
+    Inspect,
+    Inspection,
     Interrupt,
     Language,
     Lost,
@@ -56,6 +62,7 @@ from spark_gateway_protocol.messages import (
     Stderr,
     Stdout,
     StreamRows,
+    Units,
     Value,
 )
 
@@ -83,6 +90,10 @@ _HARMLESS_LOSSES = frozenset({Progress.type, Accepted.type, Started.type, Rows.t
 
 State = Literal["open", "resuming", "closed"]
 Dial = Callable[[str], Awaitable[ClientConnection]]
+EditorRequest = Complete | Inspect | Catalog
+EditorAnswer = Completions | Inspection | CatalogEntries
+_EDITOR_REQUESTS = frozenset({Complete.type, Inspect.type, Catalog.type})
+A = TypeVar("A", Completions, Inspection, CatalogEntries)
 
 
 def normalize_url(url: str, spark_session: str | None = None) -> str:
@@ -139,6 +150,10 @@ class Session:
         self._outgoing: asyncio.Queue[str | None] = asyncio.Queue()
         self._pings = itertools.count(1)
         self._pongs: dict[int, tuple[asyncio.Future[float], float, Any]] = {}  # token → (future, sent, data)
+        # Editor requests waiting for their answer (ids of their own space: e1, e2, ...).
+        self._editor_ids = itertools.count(1)
+        self._answers: dict[str, tuple[asyncio.Future[Any], EditorRequest]] = {}
+        self._resent_editor: set[str] = set()
         self._next_seq = 2  # the session event was seq 1
         self._failure: SparkGatewayError | None = None
         self._notice: SparkGatewayError | None = None  # e.g. shutting_down, reported on close
@@ -217,6 +232,46 @@ class Session:
             return await future
         finally:
             self._pongs.pop(token, None)
+
+    async def complete(self, code: str, cursor: int | None = None, *, language: Language = "sql",
+                       units: Units = "code_points") -> Completions:
+        """Completions at ``cursor`` in ``code`` (default: its end), answered beside running executions.
+
+        ``cursor`` and the answer's ``from_`` / ``to`` count code points (``units="utf-16"``:
+        UTF-16 code units). Items replace ``code[from_:to]``, best first. Raises
+        :class:`RequestRefused` (``code`` ``timeout``, ``bad_message``, ...) or :class:`QueryError`.
+        """
+        return await self._ask(Complete(self._editor_id(), code, len(code) if cursor is None else cursor,
+                                        language, units), Completions)
+
+    async def inspect(self, code: str, cursor: int | None = None, *, language: Language = "sql",
+                      units: Units = "code_points") -> Inspection:
+        """What the name at ``cursor`` is: a table's columns, a column's type, a function's signature and doc."""
+        return await self._ask(Inspect(self._editor_id(), code, len(code) if cursor is None else cursor,
+                                       language, units), Inspection)
+
+    async def catalog(self, path: Sequence[str] = ()) -> CatalogEntries:
+        """The catalog's entries under ``path``: ``()`` catalogs, ``(catalog,)`` databases,
+        ``(catalog, database)`` tables and views, ``(catalog, database, table)`` columns."""
+        return await self._ask(Catalog(self._editor_id(), list(path)), CatalogEntries)
+
+    def _editor_id(self) -> str:
+        return f"e{next(self._editor_ids)}"
+
+    async def _ask(self, request: EditorRequest, answer: type[A]) -> A:
+        """Send an editor request and wait for its one answer (sent again after a resume)."""
+        if self._failure is not None:
+            raise self._failure
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._answers[request.id] = (future, request)
+        self._put(request)
+        try:
+            result = await future
+        finally:
+            self._answers.pop(request.id, None)
+        if not isinstance(result, answer):
+            raise GatewayConnectionError(f"protocol violation: {request.type} answered by {result.type!r}")
+        return result
 
     async def close(self) -> None:
         """Close the websocket; the gateway interrupts whatever is still running or queued."""
@@ -474,6 +529,9 @@ class Session:
                     self._put(StreamRows(execution.id, stream.number, owed))
         for token, (_future, _sent, data) in self._pongs.items():
             self._put(Ping({"ping": token, "data": data}))
+        for _future, editor_request in self._answers.values():  # the gateway may not have received it
+            self._resent_editor.add(editor_request.id)
+            self._put(editor_request)
 
     def _on_lost(self, lost: Lost) -> None:
         """Events left the gateway's replay buffer before the resume: fail the executions they belonged to."""
@@ -514,6 +572,9 @@ class Session:
         for future, _sent, _data in list(self._pongs.values()):
             if not future.done():
                 future.set_exception(self._failure)
+        for answer, _request in list(self._answers.values()):
+            if not answer.done():
+                answer.set_exception(self._failure)
 
     def _check_seq(self, seq: int) -> None:
         if seq != self._next_seq:
@@ -531,6 +592,10 @@ class Session:
                 self._resent.discard(rid)  # the execute sent again on a resume had arrived the first time
             case Pong(data=data):
                 self._on_pong(data)
+            case Completions() | Inspection() | CatalogEntries():
+                self._on_answer(event.id, event)
+            case Error(request=str(kind), id=str(rid)) if kind in _EDITOR_REQUESTS:
+                self._on_editor_error(rid, event)
             case SessionInfo() | Resumed():  # they open a connection; a healthy gateway sends them nowhere else
                 log.warning("ignored a %r event in the middle of the session's stream", event.type)
             case (Accepted() | Started() | Progress() | Stdout() | Stderr() | Result() | Rows() | ArrowRows()
@@ -555,6 +620,22 @@ class Session:
                 log.warning("gateway error: %s: %s", event.code, event.message)
             case _:
                 pass  # the rest of an execution that ended here first (interrupted, or failed on a resume)
+
+    def _on_answer(self, rid: str, answer: EditorAnswer | SparkGatewayError) -> None:
+        entry = self._answers.get(rid)
+        if entry is None or entry[0].done():
+            return  # answered already (a request sent again on a resume is answered twice)
+        self._resent_editor.discard(rid)
+        if isinstance(answer, SparkGatewayError):
+            entry[0].set_exception(answer)
+        else:
+            entry[0].set_result(answer)
+
+    def _on_editor_error(self, rid: str, event: Error) -> None:
+        if event.code == ErrorCode.DUPLICATE_ID and rid in self._resent_editor:
+            self._resent_editor.discard(rid)  # sent again on a resume, but it had arrived: its answer comes
+            return
+        self._on_answer(rid, error_from_event(event))
 
     def _on_pong(self, data: Any) -> None:
         token = data.get("ping") if isinstance(data, dict) else None

@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from spark_gateway_protocol.messages import Column, Format, Language, Progress, SessionInfo, Status
+from spark_gateway_protocol.messages import (
+    CatalogEntries,
+    Column,
+    Completions,
+    Format,
+    Inspection,
+    Language,
+    Progress,
+    SessionInfo,
+    Status,
+    Units,
+)
 
 from .execution import DEFAULT_WINDOW, Execution, ResultStream, Row
 from .session import DEFAULT_URL, Session, connect
@@ -219,6 +230,20 @@ class SyncSession:
 
     def ping(self) -> float:
         return self._runner.run(self.session.ping())
+
+    def complete(self, code: str, cursor: int | None = None, *, language: Language = "sql",
+                 units: Units = "code_points") -> Completions:
+        """Like :meth:`Session.complete`."""
+        return self._runner.run(self.session.complete(code, cursor, language=language, units=units))
+
+    def inspect(self, code: str, cursor: int | None = None, *, language: Language = "sql",
+                units: Units = "code_points") -> Inspection:
+        """Like :meth:`Session.inspect`."""
+        return self._runner.run(self.session.inspect(code, cursor, language=language, units=units))
+
+    def catalog(self, path: Sequence[str] = ()) -> CatalogEntries:
+        """Like :meth:`Session.catalog`."""
+        return self._runner.run(self.session.catalog(path))
 
     def close(self) -> None:
         try:

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["CellError", "Part", "is_complete", "last_statement", "parse", "query_statement"]
+__all__ = ["CellError", "Part", "is_complete", "last_statement", "parse", "part_at", "query_statement"]
 
 Language = Literal["python", "sql"]
 
@@ -66,6 +66,22 @@ def parse(cell: str) -> list[Part]:
         body = cell[start:]
         return [_sql_part("\n" + body, start - 1, output, max_rows, "%%sql")] if body.strip() else []
     return _mixed(cell)
+
+
+def part_at(cell: str, cursor: int) -> Part | None:
+    """The part whose own text holds ``cursor`` (a Python run, a ``%%sql`` body, a ``%sql`` line's
+    statement), for completion; None on a magic itself, or when the magics are malformed."""
+    try:
+        parts = parse(cell)
+    except CellError:
+        return None
+    if not parts and not cell.lstrip().startswith("%"):
+        return Part("python", cell)  # an empty cell: Python
+    for part in reversed(parts):
+        padding = len(part.code) - len(part.code.lstrip("\n" if part.language == "python" else "\n "))
+        if part.start + padding <= cursor <= part.start + len(part.code):
+            return part
+    return None
 
 
 def _mixed(cell: str) -> list[Part]:

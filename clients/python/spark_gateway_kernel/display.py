@@ -26,7 +26,7 @@ from spark_gateway_client import (
     SparkGatewayError,
 )
 from spark_gateway_client.cli import NUMERIC_TYPES, format_table, unique_names
-from spark_gateway_protocol.messages import Column, Value
+from spark_gateway_protocol.messages import Column, Inspection, Value
 
 from .cells import CellError, Part
 
@@ -267,3 +267,19 @@ def sql_marks(cell: str, start: int, spans: Sequence[tuple[int, int]]) -> list[s
 def _pad(prefix: str) -> str:
     """Blanks as wide as ``prefix``, tabs kept so that the marks line up under them."""
     return re.sub(r"[^\t]", " ", prefix)
+
+
+def inspection_text(found: Inspection) -> str:
+    """An ``inspection`` as the text of an inspect_reply: what the name is, its signature, its doc, its columns."""
+    head = f"{found.name or ''} ({found.kind})" if found.kind else found.name or ""
+    if found.data_type:
+        head += f": {found.data_type}"
+    lines = [head]
+    if found.signature:
+        lines += ["", found.signature]
+    if found.doc:
+        lines += ["", found.doc.strip()]
+    if found.columns:
+        width = max(len(c.name) for c in found.columns)
+        lines += ["", "Columns:"] + [f"  {c.name.ljust(width)}  {c.type or ''}".rstrip() for c in found.columns]
+    return "\n".join(lines)

@@ -279,12 +279,26 @@ class SparkGatewayKernel(Kernel):  # type: ignore[misc]
     # ------------------------------------------------------------ completion and inspection
 
     async def do_complete(self, code: str, cursor_pos: int) -> dict[str, Any]:  # type: ignore[override]
-        matches, start, end = await self._complete(code, cursor_pos)
-        return {"status": "ok", "matches": matches, "cursor_start": start, "cursor_end": end, "metadata": {}}
+        matches, start, end, types = await self._complete(code, cursor_pos)
+        return {"status": "ok", "matches": matches, "cursor_start": start, "cursor_end": end,
+                "metadata": {"_jupyter_types_experimental": types} if types else {}}
 
-    async def _complete(self, code: str, cursor_pos: int) -> tuple[list[str], int, int]:
-        """Completions at ``cursor_pos``: none until the gateway answers ``complete`` requests."""
-        return [], cursor_pos, cursor_pos
+    async def _complete(self, code: str, cursor_pos: int) -> tuple[list[str], int, int, list[dict[str, Any]]]:
+        """Completions at ``cursor_pos`` from the gateway: Python, or SQL in ``%%sql`` cells and ``%sql`` lines."""
+        found = await self._editor_part(code, cursor_pos)
+        if found is None:
+            return [], cursor_pos, cursor_pos, []
+        session, part = found
+        try:
+            answer = await session.complete(part.code, cursor_pos - part.start, language=part.language)
+        except SparkGatewayError as exc:
+            self.log.info("completion: %s", exc)
+            return [], cursor_pos, cursor_pos, []
+        start, end = answer.from_ + part.start, answer.to + part.start
+        matches = [item.insert or item.label for item in answer.items]
+        types = [{"start": start, "end": end, "text": item.insert or item.label, "type": item.kind,
+                  "signature": item.detail or ""} for item in answer.items]
+        return matches, start, end, types
 
     async def do_inspect(self, code: str, cursor_pos: int, detail_level: int = 0,  # type: ignore[override]
                          omit_sections: Any = ()) -> dict[str, Any]:
@@ -292,8 +306,27 @@ class SparkGatewayKernel(Kernel):  # type: ignore[misc]
         return {"status": "ok", "found": bool(data), "data": data, "metadata": {}}
 
     async def _inspect(self, code: str, cursor_pos: int, detail_level: int) -> dict[str, str]:
-        """Help on the name at ``cursor_pos`` as a MIME bundle: none until the gateway answers ``inspect``."""
-        return {}
+        """Help on the name at ``cursor_pos`` from the gateway, as a MIME bundle (empty: nothing known)."""
+        found = await self._editor_part(code, cursor_pos)
+        if found is None:
+            return {}
+        session, part = found
+        try:
+            answer = await session.inspect(part.code, cursor_pos - part.start, language=part.language)
+        except SparkGatewayError as exc:
+            self.log.info("inspection: %s", exc)
+            return {}
+        return {"text/plain": display.inspection_text(answer)} if answer.found else {}
+
+    async def _editor_part(self, code: str, cursor_pos: int) -> tuple[Session, Part] | None:
+        """The session and the part of the cell (Python, or SQL) that the cursor is in; None: no help there."""
+        part = cells.part_at(code, cursor_pos)
+        if part is None:
+            return None
+        try:
+            return await asyncio.wait_for(self._connected(None), CONNECT_TIMEOUT), part
+        except (SparkGatewayError, TimeoutError):
+            return None
 
     async def do_is_complete(self, code: str) -> dict[str, str]:  # type: ignore[override]
         return cells.is_complete(code)

@@ -13,6 +13,10 @@ export const Req = Object.freeze({
   STREAM_ROWS: "stream-rows",
   CLOSE_RESULT: "close-result",
   PING: "ping",
+  // editor requests: answered beside the executions, ids of their own space
+  COMPLETE: "complete",
+  INSPECT: "inspect",
+  CATALOG: "catalog",
 });
 
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
@@ -32,6 +36,9 @@ export const Evt = Object.freeze({
   ERROR: "error",
   FINISHED: "finished",
   PONG: "pong",
+  COMPLETIONS: "completions",  // answers complete
+  INSPECTION: "inspection",  // answers inspect
+  CATALOG_ENTRIES: "catalog-entries",  // answers catalog
 });
 
 /** Terminal statuses carried by `finished`. */
@@ -53,6 +60,7 @@ export const ErrorCode = Object.freeze({
   SPARK_UNAVAILABLE: "spark_unavailable",
   SPARK_SESSION_RESET: "spark_session_reset",
   SHUTTING_DOWN: "shutting_down",
+  TIMEOUT: "timeout",
   RESUME_FAILED: "resume_failed",
   IDLE_TIMEOUT: "idle_timeout",
   INTERNAL: "internal",
@@ -86,6 +94,27 @@ export const Format = Object.freeze({ JSON: "json", ARROW: "arrow" });
 /** Shapes of a JSON `rows` page (`execute`'s `layout`): one array per row, or one per column. */
 export const Layout = Object.freeze({ ROWS: "rows", COLUMNS: "columns" });
 
+/** How `cursor`, `from` and `to` of editor requests count: JavaScript strings are UTF-16. */
+export const Units = Object.freeze({ CODE_POINTS: "code_points", UTF16: "utf-16" });
+
+/** The `kind` of a completion item, a catalog entry or an inspected name. */
+export const Kind = Object.freeze({
+  KEYWORD: "keyword",
+  FUNCTION: "function",
+  CATALOG: "catalog",
+  DATABASE: "database",
+  TABLE: "table",
+  VIEW: "view",
+  COLUMN: "column",
+  ALIAS: "alias",
+  VARIABLE: "variable",
+  METHOD: "method",
+  CLASS: "class",
+  MODULE: "module",
+  PROPERTY: "property",
+  PARAMETER: "parameter",
+});
+
 export const DEFAULT_PAGE_SIZE = 1000;
 export const MAX_PAGE_SIZE = 100000;  // the largest page_size of the protocol (a gateway's limits.max_page_size may be lower)
 
@@ -112,6 +141,20 @@ export function closeResult(id, result) {
 
 export function ping(data) {
   return { type: Req.PING, data };
+}
+
+/** `cursor` is a JavaScript string offset (UTF-16), as CodeMirror counts: so are the answer's from/to. */
+export function complete(id, code, cursor, language) {
+  return { type: Req.COMPLETE, id, code, cursor, language, units: Units.UTF16 };
+}
+
+export function inspect(id, code, cursor, language) {
+  return { type: Req.INSPECT, id, code, cursor, language, units: Units.UTF16 };
+}
+
+/** `path`: [], [catalog], [catalog, database] or [catalog, database, table]. */
+export function catalog(id, path = []) {
+  return { type: Req.CATALOG, id, path };
 }
 
 // ------------------------------------------------------------------ decoding
