@@ -13,6 +13,10 @@ export const Req = Object.freeze({
   STREAM_ROWS: "stream-rows",
   CLOSE_RESULT: "close-result",
   PING: "ping",
+  // editor requests: answered beside the executions, ids of their own space
+  COMPLETE: "complete",
+  INSPECT: "inspect",
+  CATALOG: "catalog",
 });
 
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
@@ -32,6 +36,9 @@ export const Evt = Object.freeze({
   ERROR: "error",
   FINISHED: "finished",
   PONG: "pong",
+  COMPLETIONS: "completions",  // answers complete
+  INSPECTION: "inspection",  // answers inspect
+  CATALOG_ENTRIES: "catalog-entries",  // answers catalog
 });
 
 /** Terminal statuses carried by `finished`. */
@@ -83,6 +90,24 @@ export const FINAL_CLOSES = new Set([
 export const Language = Object.freeze({ SQL: "sql", PYTHON: "python" });
 export const Format = Object.freeze({ JSON: "json", ARROW: "arrow" });
 
+/** The `kind` of a completion item, a catalog entry or an inspected name. */
+export const Kind = Object.freeze({
+  KEYWORD: "keyword",
+  FUNCTION: "function",
+  CATALOG: "catalog",
+  DATABASE: "database",
+  TABLE: "table",
+  VIEW: "view",
+  COLUMN: "column",
+  ALIAS: "alias",
+  VARIABLE: "variable",
+  METHOD: "method",
+  CLASS: "class",
+  MODULE: "module",
+  PROPERTY: "property",
+  PARAMETER: "parameter",
+});
+
 export const DEFAULT_PAGE_SIZE = 1000;
 export const MAX_PAGE_SIZE = 100000;  // the largest page_size of the protocol (a gateway's limits.max_page_size may be lower)
 
@@ -108,6 +133,20 @@ export function closeResult(id, result) {
 
 export function ping(data) {
   return { type: Req.PING, data };
+}
+
+/** `cursor` counts Unicode code points (lookups.js converts from JavaScript's UTF-16 offsets). */
+export function complete(id, code, cursor, language) {
+  return { type: Req.COMPLETE, id, code, cursor, language };
+}
+
+export function inspect(id, code, cursor, language) {
+  return { type: Req.INSPECT, id, code, cursor, language };
+}
+
+/** `path`: [], [catalog], [catalog, database] or [catalog, database, table]. */
+export function catalog(id, path = []) {
+  return { type: Req.CATALOG, id, path };
 }
 
 // ------------------------------------------------------------------ decoding
