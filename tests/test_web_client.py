@@ -332,7 +332,7 @@ def test_long_output_is_cut_on_screen_and_downloadable_whole(notebook: Notebook,
         cell.locator("button.download-output").click()
     saved = tmp_path / "output.txt"
     download.value.save_as(saved)
-    assert saved.read_text() == "".join("line %d " % i + "y" * 25000 + "\n" for i in range(200))
+    assert saved.read_text() == "".join(f"line {i} " + "y" * 25000 + "\n" for i in range(200))
 
 
 def test_output_filling_the_screen_limit_exactly_is_still_cut_visibly(notebook: Notebook) -> None:
@@ -680,7 +680,7 @@ def test_keyboard_runs_and_moves_between_cells(notebook: Notebook) -> None:
     notebook.expect_code(cell, "  ")
     editor.press("Shift+Tab")
     notebook.expect_code(cell, "")
-    editor.press_sequentially("SELECT 41 + 1 AS answer")  # a completion popup may be open: Shift+Enter runs all the same
+    editor.press_sequentially("SELECT 41 + 1 AS answer")  # a completion popup may be open: Shift+Enter runs anyway
     count = page.locator(".cell").count()
     editor.press("Shift+Enter")
     expect(page.locator(".cell")).to_have_count(count + 1)

@@ -4,7 +4,7 @@
 // error's failing fragment and line.
 
 import {
-  Compartment, Decoration, EditorState, EditorView, GutterMarker, Prec, RangeSet, StateEffect, StateField,
+  Compartment, Decoration, EditorSelection, EditorState, EditorView, GutterMarker, Prec, RangeSet, StateEffect, StateField,
   acceptCompletion, autocompletion, bracketMatching, completionStatus, defaultKeymap, drawSelection,
   dropCursor, highlightSelectionMatches, highlightSpecialChars, history, historyKeymap, indentLess,
   indentMore, indentOnInput, indentUnit, insertNewlineAndIndent, keymap, lineNumberMarkers, lineNumbers,
@@ -69,7 +69,7 @@ function newlineKeepingIndent(view) {
     const line = view.state.doc.lineAt(range.from);
     const indent = /^[ \t]*/.exec(line.text)[0].slice(0, range.from - line.from);
     const insert = "\n" + indent;
-    return { changes: { from: range.from, to: range.to, insert }, range: { anchor: range.from + insert.length } };
+    return { changes: { from: range.from, to: range.to, insert }, range: EditorSelection.cursor(range.from + insert.length) };
   }), { scrollIntoView: true, userEvent: "input" });
   return true;
 }

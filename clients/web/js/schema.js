@@ -205,7 +205,7 @@ export class SchemaBrowser {
 
   _unsupported() {
     this.tree.replaceChildren();
-    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).", "unsupported");
+    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).", "unavailable");
   }
 
   // ---------------------------------------------------------------- actions
