@@ -249,7 +249,7 @@ def test_notebook_controls_show_only_when_they_can_act(chromium: Any, gateway: G
         failing = nb.run_new("sql", "SELECT nope FROM range(1)", until="error")
         show = failing.locator(".error-where button")
         expect(show).to_be_enabled()
-        failing.locator("textarea").fill("SELECT id, nope FROM range(1)")
+        failing.locator(".cm-content").fill("SELECT id, nope FROM range(1)")
         expect(show).to_be_disabled()
 
         # Copy needs the clipboard API, which a page from another host over http:// lacks.

@@ -60,17 +60,37 @@ class Notebook:
     def cell(self, index: int) -> Locator:
         return self.page.locator(".cell").nth(index)
 
+    @staticmethod
+    def editor(cell: Locator) -> Locator:
+        """The cell's code editor: CodeMirror's contenteditable."""
+        return cell.locator(".cm-content")
+
+    @staticmethod
+    def code(cell: Locator) -> str:
+        """The cell's code, as its editor holds it (not only the lines in view)."""
+        return str(cell.evaluate("el => sparkGateway.notebook.cells.find((c) => c.element === el).editor.value"))
+
+    def expect_code(self, cell: Locator, code: str) -> None:
+        """Wait until the cell's code is exactly ``code``."""
+        try:
+            self.page.wait_for_function(
+                "([el, code]) => sparkGateway.notebook.cells.find((c) => c.element === el)?.editor.value === code",
+                arg=[cell.element_handle(), code], timeout=5_000)
+        except Exception as exc:
+            raise AssertionError(f"the cell's code is {self.code(cell)!r}, not {code!r}") from exc
+
     def add_cell(self, language: str, code: str) -> Locator:
         """Append a cell through the toolbar, type-in its code, return its locator."""
         count = self.page.locator(".cell").count()
         self.page.click(f"#add-{language}")
         cell = self.cell(count)
         expect(cell.locator("select.lang")).to_have_value(language)
-        cell.locator("textarea").fill(code)
+        self.editor(cell).fill(code)
+        self.expect_code(cell, code)
         return cell
 
     def run(self, cell: Locator) -> None:
-        cell.locator("textarea").press("Control+Enter")
+        self.editor(cell).press("Control+Enter")
 
     def run_new(self, language: str, code: str, until: str = "ok") -> Locator:
         """Add a cell with ``code``, run it and wait until its status is ``until``."""
@@ -157,7 +177,7 @@ def expected_city_revenue() -> list[tuple[str, str]]:
 def test_first_cell_joins_the_sample_tables(notebook: Notebook) -> None:
     """The first cell joins sales and consumers and shows each city's exact revenue."""
     cell = notebook.cell(0)
-    code = cell.locator("textarea").input_value()
+    code = notebook.code(cell)
     assert "FROM sales" in code and "JOIN consumers" in code
     notebook.run(cell)
     notebook.wait_status(cell, "ok")
@@ -256,15 +276,16 @@ def test_error_highlights_the_failing_fragment(notebook: Notebook) -> None:
     expect(box.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
     expect(box.locator(".sql-state")).to_have_text("SQLSTATE 42P01")
     expect(box.locator(".error-message")).to_contain_text("no_such_table")
-    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")
-    expect(cell.locator(".gutter .error")).to_have_text("2")
+    expect(cell.locator(".cm-content mark.error-fragment")).to_have_text("no_such_table")
+    expect(cell.locator(".cm-lineNumbers .cm-gutterElement.error")).to_have_text("2")
     expect(box.locator(".where-label")).to_have_text("line 2, column 6")
     cell.scroll_into_view_if_needed()
     notebook.screenshot("web-error.png")
     # Editing the code removes the stale mark.
-    cell.locator("textarea").press("End")
-    cell.locator("textarea").type(" t")
-    expect(cell.locator(".code-layer mark.error-fragment")).to_have_count(0)
+    notebook.editor(cell).press("Control+End")
+    notebook.editor(cell).press_sequentially(" t")
+    expect(cell.locator(".cm-content mark.error-fragment")).to_have_count(0)
+    expect(cell.locator(".cm-lineNumbers .cm-gutterElement.error")).to_have_count(0)
 
 
 def test_printed_output_reads_as_in_a_terminal(notebook: Notebook) -> None:
@@ -299,7 +320,7 @@ def test_python_error_shows_the_traceback(notebook: Notebook) -> None:
     box = cell.locator(".error-box")
     expect(box.locator(".error-class")).to_have_text("ZeroDivisionError")
     expect(box.locator("details.traceback pre")).to_contain_text("ZeroDivisionError: division by zero")
-    expect(cell.locator(".gutter .error")).to_have_text("3")
+    expect(cell.locator(".cm-lineNumbers .cm-gutterElement.error")).to_have_text("3")
 
 
 def test_a_spark_session_reset_is_a_notice_not_an_error(notebook: Notebook) -> None:
@@ -656,7 +677,7 @@ def test_cells_survive_a_reload(notebook: Notebook) -> None:
     notebook.page.reload()
     expect(notebook.page.locator(".cell")).to_have_count(count)
     last = notebook.cell(count - 1)
-    expect(last.locator("textarea")).to_have_value("print('kept')")
+    notebook.expect_code(last, "print('kept')")
     expect(last.locator("select.lang")).to_have_value("python")
     expect(last.locator("input.limit-input")).to_have_value("7")
 
@@ -665,16 +686,16 @@ def test_keyboard_runs_and_moves_between_cells(notebook: Notebook) -> None:
     """Tab indents, Shift+Enter runs and moves to a new cell, Esc and arrows move between cells."""
     page = notebook.page
     cell = notebook.add_cell("sql", "")
-    editor = cell.locator("textarea")
+    editor = notebook.editor(cell)
     editor.press("Tab")
-    expect(editor).to_have_value("  ")
+    notebook.expect_code(cell, "  ")
     editor.press("Shift+Tab")
-    expect(editor).to_have_value("")
-    editor.type("SELECT 41 + 1 AS answer")
+    notebook.expect_code(cell, "")
+    editor.press_sequentially("SELECT 41 + 1 AS answer")  # a completion popup may be open: Shift+Enter runs anyway
     count = page.locator(".cell").count()
     editor.press("Shift+Enter")
     expect(page.locator(".cell")).to_have_count(count + 1)
-    new_editor = notebook.cell(count).locator("textarea")
+    new_editor = notebook.editor(notebook.cell(count))
     expect(new_editor).to_be_focused()
     notebook.wait_status(cell, "ok")
     assert notebook.column(cell, 0) == ["42"]
@@ -690,7 +711,7 @@ def test_sql_error_inside_python_is_marked_in_the_python_code(notebook: Notebook
     """A SQL error raised by spark.sql() in a Python cell marks the fragment inside the SQL string."""
     cell = notebook.run_new("python", 'rows = 1\ndf = spark.sql("SELECT * FROM no_such_table")', until="error")
     expect(cell.locator(".error-class")).to_have_text("TABLE_OR_VIEW_NOT_FOUND")
-    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("no_such_table")
+    expect(cell.locator(".cm-content mark.error-fragment")).to_have_text("no_such_table")
 
 
 def run_all_welcome_cells(nb: Notebook) -> list[str]:
@@ -708,7 +729,7 @@ def test_welcome_cells_run_on_a_gateway_without_sample_tables(browser: Browser, 
     """Without --sample-data the first cells use generated rows, so Run all on a fresh page fails nowhere."""
     context, nb = open_notebook(browser, gateway)
     try:
-        first = nb.cell(0).locator("textarea").input_value()
+        first = nb.code(nb.cell(0))
         assert "range(10000000)" in first and "FROM sales" not in first
         assert run_all_welcome_cells(nb) == ["sql", "python", "sql", "sql"]
         assert nb.column(nb.cell(0), 1) == ["1000000"] * 10
@@ -724,7 +745,7 @@ def test_sql_only_gateway_offers_no_python(browser: Browser, spark_remote: str) 
     context, nb = open_notebook(browser, gateway)
     try:
         assert run_all_welcome_cells(nb) == ["sql", "sql", "sql"]
-        assert "FROM sales" in nb.cell(0).locator("textarea").input_value()
+        assert "FROM sales" in nb.code(nb.cell(0))
         expect(nb.page.locator("#add-python")).to_be_hidden()
         expect(nb.page.locator(".adder button", has_text="+ Python")).to_have_count(0)
         assert nb.cell(0).locator("select.lang option[value=python]").is_disabled()
@@ -739,6 +760,6 @@ def test_sql_script_shows_each_result_and_marks_the_failing_statement(notebook: 
     cell = notebook.run_new("sql", "SELECT 1 AS a;\nSELECT 'two' AS b;\nSELECT * FROM nowhere", until="error")
     expect(cell.locator("table.grid")).to_have_count(2)
     assert cell.locator("table.grid th .col-name").all_inner_texts() == ["a", "b"]
-    expect(cell.locator(".code-layer mark.error-fragment")).to_have_text("nowhere")
-    expect(cell.locator(".gutter .error")).to_have_text("3")
+    expect(cell.locator(".cm-content mark.error-fragment")).to_have_text("nowhere")
+    expect(cell.locator(".cm-lineNumbers .cm-gutterElement.error")).to_have_text("3")
     expect(cell.locator(".error-box .where-label")).to_have_text("line 3, column 15")

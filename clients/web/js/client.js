@@ -17,6 +17,7 @@
 // notebook.js (a cell's run) and csv.js (an export) are the two kinds of sinks.
 
 import { Connection, defaultUrl } from "./connection.js";
+import { Lookups } from "./lookups.js";
 import * as P from "./protocol.js";
 
 const { Close, ErrorCode, Evt, Req } = P;
@@ -62,6 +63,8 @@ export class GatewayClient {
         ? { resume: this.session.session_id, last_seq: this.expectedSeq - 1 } : null),
       onState: (state, detail) => this.ui.onState(state, detail),
     });
+    // The editor's completions, documentation and catalog: requests of their own id space.
+    this.lookups = new Lookups((message) => this.connected && this.connection.send(message));
   }
 
   start() {
@@ -159,6 +162,7 @@ export class GatewayClient {
         this.streaming = true;
         const lostReason = this.lostReason;
         this.lostReason = null;
+        this.lookups.reset("a new session began");  // maybe another gateway, with other features
         this.ui.onSession(msg, this.sessions > 1, lostReason);
         break;
       }
@@ -216,6 +220,11 @@ export class GatewayClient {
         break;
       case Evt.PONG:
         break;  // liveness only; the connection counts every frame
+      case Evt.COMPLETIONS:
+      case Evt.INSPECTION:
+      case Evt.CATALOG_ENTRIES:
+        this.lookups.answered(msg);
+        break;
       case Evt.RESUMED:  // only as the first frame of a connection (seq 0), never in the stream
       case Evt.ARROW_ROWS:  // binary frames, for format "arrow", which the page never asks for
         console.warn(`spark-gateway: unexpected ${msg.type} event in the session's stream (ignored)`, msg);
@@ -227,6 +236,7 @@ export class GatewayClient {
   }
 
   _onError(msg, sink) {
+    if (this.lookups.refused(msg)) return;  // an editor request's error: its caller says what it means
     if (msg.request === Req.EXECUTE && msg.code === ErrorCode.DUPLICATE_ID && this.resent.has(msg.id)) {
       this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
       return;

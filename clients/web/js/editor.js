@@ -1,69 +1,164 @@
-// A code editor from a <textarea>: line numbers, syntax colours (an overlay <pre> under a
-// transparent textarea), Tab / Shift+Tab indentation, auto-indent, Ctrl+/ comments, and
-// marks for an error's failing fragment. Edits go through execCommand("insertText") so
-// the browser's own undo/redo keeps working.
+// A cell's code editor: CodeMirror 6 (vendored, ../vendor/codemirror.js) with Spark SQL and
+// Python, the notebook's keys (run, run and advance, indent, comment, leave), completion and
+// documentation from the gateway (assist.js), search, bracket matching, and marks for an
+// error's failing fragment and line.
 
-import { renderHighlighted } from "./highlight.js";
+import {
+  Compartment, Decoration, EditorSelection, EditorState, EditorView, GutterMarker, Prec, RangeSet, StateEffect, StateField,
+  acceptCompletion, autocompletion, bracketMatching, completionStatus, defaultKeymap, drawSelection,
+  dropCursor, highlightSelectionMatches, highlightSpecialChars, history, historyKeymap, indentLess,
+  indentMore, indentOnInput, indentUnit, insertNewlineAndIndent, keymap, lineNumberMarkers, lineNumbers,
+  python, search, searchKeymap, sql, syntaxHighlighting,
+} from "../vendor/codemirror.js";
+import { completionSource, documentation } from "./assist.js";
+import { editorTheme, highlightStyle } from "./editor-theme.js";
+import { SPARK_SQL } from "./spark-sql.js";
 
 const INDENT = { sql: "  ", python: "    " };
-const COMMENT = { sql: "-- ", python: "# " };
-const isMac = /Mac|iPhone|iPad/.test(navigator.platform);
+const WORD_CHAR = /[\w$]/;
+
+// ------------------------------------------------------------------ error marks
+
+const setErrorMarks = StateEffect.define();
+
+class ErrorLineMarker extends GutterMarker {
+  get elementClass() { return "error"; }
+}
+const errorLineMarker = new ErrorLineMarker();
+const fragmentMark = Decoration.mark({ tagName: "mark", class: "error-fragment" });
+const errorLine = Decoration.line({ class: "cm-error-line" });
+const NO_MARKS = { decorations: Decoration.none, gutter: RangeSet.empty };
+
+/** An error's fragments and lines, until the code is edited. */
+const errorMarks = StateField.define({
+  create: () => NO_MARKS,
+  update(marks, tr) {
+    for (const effect of tr.effects) if (effect.is(setErrorMarks)) return buildMarks(tr.state, effect.value);
+    return tr.docChanged ? NO_MARKS : marks;
+  },
+  provide: (field) => [
+    EditorView.decorations.from(field, (marks) => marks.decorations),
+    lineNumberMarkers.from(field, (marks) => marks.gutter),
+  ],
+});
+
+function buildMarks(state, { ranges, lines }) {
+  const { doc } = state;
+  const clamp = (pos) => Math.max(0, Math.min(doc.length, pos));
+  const decorations = [];
+  const lineStarts = new Set();
+  for (const [start, end] of ranges) {
+    const from = clamp(start);
+    const to = clamp(end);
+    if (to > from) decorations.push(fragmentMark.range(from, to));
+    lineStarts.add(doc.lineAt(from).from);
+  }
+  for (const number of lines) if (number >= 1 && number <= doc.lines) lineStarts.add(doc.line(number).from);
+  for (const from of lineStarts) decorations.push(errorLine.range(from));
+  return {
+    decorations: Decoration.set(decorations, true),
+    gutter: RangeSet.of([...lineStarts].sort((a, b) => a - b).map((from) => errorLineMarker.range(from))),
+  };
+}
+
+// ------------------------------------------------------------------ keys
+
+/** Enter in SQL: a new line with the indentation of this one (SQL has no block structure to follow). */
+function newlineKeepingIndent(view) {
+  view.dispatch(view.state.changeByRange((range) => {
+    const line = view.state.doc.lineAt(range.from);
+    const indent = /^[ \t]*/.exec(line.text)[0].slice(0, range.from - line.from);
+    const insert = "\n" + indent;
+    return { changes: { from: range.from, to: range.to, insert }, range: EditorSelection.cursor(range.from + insert.length) };
+  }), { scrollIntoView: true, userEvent: "input" });
+  return true;
+}
+
+function spansLines(state) {
+  return state.selection.ranges.some((r) => state.doc.lineAt(r.from).number !== state.doc.lineAt(r.to).number);
+}
+
+/** Tab: accept the completion shown; indent the selected lines; else insert one indentation unit. */
+function tab(view) {
+  if (completionStatus(view.state) === "active") return acceptCompletion(view);
+  if (spansLines(view.state)) return indentMore(view);
+  view.dispatch(view.state.replaceSelection(view.state.facet(indentUnit)), { scrollIntoView: true, userEvent: "input" });
+  return true;
+}
 
 let editors = 0;
 
 export class CodeEditor {
   /**
-   * @param {{value: string, language: string, label: string, onChange?: Function, onRun?: Function,
-   *          onRunAdvance?: Function, onEscape?: Function}} options
+   * @param {{value: string, language: string, label: string, lookups?: import("./lookups.js").Lookups|null,
+   *          announce?: (text: string) => void, onChange?: Function, onRun?: Function, onRunAdvance?: Function,
+   *          onEscape?: Function}} options
    */
   constructor(options) {
     this.options = options;
+    this.lookups = options.lookups ?? null;
     this._language = options.language;
-    this._marks = [];
-    this._errorLines = new Set();
-    this._lineCount = 0;
-    const id = `editor-${++editors}`;
-
+    this._languageConfig = new Compartment();
+    this.docs = documentation(this, options.announce ?? (() => {}));
     this.element = document.createElement("div");
     this.element.className = "editor";
-    this.gutter = document.createElement("div");
-    this.gutter.className = "gutter";
-    this.gutter.setAttribute("aria-hidden", "true");
-    const area = document.createElement("div");
-    area.className = "code-area";
-    this.area = area;
-    this.layer = document.createElement("pre");
-    this.layer.className = "code-layer";
-    this.layer.setAttribute("aria-hidden", "true");
-    this.input = document.createElement("textarea");
-    this.input.className = "code-input";
-    this.input.id = id;
-    this.input.spellcheck = false;
-    this.input.wrap = "off";
-    this.input.setAttribute("autocapitalize", "off");
-    this.input.setAttribute("autocomplete", "off");
-    this.input.setAttribute("autocorrect", "off");
-    this.input.setAttribute("aria-label", options.label);
-    this.input.setAttribute("aria-multiline", "true");
-    this.input.value = options.value;
-    area.append(this.layer, this.input);
-    this.element.append(this.gutter, area);
+    this.element.id = `editor-${++editors}`;
+    this.view = new EditorView({
+      parent: this.element,
+      state: EditorState.create({ doc: options.value, extensions: this._extensions(options) }),
+    });
+  }
 
-    this.input.addEventListener("input", () => this._changed());
-    this.input.addEventListener("keydown", (e) => this._keydown(e));
-    this.input.addEventListener("scroll", () => this._syncScroll());
-    this._resizeObserver = new ResizeObserver(() => this._fitHeight());
-    this._resizeObserver.observe(area);
-    this._render();
+  _extensions(options) {
+    const run = (callback) => () => { callback?.(); return true; };
+    return [
+      lineNumbers(),
+      highlightSpecialChars(),
+      history(),
+      drawSelection(),
+      dropCursor(),
+      EditorState.allowMultipleSelections.of(true),
+      indentOnInput(),
+      syntaxHighlighting(highlightStyle),
+      bracketMatching(),
+      highlightSelectionMatches(),
+      search({ top: true }),
+      autocompletion({
+        override: [completionSource(this)],
+        icons: false,  // ours (kind-icon, shared with the schema browser) instead
+        addToOptions: [{ render: (completion) => kindIcon(completion.type), position: 20 }],
+        activateOnTypingDelay: 150,
+        maxRenderedOptions: 200,
+      }),
+      this.docs.extension,
+      errorMarks,
+      this._languageConfig.of(languageExtensions(this._language)),
+      Prec.highest(keymap.of([
+        { key: "Mod-Enter", run: run(options.onRun) },
+        { key: "Shift-Enter", run: run(options.onRunAdvance) },
+      ])),
+      keymap.of([
+        { key: "Tab", run: tab },
+        { key: "Shift-Tab", run: (view) => this._shiftTab(view) },
+        ...searchKeymap,  // its Escape closes the search panel first
+        { key: "Escape", run: (view) => this._escape(view) },
+        ...historyKeymap,
+        ...defaultKeymap,
+      ]),
+      EditorView.contentAttributes.of({ "aria-label": options.label }),
+      EditorView.updateListener.of((update) => {
+        if (update.docChanged) this.options.onChange?.(this.value);
+      }),
+      editorTheme,
+    ];
   }
 
   get value() {
-    return this.input.value;
+    return this.view.state.doc.toString();
   }
 
   set value(text) {
-    this.input.value = text;
-    this._changed();
+    this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: text } });
   }
 
   get language() {
@@ -72,164 +167,88 @@ export class CodeEditor {
 
   set language(language) {
     this._language = language;
-    this._render();
+    this.view.dispatch({ effects: this._languageConfig.reconfigure(languageExtensions(language)) });
   }
 
   focus() {
-    this.input.focus({ preventScroll: false });
+    this.view.focus();
+  }
+
+  /** Select [start, end) (UTF-16 offsets, as the code's string counts) and bring it into view. */
+  select(start, end) {
+    const length = this.view.state.doc.length;
+    const clamp = (pos) => Math.max(0, Math.min(length, pos));
+    this.view.dispatch({ selection: { anchor: clamp(start), head: clamp(end) }, scrollIntoView: true });
+    this.view.focus();
+  }
+
+  /** Insert `text` at the cursor (in place of the selection), apart from a word it would touch. */
+  insert(text) {
+    const { state } = this.view;
+    const { from, to } = state.selection.main;
+    const before = state.sliceDoc(from - 1, from);
+    const after = state.sliceDoc(to, to + 1);
+    const insert = (WORD_CHAR.test(before) ? " " : "") + text + (WORD_CHAR.test(after) ? " " : "");
+    this.view.dispatch({
+      changes: { from, to, insert },
+      selection: { anchor: from + insert.length },
+      scrollIntoView: true,
+      userEvent: "input",
+    });
   }
 
   /** Mark code ranges [start, endExclusive] and whole lines (1-based) as the error's place. */
   markError(ranges, lines = []) {
-    this._marks = ranges;
-    this._errorLines = new Set(lines);
-    for (const [start] of ranges) this._errorLines.add(this.value.slice(0, start).split("\n").length);
-    this._render();
+    this.view.dispatch({ effects: setErrorMarks.of({ ranges, lines }) });
   }
 
   clearMarks() {
-    if (!this._marks.length && !this._errorLines.size) return;
-    this._marks = [];
-    this._errorLines = new Set();
-    this._render();
+    if (this.view.state.field(errorMarks) === NO_MARKS) return;
+    this.view.dispatch({ effects: setErrorMarks.of({ ranges: [], lines: [] }) });
   }
 
   destroy() {
-    this._resizeObserver.disconnect();
+    this.view.destroy();
   }
 
-  // ---------------------------------------------------------------- rendering
-
-  _changed() {
-    this._marks = [];
-    this._errorLines = new Set();
-    this._render();
-    this.options.onChange?.(this.value);
-  }
-
-  _render() {
-    const code = this.value;
-    // A trailing newline needs a following character to occupy a line in the <pre>.
-    this.layer.innerHTML = renderHighlighted(code, this._language, this._marks) + "\n ";
-    const lines = code.split("\n").length;
-    if (lines !== this._lineCount || this._errorLines.size || this.gutter.querySelector(".error")) {
-      this._lineCount = lines;
-      const parts = [];
-      for (let i = 1; i <= lines; i++) {
-        parts.push(this._errorLines.has(i) ? `<div class="error">${i}</div>` : `<div>${i}</div>`);
-      }
-      this.gutter.innerHTML = parts.join("");
+  /**
+   * Shift+Tab: after a name, what it is (documentation from the gateway); in the indentation,
+   * over a selection, or where the gateway cannot tell, dedent.
+   */
+  _shiftTab(view) {
+    const { state } = view;
+    const range = state.selection.main;
+    const line = state.doc.lineAt(range.head);
+    const inIndentation = !state.sliceDoc(line.from, range.head).trim();
+    if (!range.empty || inIndentation || state.selection.ranges.length > 1 || spansLines(state)
+        || !this.lookups || this.lookups.supported === false) {
+      return indentLess(view);
     }
-    this._fitHeight();
-    this._syncScroll();
+    return this.docs.show(view);
   }
 
-  _fitHeight() {
-    const style = getComputedStyle(this.input);
-    const lineHeight = parseFloat(style.lineHeight) || 20;
-    const padding = parseFloat(style.paddingTop) + parseFloat(style.paddingBottom);
-    const scrollbar = this.input.scrollWidth > this.input.clientWidth + 1 ? 14 : 0;
-    const height = Math.max(1, this._lineCount) * lineHeight + padding + scrollbar;
-    this.area.style.height = `${Math.ceil(height)}px`;
+  /** Escape: close the documentation; then leave the editor (the search panel and the completion popup close first). */
+  _escape(view) {
+    if (this.docs.close(view)) return true;
+    if (view.state.selection.ranges.length > 1) return false;  // the default keymap keeps one cursor
+    this.options.onEscape?.();
+    return true;
   }
+}
 
-  _syncScroll() {
-    this.layer.style.transform = `translate(${-this.input.scrollLeft}px, 0)`;
-  }
+function languageExtensions(language) {
+  const isPython = language === "python";
+  return [
+    isPython ? python() : sql({ dialect: SPARK_SQL, upperCaseKeywords: true }),
+    indentUnit.of(INDENT[language] ?? "  "),
+    keymap.of([{ key: "Enter", run: isPython ? insertNewlineAndIndent : newlineKeepingIndent }]),
+  ];
+}
 
-  // ---------------------------------------------------------------- keys
-
-  _keydown(e) {
-    const mod = isMac ? e.metaKey : e.ctrlKey;
-    if (e.key === "Enter" && mod) {
-      e.preventDefault();
-      this.options.onRun?.();
-    } else if (e.key === "Enter" && e.shiftKey && !mod && !e.altKey) {
-      e.preventDefault();
-      this.options.onRunAdvance?.();
-    } else if (e.key === "Enter" && !e.altKey && !e.metaKey && !e.ctrlKey) {
-      e.preventDefault();
-      this._newline();
-    } else if (e.key === "Tab" && !mod && !e.altKey) {
-      e.preventDefault();
-      if (e.shiftKey) this._dedent();
-      else this._indent();
-    } else if (e.key === "Escape") {
-      e.preventDefault();
-      this.options.onEscape?.();
-    } else if (e.key === "/" && mod) {
-      e.preventDefault();
-      this._toggleComment();
-    }
-  }
-
-  _insert(text) {
-    // execCommand keeps the edit on the undo stack; fall back where it is missing.
-    if (!document.execCommand("insertText", false, text)) this.input.setRangeText(text, this.input.selectionStart, this.input.selectionEnd, "end");
-    this._changed();
-  }
-
-  _lineRange() {
-    const { value, selectionStart, selectionEnd } = this.input;
-    const start = value.lastIndexOf("\n", selectionStart - 1) + 1;
-    let end = value.indexOf("\n", selectionEnd > selectionStart && value[selectionEnd - 1] === "\n" ? selectionEnd - 1 : selectionEnd);
-    if (end < 0) end = value.length;
-    return [start, end];
-  }
-
-  /** Replace whole lines [start, end) by transform(lines) and select the result. */
-  _editLines(transform) {
-    const [start, end] = this._lineRange();
-    const before = this.input.value.slice(start, end);
-    const after = transform(before.split("\n")).join("\n");
-    if (after === before) return;
-    this.input.setSelectionRange(start, end);
-    this._insert(after);
-    this.input.setSelectionRange(start, start + after.length);
-  }
-
-  _indent() {
-    const { value, selectionStart, selectionEnd } = this.input;
-    const unit = INDENT[this._language] ?? "  ";
-    if (!value.slice(selectionStart, selectionEnd).includes("\n")) {
-      this._insert(unit);
-      return;
-    }
-    this._editLines((lines) => lines.map((l) => (l.length ? unit + l : l)));
-  }
-
-  _dedent() {
-    const unit = INDENT[this._language] ?? "  ";
-    this._editLines((lines) => lines.map((l) => {
-      let n = 0;
-      while (n < unit.length && l[n] === " ") n++;
-      if (n === 0 && l[0] === "\t") n = 1;
-      return l.slice(n);
-    }));
-  }
-
-  _newline() {
-    const { value, selectionStart } = this.input;
-    const lineStart = value.lastIndexOf("\n", selectionStart - 1) + 1;
-    const line = value.slice(lineStart, selectionStart);
-    let indent = /^[ \t]*/.exec(line)[0];
-    if (this._language === "python" && /:\s*(#.*)?$/.test(line)) indent += INDENT.python;
-    this._insert("\n" + indent);
-  }
-
-  _toggleComment() {
-    const marker = COMMENT[this._language] ?? "-- ";
-    const bare = marker.trim();
-    this._editLines((lines) => {
-      const code = lines.filter((l) => l.trim());
-      const allCommented = code.length > 0 && code.every((l) => l.trimStart().startsWith(bare));
-      return lines.map((l) => {
-        if (!l.trim()) return l;
-        const indent = /^\s*/.exec(l)[0];
-        const rest = l.slice(indent.length);
-        if (allCommented) return indent + rest.slice(rest.startsWith(marker) ? marker.length : bare.length);
-        return indent + marker + rest;
-      });
-    });
-  }
+/** The icon of a completion's kind (the same as the schema browser's). */
+export function kindIcon(kind) {
+  const icon = document.createElement("span");
+  icon.className = `kind-icon kind-${kind || "text"}`;
+  icon.setAttribute("aria-hidden", "true");
+  return icon;
 }

@@ -6,8 +6,11 @@ import { GatewayClient } from "./client.js";
 import { defaultUrl } from "./connection.js";
 import { Notebook } from "./notebook.js";
 import { losslessParseSupported } from "./protocol.js";
+import { SchemaBrowser, sqlName } from "./schema.js";
 
 const THEME_KEY = "spark-gateway.theme";
+const SCHEMA_KEY = "spark-gateway.schema";  // "open" or "closed", once the user chose
+const SCHEMA_OPEN_FROM = 1100;  // px of window width from which the schema browser starts open
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -37,6 +40,66 @@ function initTheme() {
     localStorage.setItem(THEME_KEY, theme);
     applyTheme(theme);
   });
+}
+
+// ------------------------------------------------------------------ screen readers
+
+/** Say `text` to screen readers only (what a sighted user sees happen elsewhere). */
+function announce(text) {
+  const box = $("#announcer");
+  box.textContent = "";
+  requestAnimationFrame(() => { box.textContent = text; });  // a change, even for the same words
+}
+
+// ------------------------------------------------------------------ schema browser
+
+/** The schema panel: open or closed (remembered), loaded when first shown in a session. */
+function initSchema(notebook, lookups) {
+  const panel = $("#schema");
+  const toggle = $("#schema-toggle");
+  let loadedFor = null;  // the session whose catalog the panel shows
+  const browser = new SchemaBrowser(panel, {
+    lookups,
+    insert: (parts, { focusEditor }) => {
+      const cell = notebook.insertAtCursor((language) => (language === "python" ? parts.join(".") : parts.map(sqlName).join(".")));
+      if (focusEditor) cell.focus();
+      announce(`Inserted ${parts.join(".")} into cell ${notebook.cells.indexOf(cell) + 1}.`);
+    },
+  });
+  const load = (sessionId) => {
+    if (panel.hidden || sessionId === null || loadedFor === sessionId) return;
+    loadedFor = sessionId;
+    browser.reload();
+  };
+  let sessionId = null;
+  const show = (open, remember) => {
+    panel.hidden = !open;
+    toggle.setAttribute("aria-expanded", String(open));
+    document.body.classList.toggle("schema-open", open);
+    if (remember) localStorage.setItem(SCHEMA_KEY, open ? "open" : "closed");
+    load(sessionId);
+  };
+  const stored = localStorage.getItem(SCHEMA_KEY);
+  show(stored ? stored === "open" : window.innerWidth >= SCHEMA_OPEN_FROM, false);
+  toggle.addEventListener("click", () => {
+    show(panel.hidden, true);
+    if (!panel.hidden) (panel.querySelector('[role="treeitem"][tabindex="0"]') ?? $("#schema-refresh")).focus();
+  });
+  $("#schema-close").addEventListener("click", () => { show(false, true); toggle.focus(); });
+  panel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && window.innerWidth < SCHEMA_OPEN_FROM) { show(false, true); toggle.focus(); }
+  });
+  // The panel sits under the sticky top bar, whose height depends on the window's width.
+  new ResizeObserver(([entry]) => {
+    document.documentElement.style.setProperty("--topbar-h", `${Math.ceil(entry.borderBoxSize[0].blockSize)}px`);
+  }).observe($(".topbar"));
+  return {
+    /** A session began (new or after a lost one): its catalog is read when the panel shows. */
+    sessionStarted(session) {
+      sessionId = session.session_id;
+      load(sessionId);
+    },
+  };
 }
 
 // ------------------------------------------------------------------ notices
@@ -195,18 +258,21 @@ function start() {
     notify("warning", "This browser cannot read integers beyond 2^53 exactly; such values may lose digits.", { timeout: 0 });
   }
   let notebook;
+  let schema;
   const client = new GatewayClient({
     onState: (state, detail) => showConnection(state, detail, client),
     onSession: (session, isNew, lostReason) => {
       showSession(session, isNew, lostReason, client);
       notebook.applySession(session);
+      schema.sessionStarted(session);
     },
     onResumed: (msg, affected) => showResumed(msg, affected, client),
     onDrop: () => {},
     onNotice: (kind, text) => notify(kind, text),
   });
-  notebook = new Notebook($("#cells"), client, notify);
+  notebook = new Notebook($("#cells"), client, notify, announce);
   notebook.load();
+  schema = initSchema(notebook, client.lookups);
 
   $("#run-all").addEventListener("click", () => notebook.runAll());
   $("#stop-all").addEventListener("click", () => notebook.stopAll());

@@ -171,6 +171,8 @@ export class Cell {
       value: code,
       language,
       label: "Cell code",
+      lookups: this.notebook.client.lookups,
+      announce: this.notebook.announce,
       onChange: () => { this.notebook.save(); this.run?.codeChanged(this.editor.value); },
       onRun: () => this.execute(),
       onRunAdvance: () => { this.execute(); this.notebook.focusNext(this); },
@@ -181,6 +183,8 @@ export class Cell {
     el.dataset.language = language;
     el.append(bar, this.editor.element, this.output);
 
+    // The schema browser inserts names where the user was last typing.
+    el.addEventListener("focusin", () => { this.notebook.activeCell = this; });
     el.addEventListener("keydown", (e) => {
       if (e.target !== el) return;
       if (e.key === "Enter") { e.preventDefault(); this.editor.focus(); }
@@ -194,8 +198,7 @@ export class Cell {
   }
 
   selectRange(start, end) {
-    this.editor.focus();
-    this.editor.input.setSelectionRange(start, end);
+    this.editor.select(start, end);
   }
 
   /** Grey out the languages this gateway does not run (a cell keeps its own, and says so when run). */
@@ -250,11 +253,13 @@ export class Cell {
 }
 
 export class Notebook {
-  constructor(container, client, notify) {
+  constructor(container, client, notify, announce = () => {}) {
     this.container = container;
     this.client = client;
     this.notify = notify;
+    this.announce = announce;  // a message for screen readers only
     this.cells = [];
+    this.activeCell = null;  // the cell focused last: where the schema browser inserts
     this._saveTimer = 0;
     this.languages = ALL_LANGUAGES;
     this.pristine = false; // showing the welcome cells, untouched: the session may swap them
@@ -345,6 +350,17 @@ export class Notebook {
   focusPrevious(cell) {
     const at = this.cells.indexOf(cell);
     if (at > 0) this.cells[at - 1].element.focus();
+  }
+
+  /**
+   * Insert text at the cursor of the cell focused last (else the last cell): `textFor(language)`
+   * says what, in that cell's language. Returns the cell.
+   */
+  insertAtCursor(textFor) {
+    let cell = this.cells.includes(this.activeCell) ? this.activeCell : this.cells[this.cells.length - 1];
+    if (!cell) cell = this.add({ language: "sql", code: "" });
+    cell.editor.insert(textFor(cell.language));
+    return cell;
   }
 
   runAll() {

@@ -143,13 +143,14 @@ export function ping(data) {
   return { type: Req.PING, data };
 }
 
-/** `cursor` is a JavaScript string offset (UTF-16), as CodeMirror counts: so are the answer's from/to. */
+/** `cursor` counts Unicode code points, the protocol's default `units` (lookups.js converts
+ * from JavaScript's UTF-16 offsets, and the answers' from/to back). */
 export function complete(id, code, cursor, language) {
-  return { type: Req.COMPLETE, id, code, cursor, language, units: Units.UTF16 };
+  return { type: Req.COMPLETE, id, code, cursor, language };
 }
 
 export function inspect(id, code, cursor, language) {
-  return { type: Req.INSPECT, id, code, cursor, language, units: Units.UTF16 };
+  return { type: Req.INSPECT, id, code, cursor, language };
 }
 
 /** `path`: [], [catalog], [catalog, database] or [catalog, database, table]. */

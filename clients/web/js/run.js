@@ -2,11 +2,10 @@
 // and errors. It is the execution's sink for the events client.js dispatches.
 
 import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
-import { escapeHtml } from "./highlight.js";
 import { ErrorCode, Evt, Language, Layout, pageCount, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
-import { count, duration } from "./values.js";
+import { count, duration, escapeHtml } from "./values.js";
 
 const MAX_STREAM_CHARS = 500_000;  // printed output shown under a cell; the rest is downloadable
 const MAX_KEPT_CHARS = 100_000_000;  // printed output kept for "Download all output"

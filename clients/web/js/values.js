@@ -122,3 +122,8 @@ function prettyJSON(value, indent) {
   const [open, close] = Array.isArray(value) ? ["[", "]"] : ["{", "}"];
   return `${open}\n${items.join(",\n")}\n${indent}${close}`;
 }
+
+/** `text` made safe to put into HTML. */
+export function escapeHtml(text) {
+  return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[c]));
+}
