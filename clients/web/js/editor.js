@@ -80,7 +80,10 @@ function spansLines(state) {
 
 /** Tab: accept the completion shown; indent the selected lines; else insert one indentation unit. */
 function tab(view) {
-  if (completionStatus(view.state) === "active") return acceptCompletion(view);
+  if (completionStatus(view.state) === "active") {
+    acceptCompletion(view);  // refused in the popup's first 75 ms (a stray key); Tab still stays here
+    return true;
+  }
   if (spansLines(view.state)) return indentMore(view);
   view.dispatch(view.state.replaceSelection(view.state.facet(indentUnit)), { scrollIntoView: true, userEvent: "input" });
   return true;
