@@ -242,6 +242,7 @@ def test_documentation_on_shift_tab_and_on_hover(notebook: Notebook) -> None:
         notebook.editor(cell).press("Shift+Tab")
     expect(doc.locator(".cm-doc-name")).to_contain_text("consumers", timeout=LOOKUP_TIMEOUT)
     expect(doc.locator(".cm-doc-columns")).to_contain_text("city")
+    notebook.screenshot("web-documentation.png")
     notebook.editor(cell).press("Escape")
     expect(doc).to_have_count(0)
     notebook.expect_code(cell, code)

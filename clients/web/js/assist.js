@@ -68,12 +68,12 @@ function fromGateway(answer, pos) {
 /** Keywords, functions and the names in the cell (the word being typed left out). */
 export function localCompletion(state, language, from, to) {
   const words = language === "python" ? PYTHON_WORDS : SQL_WORDS;
+  const fold = (word) => (language === "python" ? word : word.toLowerCase());  // SQL ignores case
   const options = [];
   const seen = new Set();
   const add = (label, type) => {
-    const key = language === "python" ? label : label.toLowerCase();
-    if (seen.has(key)) return;
-    seen.add(key);
+    if (seen.has(fold(label))) return;
+    seen.add(fold(label));
     options.push({ label, type });
   };
   const text = state.sliceDoc(0, Math.min(from, MAX_SCANNED)) + " " + state.sliceDoc(to, to + MAX_SCANNED);
@@ -83,12 +83,8 @@ export function localCompletion(state, language, from, to) {
   for (const name of words.types ?? []) add(name, "type");
   for (const name of words.keywords) add(name, Kind.KEYWORD);
   // Names seen in the cell come out as variables, keywords typed in it too: put those back.
-  const keywords = new Set(words.keywords.map((k) => (language === "python" ? k : k.toLowerCase())));
-  for (const option of options) {
-    if (option.type === Kind.VARIABLE && keywords.has(language === "python" ? option.label : option.label.toLowerCase())) {
-      option.type = Kind.KEYWORD;
-    }
-  }
+  const keywords = new Set(words.keywords.map(fold));
+  for (const option of options) if (option.type === Kind.VARIABLE && keywords.has(fold(option.label))) option.type = Kind.KEYWORD;
   return { from, options, validFor: CONTINUES_WORD };
 }
 
@@ -106,6 +102,7 @@ export function documentation(editor, announce) {
     onDemand = null;
     if (!lookups || lookups.supported === false) return null;
     const word = view.state.wordAt(pos);
+    if (!word && !asked) return null;  // the pointer rests on blanks or punctuation
     let answer = null;
     let failure = null;
     try {

@@ -14,7 +14,9 @@ import * as P from "./protocol.js";
 
 const { ErrorCode, Evt, Req } = P;
 
-const ANSWERS = new Map([[Evt.COMPLETIONS, Req.COMPLETE], [Evt.INSPECTION, Req.INSPECT], [Evt.CATALOG_ENTRIES, Req.CATALOG]]);
+const ANSWERS = new Map([
+  [Evt.COMPLETIONS, Req.COMPLETE], [Evt.INSPECTION, Req.INSPECT], [Evt.CATALOG_ENTRIES, Req.CATALOG],
+]);
 const ASKED = new Set(ANSWERS.values());
 // The gateway answers within its own deadline (or says `timeout`); this only guards against
 // an answer that never comes (e.g. lost with the session).

@@ -93,23 +93,25 @@ export class SchemaBrowser {
     try {
       answer = await this._catalog(node.path);
     } catch (err) {
-      if (node === this.root || this.root === null) {
-        if (this.options.lookups.supported === false) this._unsupported();
-        else this._say(`Could not read the catalog: ${err.message}. Refresh to try again.`, "error");
-      } else {
-        this._showChildren(node, [], { error: err.message });
-      }
+      if (this._stale(node)) return;
+      if (node.level > 0) this._showChildren(node, [], { error: err.message });
+      else if (this.options.lookups.supported === false) this._unsupported();
+      else this._say(`Could not read the catalog: ${err.message}. Refresh to try again.`, "error");
       return;
     } finally {
       busy.removeAttribute("aria-busy");
     }
-    if (node !== this.root && !node.item?.isConnected) return;  // refreshed meanwhile
-    if (node === this.root && this.root.group !== this.tree) return;
+    if (this._stale(node)) return;
     const entries = Array.isArray(answer.entries) ? answer.entries : [];
     node.children = entries.map((entry) => new TreeNode(entry, [...node.path, entry.name], node.level + 1));
     if (node === this.root) this._say(entries.length ? "" : "No catalogs.");
     this._showChildren(node, node.children, { truncated: answer.truncated === true });
     await this._reopen(node);
+  }
+
+  /** The tree was refreshed (or the node removed) while its entries were on their way. */
+  _stale(node) {
+    return node.level === 0 ? node !== this.root : !node.item?.isConnected;
   }
 
   async _catalog(path) {
@@ -158,7 +160,9 @@ export class SchemaBrowser {
       node.children = null;
       this._load(node);
     }));
-    if (truncated) items.push(this._message(node, `Only the first ${children.length.toLocaleString("en-US")} are listed.`, "note"));
+    if (truncated) {
+      items.push(this._message(node, `Only the first ${children.length.toLocaleString("en-US")} are listed.`, "note"));
+    }
     if (!children.length && !error) items.push(this._message(node, "Empty", "note"));
     node.group.replaceChildren(...items);
     if (!this.tree.querySelector('[role="treeitem"][tabindex="0"]')) this._focusable(this._items()[0]);
@@ -222,7 +226,8 @@ export class SchemaBrowser {
 
   _unsupported() {
     this.tree.replaceChildren();
-    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).", "unavailable");
+    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).",
+      "unavailable");
   }
 
   // ---------------------------------------------------------------- actions
