@@ -7,6 +7,7 @@ popup, the documentation and the schema browser are fed by the gateway's `comple
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -49,7 +50,27 @@ def popup(page: Page) -> Locator:
 
 
 def option(page: Page, label: str) -> Locator:
-    return popup(page).filter(has=page.locator(".cm-completionLabel", has_text=label))
+    """The popup's option labelled exactly ``label``."""
+    return popup(page).filter(has=page.locator(".cm-completionLabel", has_text=re.compile(f"^{re.escape(label)}$")))
+
+
+def accept(nb: Notebook, cell: Locator, key: str) -> None:
+    """Accept the popup's selected option with ``key`` (the popup ignores keys in its first 75 ms)."""
+    nb.page.wait_for_timeout(150)
+    nb.editor(cell).press(key)
+
+
+def expect_option(nb: Notebook, cell: Locator, label: str) -> Locator:
+    """Wait for the popup to offer ``label``. A session's first request may outlast the gateway's deadline
+    while Spark reads a cold catalog (the popup then shows local words): like a user, ask again (Ctrl+Space)."""
+    for _ in range(2):
+        try:
+            expect(option(nb.page, label)).to_be_visible(timeout=LOOKUP_TIMEOUT // 2)
+            break
+        except AssertionError:
+            nb.editor(cell).press("Control+Space")
+    expect(option(nb.page, label)).to_be_visible(timeout=LOOKUP_TIMEOUT)
+    return option(nb.page, label)
 
 
 def tree_item(page: Page, name: str) -> Locator:
@@ -57,10 +78,12 @@ def tree_item(page: Page, name: str) -> Locator:
     return page.locator(f'#schema [role="treeitem"][aria-label^="{name},"]')
 
 
-def assert_gateway_answers(page: Page) -> None:
-    """Wait for the first answer to an editor request; fail at once if the gateway does not know them."""
+def catalog_read(page: Page) -> None:
+    """Wait until the schema browser shows the session's tables (the gateway has read its catalog, as it
+    does when a session starts); fail at once if the gateway does not know editor requests."""
     page.wait_for_function("sparkGateway.client.lookups.supported !== null", timeout=LOOKUP_TIMEOUT)
     assert page.evaluate("sparkGateway.client.lookups.supported") is True, "this gateway has no editor requests"
+    expect(tree_item(page, "sales")).to_be_visible(timeout=LOOKUP_TIMEOUT)
 
 
 def place_cursor(nb: Notebook, cell: Locator, offset: int) -> None:
@@ -74,14 +97,10 @@ def place_cursor(nb: Notebook, cell: Locator, offset: int) -> None:
 # ------------------------------------------------------------------ keys, search, local completion
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "merged this session from two halves built in parallel: the gateway answers these requests right "
-    "(tests/test_editor_requests.py) and a real page shows its popup, but under this test the popup does "
-    "not appear in time; open work, said in the session note"))
 def test_keys_comment_undo_brackets_indent_and_search(notebook: Notebook) -> None:
-    """Ctrl+/ comments and uncomments, Enter keeps the indentation (one more level after ':' in Python),
-    Ctrl+Z / Ctrl+Y undo and redo, brackets match, Ctrl+F searches, Escape closes the search and then leaves
-    the editor."""
+    """Ctrl+/ comments and uncomments, Ctrl+Z / Ctrl+Y undo and redo, brackets match, Enter keeps the
+    indentation (one more level after ':' in Python), Escape closes the completion popup or the search
+    panel first and then leaves the editor, Ctrl+F searches."""
     cell = notebook.add_cell("sql", "SELECT count(amount)\n  FROM sales")
     editor = notebook.editor(cell)
     editor.press("Control+Home")
@@ -97,15 +116,6 @@ def test_keys_comment_undo_brackets_indent_and_search(notebook: Notebook) -> Non
     editor.press("Home")
     editor.press("End")  # after the closing bracket: both brackets are marked
     expect(cell.locator(".cm-matchingBracket")).to_have_count(2)
-    editor.press("Control+End")
-    editor.press("Enter")
-    editor.press_sequentially("WHERE")
-    notebook.expect_code(cell, "SELECT count(amount)\n  FROM sales\n  WHERE")
-    expect(option(notebook.page, "WHERE")).to_be_visible()  # the completion popup...
-    editor.press("Escape")  # ...closes first, the editor keeps the focus
-    expect(popup(notebook.page)).to_have_count(0)
-    expect(editor).to_be_focused()
-
     editor.press("Control+f")
     search = cell.locator(".cm-search")
     expect(search).to_be_visible()
@@ -118,6 +128,18 @@ def test_keys_comment_undo_brackets_indent_and_search(notebook: Notebook) -> Non
     expect(editor).to_be_focused()
     editor.press("Escape")
     expect(cell).to_be_focused()
+    cell.press("Enter")  # back into the editor
+    expect(editor).to_be_focused()
+
+    editor.press("Control+End")
+    editor.press("Enter")
+    editor.press_sequentially("WH")
+    expect(option(notebook.page, "WHERE")).to_be_visible(timeout=LOOKUP_TIMEOUT)  # the completion popup...
+    editor.press("Escape")  # ...closes first, and the editor keeps the focus
+    expect(popup(notebook.page)).to_have_count(0)
+    expect(editor).to_be_focused()
+    editor.press_sequentially("ERE")
+    notebook.expect_code(cell, "SELECT count(amount)\n  FROM sales\n  WHERE")
 
     python = notebook.add_cell("python", "for i in range(3):")
     notebook.editor(python).press("Control+End")
@@ -129,27 +151,24 @@ def test_keys_comment_undo_brackets_indent_and_search(notebook: Notebook) -> Non
     expect(python.locator("pre.stream")).to_have_text("0\n1\n2\n")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "merged this session from two halves built in parallel: the gateway answers these requests right "
-    "(tests/test_editor_requests.py) and a real page shows its popup, but under this test the popup does "
-    "not appear in time; open work, said in the session note"))
 def test_without_editor_requests_the_editor_completes_from_the_cell(notebook: Notebook) -> None:
     """A gateway that answers `complete` with unknown_type (one without editor requests): the popup offers
     the language's keywords and the names in the cell, quietly, and the schema browser says it is not supported."""
     page = notebook.page
+    # The schema browser asks for the catalog as the session starts: the answer says which gateway this is.
+    page.wait_for_function("sparkGateway.client.lookups.supported !== null", timeout=LOOKUP_TIMEOUT)
+    if page.evaluate("sparkGateway.client.lookups.supported"):
+        pytest.skip("this gateway answers editor requests: the fallback needs one that does not")
     cell = notebook.add_cell("sql", "SELECT amount FROM sales;\n")
     editor = notebook.editor(cell)
     editor.press("Control+End")
     editor.press_sequentially("SEL")
-    expect(option(page, "SELECT")).to_be_visible()
-    if page.evaluate("sparkGateway.client.lookups.supported") is not False:
-        pytest.skip("this gateway answers editor requests: the fallback needs one that does not")
     expect(option(page, "SELECT").locator(".kind-icon")).to_have_class("kind-icon kind-keyword")
-    editor.press("Enter")
+    accept(notebook, cell, "Enter")
     notebook.expect_code(cell, "SELECT amount FROM sales;\nSELECT")
     editor.press_sequentially(" am")
     expect(option(page, "amount")).to_be_visible()
-    editor.press("Tab")
+    accept(notebook, cell, "Tab")
     notebook.expect_code(cell, "SELECT amount FROM sales;\nSELECT amount")
     expect(page.locator("#schema .schema-note")).to_contain_text("Not supported by this gateway")
     expect(page.locator(".toast", has_text="refused")).to_have_count(0)
@@ -158,7 +177,7 @@ def test_without_editor_requests_the_editor_completes_from_the_cell(notebook: No
     notebook.editor(python).press("Control+End")
     notebook.editor(python).press_sequentially("tot")
     expect(option(page, "totals")).to_be_visible()
-    notebook.editor(python).press("Enter")
+    accept(notebook, python, "Enter")
     notebook.expect_code(python, "totals = spark.range(3)\ntotals")
 
 
@@ -168,15 +187,14 @@ def test_without_editor_requests_the_editor_completes_from_the_cell(notebook: No
 def test_completion_popup_offers_tables_and_inserts_one(notebook: Notebook) -> None:
     """`SELECT * FROM con` shows `consumers` (a view, with its icon) in the popup; Enter puts it in the code."""
     page = notebook.page
+    catalog_read(page)
     cell = notebook.add_cell("sql", "SELECT * FROM co")
     notebook.editor(cell).press("Control+End")
     notebook.editor(cell).press_sequentially("n")
-    assert_gateway_answers(page)
-    consumers = option(page, "consumers")
-    expect(consumers).to_be_visible(timeout=LOOKUP_TIMEOUT)
+    consumers = expect_option(notebook, cell, "consumers")
     expect(consumers.locator(".kind-icon")).to_have_class("kind-icon kind-view")
     expect(page.locator(".cm-tooltip-autocomplete li[aria-selected]")).to_contain_text("consumers")
-    notebook.editor(cell).press("Enter")
+    accept(notebook, cell, "Enter")
     notebook.expect_code(cell, "SELECT * FROM consumers")
     assert page.evaluate("sparkGateway.client.lookups.supported") is True
 
@@ -184,49 +202,46 @@ def test_completion_popup_offers_tables_and_inserts_one(notebook: Notebook) -> N
 def test_completion_after_an_alias_offers_its_columns(notebook: Notebook) -> None:
     """In `SELECT c. FROM consumers c`, Ctrl+Space after `c.` offers the columns of consumers with their types."""
     page = notebook.page
+    catalog_read(page)
     cell = notebook.add_cell("sql", "SELECT c. FROM consumers c")
     place_cursor(notebook, cell, len("SELECT c."))
     notebook.editor(cell).press("Control+Space")
-    assert_gateway_answers(page)
-    expect(option(page, "name")).to_be_visible(timeout=LOOKUP_TIMEOUT)
+    expect_option(notebook, cell, "name")
     expect(option(page, "city").locator(".cm-completionDetail")).to_have_text("string")
     option(page, "city").click()
     notebook.expect_code(cell, "SELECT c.city FROM consumers c")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "merged this session from two halves built in parallel: the gateway answers these requests right "
-    "(tests/test_editor_requests.py) and a real page shows its popup, but under this test the popup does "
-    "not appear in time; open work, said in the session note"))
 def test_python_completion_offers_dataframe_methods(notebook: Notebook) -> None:
     """After `sales = spark.table("sales")` ran, typing `sales.gro` offers groupBy; Tab accepts it."""
     page = notebook.page
+    catalog_read(page)
     notebook.run_new("python", 'sales = spark.table("sales")')
     cell = notebook.add_cell("python", "sales.")
     notebook.editor(cell).press("Control+End")
     notebook.editor(cell).press_sequentially("gro")
-    assert_gateway_answers(page)
-    expect(option(page, "groupBy")).to_be_visible(timeout=LOOKUP_TIMEOUT)
-    notebook.editor(cell).press("Tab")
+    expect_option(notebook, cell, "groupBy")
+    accept(notebook, cell, "Tab")
     notebook.expect_code(cell, "sales.groupBy")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "merged this session from two halves built in parallel: the gateway answers these requests right "
-    "(tests/test_editor_requests.py) and a real page shows its popup, but under this test the popup does "
-    "not appear in time; open work, said in the session note"))
 def test_documentation_on_shift_tab_and_on_hover(notebook: Notebook) -> None:
     """Shift+Tab after a table's name shows what it is, with its columns; Escape closes it; hovering a
     function shows its signature. The code does not change."""
     page = notebook.page
+    catalog_read(page)
     code = "SELECT upper(name) FROM consumers"
     cell = notebook.add_cell("sql", code)
     notebook.editor(cell).press("Control+End")
     notebook.editor(cell).press("Shift+Tab")
-    assert_gateway_answers(page)
     doc = page.locator(".cm-tooltip .cm-doc")
+    expect(doc).to_be_visible(timeout=LOOKUP_TIMEOUT)
+    if doc.locator(".cm-doc-none").count():  # the session's first request outlasted the gateway's deadline
+        notebook.editor(cell).press("Escape")
+        notebook.editor(cell).press("Shift+Tab")
     expect(doc.locator(".cm-doc-name")).to_contain_text("consumers", timeout=LOOKUP_TIMEOUT)
     expect(doc.locator(".cm-doc-columns")).to_contain_text("city")
+    notebook.screenshot("web-documentation.png")
     notebook.editor(cell).press("Escape")
     expect(doc).to_have_count(0)
     notebook.expect_code(cell, code)
@@ -241,9 +256,9 @@ def test_schema_browser_lists_columns_and_inserts_names(notebook: Notebook) -> N
     """The schema browser opens the catalog and its database, `sales` opens to its columns with their types,
     a click inserts a name at the cell's cursor, the keyboard does too, and Refresh keeps what was open."""
     page = notebook.page
+    catalog_read(page)
     cell = notebook.add_cell("sql", "SELECT  FROM sales")
     place_cursor(notebook, cell, len("SELECT "))
-    assert_gateway_answers(page)
     sales = tree_item(page, "sales")
     expect(sales).to_be_visible(timeout=LOOKUP_TIMEOUT)
     expect(sales).to_have_attribute("aria-expanded", "false")
@@ -282,7 +297,7 @@ def test_screenshot_of_the_popup_and_the_schema_browser(chromium: Browser, web_g
     context, nb = open_notebook(chromium, web_gateway, viewport={"width": 1280, "height": 760}, color_scheme=scheme)
     try:
         page = nb.page
-        assert_gateway_answers(page)
+        catalog_read(page)
         consumers = tree_item(page, "consumers")
         expect(consumers).to_be_visible(timeout=LOOKUP_TIMEOUT)
         consumers.locator(".twisty").first.click()
@@ -290,10 +305,12 @@ def test_screenshot_of_the_popup_and_the_schema_browser(chromium: Browser, web_g
         first = nb.cell(0)
         nb.run(first)
         nb.wait_status(first, "ok")
-        cell = nb.cell(0)
-        place_cursor(nb, cell, nb.code(cell).index("c.city,") + 2)
-        nb.editor(cell).press("Control+Space")
-        expect(option(page, "city")).to_be_visible(timeout=LOOKUP_TIMEOUT)
+        place_cursor(nb, first, nb.code(first).index("c.city,") + len("c."))
+        for _ in "city":  # SELECT c.|,
+            nb.editor(first).press("Delete")
+        nb.editor(first).press("Control+Space")
+        expect_option(nb, first, "signup_date")
+        expect(option(page, "city").locator(".cm-completionDetail")).to_have_text("string")
         page.evaluate("window.scrollTo(0, 0)")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"web-editor-{scheme}.png"))

@@ -28,18 +28,23 @@ export function completionSource(editor) {
     const node = syntaxTree(context.state).resolveInner(context.pos, -1).name;
     if (!context.explicit && (COMMENT.test(node) || (!word && !afterDot))) return null;
     const lookups = editor.lookups;
+    let askAgain = false;
     if (lookups && lookups.supported !== false) {
       try {
         const answer = await lookups.complete(editor.language, context.state.doc.toString(), context.pos);
         return context.aborted ? null : fromGateway(answer, context.pos);
       } catch {
-        // Not this time (offline, timed out, a Spark error) or never (unknown_type: lookups
-        // remembers it); either way the local words still help.
+        // Never (unknown_type: lookups remembers it) or not this time (offline, a timeout, a
+        // Spark error): either way the local words help now, and in the second case the next
+        // keystroke asks the gateway again.
         if (context.aborted) return null;
+        askAgain = lookups.supported !== false;
       }
     }
     if (afterDot || STRING.test(node)) return null;  // members and strings: only the gateway knows
-    return localCompletion(context.state, editor.language, from, context.pos);
+    const result = localCompletion(context.state, editor.language, from, context.pos);
+    if (askAgain) delete result.validFor;
+    return result;
   };
 }
 
@@ -63,12 +68,12 @@ function fromGateway(answer, pos) {
 /** Keywords, functions and the names in the cell (the word being typed left out). */
 export function localCompletion(state, language, from, to) {
   const words = language === "python" ? PYTHON_WORDS : SQL_WORDS;
+  const fold = (word) => (language === "python" ? word : word.toLowerCase());  // SQL ignores case
   const options = [];
   const seen = new Set();
   const add = (label, type) => {
-    const key = language === "python" ? label : label.toLowerCase();
-    if (seen.has(key)) return;
-    seen.add(key);
+    if (seen.has(fold(label))) return;
+    seen.add(fold(label));
     options.push({ label, type });
   };
   const text = state.sliceDoc(0, Math.min(from, MAX_SCANNED)) + " " + state.sliceDoc(to, to + MAX_SCANNED);
@@ -78,12 +83,8 @@ export function localCompletion(state, language, from, to) {
   for (const name of words.types ?? []) add(name, "type");
   for (const name of words.keywords) add(name, Kind.KEYWORD);
   // Names seen in the cell come out as variables, keywords typed in it too: put those back.
-  const keywords = new Set(words.keywords.map((k) => (language === "python" ? k : k.toLowerCase())));
-  for (const option of options) {
-    if (option.type === Kind.VARIABLE && keywords.has(language === "python" ? option.label : option.label.toLowerCase())) {
-      option.type = Kind.KEYWORD;
-    }
-  }
+  const keywords = new Set(words.keywords.map(fold));
+  for (const option of options) if (option.type === Kind.VARIABLE && keywords.has(fold(option.label))) option.type = Kind.KEYWORD;
   return { from, options, validFor: CONTINUES_WORD };
 }
 
@@ -101,11 +102,13 @@ export function documentation(editor, announce) {
     onDemand = null;
     if (!lookups || lookups.supported === false) return null;
     const word = view.state.wordAt(pos);
+    if (!word && !asked) return null;  // the pointer rests on blanks or punctuation
     let answer = null;
+    let failure = null;
     try {
       answer = await lookups.inspect(editor.language, view.state.doc.toString(), pos);
-    } catch {
-      answer = null;
+    } catch (err) {
+      failure = err;  // said only when asked for (Shift+Tab): a hover just shows nothing
     }
     if (!answer?.found && !asked) return null;
     const from = answer?.from ?? word?.from ?? pos;
@@ -114,7 +117,7 @@ export function documentation(editor, announce) {
       end: answer?.to ?? word?.to ?? pos,
       above: true,
       create: () => {
-        const dom = renderInspection(answer, word ? view.state.sliceDoc(word.from, word.to) : "");
+        const dom = renderInspection(answer, word ? view.state.sliceDoc(word.from, word.to) : "", failure);
         if (asked) announce(dom.textContent);
         return { dom };
       },
@@ -140,9 +143,13 @@ export function documentation(editor, announce) {
 }
 
 /** The tooltip's content: name, kind and type, signature, text, and a table's columns. */
-export function renderInspection(answer, word) {
+export function renderInspection(answer, word, failure = null) {
   const box = element("div", "cm-doc");
   box.setAttribute("role", "tooltip");
+  if (failure) {
+    box.append(element("div", "cm-doc-none", `The gateway did not say what ${word || "this"} is: ${failure.message}`));
+    return box;
+  }
   if (!answer?.found) {
     box.append(element("div", "cm-doc-none", word ? `Nothing known about ${word}.` : "Nothing known here."));
     return box;

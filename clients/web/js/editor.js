@@ -4,7 +4,8 @@
 // error's failing fragment and line.
 
 import {
-  Compartment, Decoration, EditorSelection, EditorState, EditorView, GutterMarker, Prec, RangeSet, StateEffect, StateField,
+  Compartment, Decoration, EditorSelection, EditorState, EditorView, GutterMarker, Prec, RangeSet, StateEffect,
+  StateField,
   acceptCompletion, autocompletion, bracketMatching, completionStatus, defaultKeymap, drawSelection,
   dropCursor, highlightSelectionMatches, highlightSpecialChars, history, historyKeymap, indentLess,
   indentMore, indentOnInput, indentUnit, insertNewlineAndIndent, keymap, lineNumberMarkers, lineNumbers,
@@ -69,7 +70,8 @@ function newlineKeepingIndent(view) {
     const line = view.state.doc.lineAt(range.from);
     const indent = /^[ \t]*/.exec(line.text)[0].slice(0, range.from - line.from);
     const insert = "\n" + indent;
-    return { changes: { from: range.from, to: range.to, insert }, range: EditorSelection.cursor(range.from + insert.length) };
+    const changes = { from: range.from, to: range.to, insert };
+    return { changes, range: EditorSelection.cursor(range.from + insert.length) };
   }), { scrollIntoView: true, userEvent: "input" });
   return true;
 }
@@ -80,9 +82,13 @@ function spansLines(state) {
 
 /** Tab: accept the completion shown; indent the selected lines; else insert one indentation unit. */
 function tab(view) {
-  if (completionStatus(view.state) === "active") return acceptCompletion(view);
+  if (completionStatus(view.state) === "active") {
+    acceptCompletion(view);  // refused in the popup's first 75 ms (a stray key); Tab still stays here
+    return true;
+  }
   if (spansLines(view.state)) return indentMore(view);
-  view.dispatch(view.state.replaceSelection(view.state.facet(indentUnit)), { scrollIntoView: true, userEvent: "input" });
+  const unit = view.state.facet(indentUnit);
+  view.dispatch(view.state.replaceSelection(unit), { scrollIntoView: true, userEvent: "input" });
   return true;
 }
 

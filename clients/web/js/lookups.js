@@ -14,14 +14,19 @@ import * as P from "./protocol.js";
 
 const { ErrorCode, Evt, Req } = P;
 
-const ANSWERS = new Map([[Evt.COMPLETIONS, Req.COMPLETE], [Evt.INSPECTION, Req.INSPECT], [Evt.CATALOG_ENTRIES, Req.CATALOG]]);
+const ANSWERS = new Map([
+  [Evt.COMPLETIONS, Req.COMPLETE], [Evt.INSPECTION, Req.INSPECT], [Evt.CATALOG_ENTRIES, Req.CATALOG],
+]);
 const ASKED = new Set(ANSWERS.values());
 // The gateway answers within its own deadline (or says `timeout`); this only guards against
 // an answer that never comes (e.g. lost with the session).
 const GIVE_UP_MS = 20_000;
 
-/** Why a lookup got no answer: `code` is the `error` event's code, or this side's "offline" or "no_answer". */
+/** Why a lookup got no answer: `code` is the `error` event's code, or one of this side's below. */
 export class LookupError extends Error {
+  static OFFLINE = "offline";  // not connected, or the session ended before the answer
+  static NO_ANSWER = "no_answer";  // nothing came back in GIVE_UP_MS
+
   constructor(code, message) {
     super(message);
     this.name = "LookupError";
@@ -111,11 +116,11 @@ export class Lookups {
     const id = `lookup-${this.nextId++}`;
     return new Promise((resolve, reject) => {
       if (!this.send(build(id))) {
-        reject(new LookupError("offline", "not connected to the gateway"));
+        reject(new LookupError(LookupError.OFFLINE, "not connected to the gateway"));
         return;
       }
-      const timer = setTimeout(() => this._settle(id, null, new LookupError("no_answer", "no answer from the gateway")),
-        GIVE_UP_MS);
+      const giveUp = () => this._settle(id, null, new LookupError(LookupError.NO_ANSWER, "no answer from the gateway"));
+      const timer = setTimeout(giveUp, GIVE_UP_MS);
       this.pending.set(id, { resolve, reject, timer, type });
     });
   }
@@ -140,7 +145,7 @@ export class Lookups {
 
   /** A new session (perhaps another gateway version): what was asked is void, support unknown. */
   reset(reason = "the session ended") {
-    for (const id of [...this.pending.keys()]) this._settle(id, null, new LookupError("offline", reason));
+    for (const id of [...this.pending.keys()]) this._settle(id, null, new LookupError(LookupError.OFFLINE, reason));
     this._setSupported(null);
   }
 

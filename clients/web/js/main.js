@@ -61,7 +61,8 @@ function initSchema(notebook, lookups) {
   const browser = new SchemaBrowser(panel, {
     lookups,
     insert: (parts, { focusEditor }) => {
-      const cell = notebook.insertAtCursor((language) => (language === "python" ? parts.join(".") : parts.map(sqlName).join(".")));
+      const text = (language) => (language === "python" ? parts.join(".") : parts.map(sqlName).join("."));
+      const cell = notebook.insertAtCursor(text);
       if (focusEditor) cell.focus();
       announce(`Inserted ${parts.join(".")} into cell ${notebook.cells.indexOf(cell) + 1}.`);
     },

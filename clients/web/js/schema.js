@@ -4,11 +4,17 @@
 // last; with Shift, its full name. The tree follows the WAI-ARIA tree pattern: one tab stop,
 // arrows to move, open and close, Home/End, and typing a letter jumps to the next name.
 
-import { Kind } from "./protocol.js";
+import { LookupError } from "./lookups.js";
+import { ErrorCode, Kind } from "./protocol.js";
 
 const CONTAINERS = new Set([Kind.CATALOG, Kind.DATABASE, Kind.TABLE, Kind.VIEW]);
 const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const TEMPORARY = "TEMPORARY";  // a table type: a session's temporary view, in no database
+// Errors that another try will not mend; others (a timeout of a cold catalog, a lost answer) are
+// tried again, twice, a second apart.
+const FINAL_ERRORS = new Set([ErrorCode.UNKNOWN_TYPE, ErrorCode.SPARK_ERROR, ErrorCode.BAD_MESSAGE]);
+const TRIES = 3;
+const RETRY_MS = 1000;
 
 /** `name` as Spark SQL reads it: backquoted unless it is a plain identifier. */
 export function sqlName(name) {
@@ -85,25 +91,38 @@ export class SchemaBrowser {
     if (node === this.root) this._say("Loading…");
     let answer;
     try {
-      answer = await this.options.lookups.catalog(node.path);
+      answer = await this._catalog(node.path);
     } catch (err) {
-      if (node === this.root || this.root === null) {
-        if (this.options.lookups.supported === false) this._unsupported();
-        else this._say(`Could not read the catalog: ${err.message}`, "error");
-      } else {
-        this._showChildren(node, [], { error: err.message });
-      }
+      if (this._stale(node)) return;
+      if (node.level > 0) this._showChildren(node, [], { error: err.message });
+      else if (this.options.lookups.supported === false) this._unsupported();
+      else this._say(`Could not read the catalog: ${err.message}. Refresh to try again.`, "error");
       return;
     } finally {
       busy.removeAttribute("aria-busy");
     }
-    if (node !== this.root && !node.item?.isConnected) return;  // refreshed meanwhile
-    if (node === this.root && this.root.group !== this.tree) return;
+    if (this._stale(node)) return;
     const entries = Array.isArray(answer.entries) ? answer.entries : [];
     node.children = entries.map((entry) => new TreeNode(entry, [...node.path, entry.name], node.level + 1));
     if (node === this.root) this._say(entries.length ? "" : "No catalogs.");
     this._showChildren(node, node.children, { truncated: answer.truncated === true });
     await this._reopen(node);
+  }
+
+  /** The tree was refreshed (or the node removed) while its entries were on their way. */
+  _stale(node) {
+    return node.level === 0 ? node !== this.root : !node.item?.isConnected;
+  }
+
+  async _catalog(path) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.options.lookups.catalog(path);
+      } catch (err) {
+        if (attempt >= TRIES || FINAL_ERRORS.has(err.code) || err.code === LookupError.OFFLINE) throw err;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+      }
+    }
   }
 
   /** Open again what was open before a refresh; on the first load, the only catalog and its default database. */
@@ -141,7 +160,9 @@ export class SchemaBrowser {
       node.children = null;
       this._load(node);
     }));
-    if (truncated) items.push(this._message(node, `Only the first ${children.length.toLocaleString("en-US")} are listed.`, "note"));
+    if (truncated) {
+      items.push(this._message(node, `Only the first ${children.length.toLocaleString("en-US")} are listed.`, "note"));
+    }
     if (!children.length && !error) items.push(this._message(node, "Empty", "note"));
     node.group.replaceChildren(...items);
     if (!this.tree.querySelector('[role="treeitem"][tabindex="0"]')) this._focusable(this._items()[0]);
@@ -205,7 +226,8 @@ export class SchemaBrowser {
 
   _unsupported() {
     this.tree.replaceChildren();
-    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).", "unavailable");
+    this._say("Not supported by this gateway: it does not answer catalog requests (update spark-gateway).",
+      "unavailable");
   }
 
   // ---------------------------------------------------------------- actions
