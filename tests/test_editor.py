@@ -126,6 +126,7 @@ async def test_a_temp_view_made_in_a_cell_completes_right_after(client: Client) 
 async def test_completion_answers_while_a_long_query_runs(client: Client) -> None:
     """A long query runs in the session; completion, inspection and the catalog answer meanwhile."""
     await complete(client, "warm", "SELECT * FROM sales s WHERE s.")
+    await complete(client, "warm-functions", "SELECT upp")  # Spark's function list: read once per gateway
     await client.execute(LONG_QUERY, id="long")
     await client.wait_for(lambda e: e["type"] == "progress" and e["id"] == "long", 60)  # its job runs
     answer = await complete(client, "e1", "SELECT s. FROM sales s", 9)

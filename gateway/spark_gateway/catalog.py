@@ -10,6 +10,7 @@ server's, the same for every session: :class:`Builtins` reads them once per gate
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -52,8 +53,11 @@ class Builtins:
     """Spark's built-in functions (with their usage) and SQL keywords, read once per gateway.
 
     Read through a Spark session of their own, so that no gateway session's end waits for
-    them. That takes a second or more on a cold server: :meth:`warm` starts it as soon as a
-    gateway session has a Spark session, so that the first completion does not wait as long.
+    them. :meth:`warm` starts reading them as soon as a gateway session has a Spark session.
+    The functions come from catalog calls (a second or two on a cold server), which a
+    completion that needs them waits for. Spark's keywords come from ``sql_keywords()``, a Spark
+    job, which waits for free task slots behind any running query: a completion never waits
+    for it, and uses sqlglot's list of Spark SQL keywords until Spark has answered.
     """
 
     def __init__(self, spark: Any) -> None:
@@ -66,13 +70,17 @@ class Builtins:
 
     def functions(self, url: str) -> dict[str, Function]:
         """By lower-case name; ``url``: the Spark Connect server's."""
-        self._load(url)
-        assert self._functions is not None
+        if self._functions is None:
+            with self._loading:
+                if self._functions is None:
+                    self._functions = self._read(url, self._read_functions)
         return self._functions
 
     def keywords(self, url: str) -> list[str]:
-        self._load(url)
-        assert self._keywords is not None
+        """Spark's own once it has answered; until then sqlglot's (and Spark's are being read)."""
+        if self._keywords is None:
+            self.warm(url)
+            return _sqlglot_keywords()
         return self._keywords
 
     def warm(self, url: str) -> None:
@@ -85,25 +93,30 @@ class Builtins:
 
     def _warm(self, url: str) -> None:
         try:
-            self._load(url)
+            self.functions(url)
+            self._keywords = self._read(url, lambda session: sorted(self._spark.sql_keywords(session)))
         except Exception:  # noqa: BLE001 - the next request reads them (and reports what fails)
             with self._state:
                 self._warming = False
 
-    def _load(self, url: str) -> None:
-        if self._keywords is not None:
-            return
-        with self._loading:
-            if self._keywords is not None:
-                return
-            session = self._spark.connect(url)
-            try:
-                functions = {name.lower(): Function(name, signature_of(usage), usage)
-                             for name, usage in self._spark.list_functions(session, builtin=True)}
-                keywords = sorted(self._spark.sql_keywords(session))
-            finally:
-                self._spark.release_quietly(session)
-            self._functions, self._keywords = functions, keywords
+    def _read_functions(self, session: Any) -> dict[str, Function]:
+        return {name.lower(): Function(name, signature_of(usage), usage)
+                for name, usage in self._spark.list_functions(session, builtin=True)}
+
+    def _read(self, url: str, read: Callable[[Any], T]) -> T:
+        session = self._spark.connect(url)
+        try:
+            return read(session)
+        finally:
+            self._spark.release_quietly(session)
+
+
+@functools.cache
+def _sqlglot_keywords() -> list[str]:
+    """The words sqlglot's Spark dialect tokenizes as keywords: close to Spark's, never a Spark job."""
+    from sqlglot.dialects.spark import Spark
+
+    return sorted(word for word in Spark.Tokenizer.KEYWORDS if word.isalpha() and word.isupper())
 
 
 class SessionCatalog:
