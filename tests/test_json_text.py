@@ -117,6 +117,36 @@ def test_column_pages_join_pieces_of_several_batches() -> None:
     assert orjson.dumps(rows) == b'[[1,"x"]]' and len(rows) == 1
 
 
+def test_column_pages_cut_anywhere_in_segmented_number_columns() -> None:
+    """Number columns are written in segments: any slice (across segment ends, empty, whole)
+    has the reference values, its size counts its text and a comma per value, and a byte
+    budget cuts it where the values' text stops fitting."""
+    import itertools
+    import random
+
+    from spark_gateway.json_text import NumberText
+
+    rng = random.Random(7)
+    count = 3 * NumberText.SEGMENT + 17
+    ints = [rng.randrange(-(10**rng.randrange(1, 19)), 10**rng.randrange(1, 19)) for _ in range(count)]
+    doubles = [rng.uniform(-1e6, 1e6) * rng.choice([1, 1e-9, 1e12]) for _ in range(count)]
+    chunk = batch_to_json(pa.record_batch({"i": ints, "x": doubles}), "columns")
+    for start, stop in [(0, count), (0, 0), (5, 5), (0, 1), (1023, 1025), (1024, 2048), (1000, 3100),
+                        (count - 1, count), *((a, a + rng.randrange(0, 2500)) for a in rng.sample(range(count), 25))]:
+        piece = chunk.slice(start, stop)
+        stop = min(stop, count)
+        value = orjson.loads(orjson.dumps(columns_value([piece], 2)))
+        assert value == ([ints[start:stop], doubles[start:stop]] if stop > start else [[], []])
+        for column, expected in zip(piece.columns, (ints, doubles), strict=True):
+            # sizes[k]: the first k values' text with a comma after each
+            sizes = [0, *itertools.accumulate(len(orjson.dumps(v)) + 1 for v in expected[start:stop])]
+            assert column.size() == sizes[-1]
+            assert list(column.sizes()) == sizes
+            budget = sizes[-1] // 2
+            fits = column.rows_within(budget)
+            assert sizes[fits] <= budget + 1 and (fits == stop - start or sizes[fits + 1] > budget + 1)
+
+
 def test_a_column_page_stops_before_its_json_text_passes_the_byte_limit() -> None:
     """RowQueue.within_bytes on column chunks: the most leading rows whose values' text, over all
     columns and commas between values included, fits the limit; at least one row."""

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import columns_converter, readable_schema, reinterpret, rows_converter
 
-from .json_text import BARE, CLOSED, JOINED, LS, QUOTED, TERMINATED, TextEncoder, text_encoder
+from .json_text import BARE, CLOSED, JOINED, LS, QUOTED, TERMINATED, NumberText, TextEncoder, text_encoder
 
 __all__ = ["JsonColumns", "JsonText", "batch_to_json", "columns_value", "json_converter", "rows_value"]
 
@@ -37,20 +37,32 @@ Layout = Literal["rows", "columns"]
 
 class Offsets:
     """Where each value of a :class:`JsonText` starts, computed when first needed: a page
-    that takes a whole batch never needs them, so most column texts never compute theirs."""
+    that takes a whole batch never needs them, so most column texts never compute theirs.
 
-    __slots__ = ("_compute", "_value")
+    ``locate`` finds one value's start without the whole array: a page cut from inside a
+    batch needs only where it starts and stops.
+    """
+
+    __slots__ = ("_compute", "_locate", "_value")
 
     def __init__(self, value: npt.NDArray[np.int64] | None = None,
-                 compute: Callable[[], npt.NDArray[np.int64]] | None = None) -> None:
+                 compute: Callable[[], npt.NDArray[np.int64]] | None = None,
+                 locate: Callable[[int], int] | None = None) -> None:
         self._value = value
         self._compute = compute
+        self._locate = locate
 
     def get(self) -> npt.NDArray[np.int64]:
         if self._value is None:
             assert self._compute is not None
             self._value, self._compute = self._compute(), None
         return self._value
+
+    def at(self, index: int) -> int:
+        """Where value ``index`` starts (``index`` = count: one past the text's end)."""
+        if self._value is None and self._locate is not None:
+            return self._locate(index)
+        return int(self.get()[index])
 
 
 class JsonText:
@@ -94,8 +106,7 @@ class JsonText:
         """Bytes of the values' text, a comma after each counted."""
         if self._whole:
             return len(self._data) + 1 if self._count else 0
-        offsets = self._offsets.get()
-        return int(offsets[self._stop] - offsets[self._start])
+        return self._offsets.at(self._stop) - self._offsets.at(self._start)
 
     def sizes(self) -> npt.NDArray[np.int64]:
         """``sizes()[k]``: bytes of the first ``k`` values' text, a comma after each counted."""
@@ -115,12 +126,71 @@ class JsonText:
             return self._data
         if self._start == self._stop:
             return b""
-        offsets = self._offsets.get()
-        return memoryview(self._data)[int(offsets[self._start]) : int(offsets[self._stop]) - 1]
+        offsets = self._offsets
+        return memoryview(self._data)[offsets.at(self._start) : offsets.at(self._stop) - 1]
+
+    def pieces(self) -> list[Any]:
+        """The values' text as buffers to concatenate (here one)."""
+        return [self.text()]
 
     def values(self) -> list[Any]:
         """The values decoded again (for checks and debugging; not for the hot path)."""
         return orjson.loads(b"[" + bytes(self.text()) + b"]") if len(self) else []  # type: ignore[no-any-return]
+
+
+class SegmentedText:
+    """A number column's consecutive values, as :class:`JsonText` has them, but from the
+    segments orjson wrote (:class:`~.json_text.NumberText`): never joined into one text,
+    a page's join copies the segments it takes once."""
+
+    __slots__ = ("_numbers", "_offsets", "_start", "_stop")
+
+    def __init__(self, numbers: NumberText, start: int = 0, stop: int | None = None) -> None:
+        self._numbers = numbers
+        self._start = start
+        self._stop = numbers.count if stop is None else stop
+        self._offsets: npt.NDArray[np.int64] | None = None
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __repr__(self) -> str:
+        return f"<SegmentedText of {len(self)} values>"
+
+    def slice(self, start: int, stop: int) -> SegmentedText:
+        """Values ``start``..``stop`` of these."""
+        stop = min(stop, len(self))
+        return SegmentedText(self._numbers, self._start + start, self._start + max(start, stop))
+
+    def size(self) -> int:
+        """Bytes of the values' text, a comma after each counted."""
+        return self._numbers.start(self._stop) - self._numbers.start(self._start) if len(self) else 0
+
+    def sizes(self) -> npt.NDArray[np.int64]:
+        """``sizes()[k]``: bytes of the first ``k`` values' text, a comma after each counted."""
+        offsets = self._numbers.offsets()[self._start : self._stop + 1]
+        return offsets - offsets[0]  # type: ignore[no-any-return]
+
+    def rows_within(self, nbytes: int) -> int:
+        """How many of the first values fit in ``nbytes`` of JSON text (the commas between them counted)."""
+        if self.size() <= nbytes + 1:
+            return len(self)
+        return int(np.searchsorted(self.sizes(), nbytes + 1, side="right")) - 1
+
+    def pieces(self) -> list[Any]:
+        """The values' text joined by commas, as buffers to concatenate."""
+        return self._numbers.pieces(self._start, self._stop)
+
+    def text(self) -> bytes:
+        """The values' JSON text joined by commas (a copy)."""
+        return b"".join(self.pieces())
+
+    def values(self) -> list[Any]:
+        """The values decoded again (for checks and debugging; not for the hot path)."""
+        return orjson.loads(b"[" + self.text() + b"]") if len(self) else []  # type: ignore[no-any-return]
+
+
+ColumnText = JsonText | SegmentedText
 
 
 class JsonColumns:
@@ -128,7 +198,7 @@ class JsonColumns:
 
     __slots__ = ("columns", "count")
 
-    def __init__(self, columns: list[JsonText], count: int) -> None:
+    def __init__(self, columns: list[ColumnText], count: int) -> None:
         self.columns = columns
         self.count = count
 
@@ -240,7 +310,7 @@ def columns_value(pieces: list[JsonColumns], width: int) -> list[Any]:
         for i, piece in enumerate(pieces):
             if i:
                 parts.append(b",")
-            parts.append(piece.columns[c].text())
+            parts.extend(piece.columns[c].pieces())
     parts.append(b"]")
     return _encoded(b"".join(parts), width)
 
@@ -347,15 +417,15 @@ def _dumped(texts: list[bytes]) -> JsonText:
     return JsonText(b",".join(texts), offsets)
 
 
-def _column_text(encode: TextEncoder, column: Any, count: int) -> JsonText:
+def _column_text(encode: TextEncoder, column: Any, count: int) -> ColumnText:
     """One column's values as JSON text joined by commas, each value written once."""
     text, layout = encode(column)
-    if layout == JOINED:  # numbers from numpy: orjson wrote the column's text
-        return JsonText(text, Offsets(compute=lambda: _comma_offsets(text, count)), count)
+    if layout == JOINED:  # numbers from numpy: orjson wrote the column's text, in segments
+        return SegmentedText(text)
     if layout == QUOTED:  # strings without nulls or escapes: the quotes go in with the commas
         joined = _joined(text, '","')
-        return JsonText(b"".join((b'"', joined, b'"')), Offsets(compute=lambda: _value_offsets(text, 3)), count)
-    return JsonText(_joined(text, ","), Offsets(compute=lambda: _value_offsets(text, 1)), count)
+        return JsonText(b"".join((b'"', joined, b'"')), _glued_offsets(text, 3), count)
+    return JsonText(_joined(text, ","), _glued_offsets(text, 1), count)
 
 
 def _joined(text: Any, separator: str) -> memoryview:
@@ -371,19 +441,18 @@ def _joined(text: Any, separator: str) -> memoryview:
 _SEPARATORS: Final = {sep: pa.scalar(sep, LS) for sep in (",", '","')}
 
 
-def _value_offsets(text: Any, glue: int) -> npt.NDArray[np.int64]:
+def _glued_offsets(text: Any, glue: int) -> Offsets:
     """Offsets of the values of ``text`` joined with ``glue`` bytes each (comma, or quotes and comma)."""
     offsets = np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset * 8)
-    return (offsets - offsets[0]) + glue * np.arange(len(text) + 1, dtype=np.int64)  # type: ignore[no-any-return]
+    first = int(offsets[0])
 
+    def locate(index: int) -> int:
+        return int(offsets[index]) - first + glue * index
 
-def _comma_offsets(text: Any, count: int) -> npt.NDArray[np.int64]:
-    """Offsets of the values of numbers' text joined by commas (numbers hold no comma)."""
-    offsets = np.empty(count + 1, np.int64)
-    offsets[0] = 0
-    offsets[1:count] = np.flatnonzero(np.frombuffer(text, np.uint8) == 0x2C) + 1
-    offsets[count] = len(text) + 1
-    return offsets
+    def compute() -> npt.NDArray[np.int64]:
+        return (offsets - first) + glue * np.arange(len(text) + 1, dtype=np.int64)  # type: ignore[no-any-return]
+
+    return Offsets(compute=compute, locate=locate)
 
 
 # --------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import Converter, column_converter, is_month_interval, is_variant
 
-__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "TextEncoder", "text_encoder"]
+__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "NumberText", "TextEncoder", "text_encoder"]
 
 LS: Final = pa.large_string()
 
@@ -34,7 +34,7 @@ BARE: Final = 0  # its JSON text
 QUOTED: Final = 1  # its JSON text without the enclosing quotes (the join adds them: cheaper)
 TERMINATED: Final = 2  # its JSON text followed by a comma
 CLOSED: Final = 3  # its JSON text followed by a closing bracket (a row's last column)
-JOINED: Final = 4  # not an array: every value's JSON text joined by commas, one bytes-like text
+JOINED: Final = 4  # not an array: a NumberText, every value's JSON text joined by commas
 
 # A column's encoder: an Arrow array in, its values' text (large_string, no nulls) and layout out.
 TextEncoder = Callable[[Any], tuple[Any, Layout]]
@@ -245,13 +245,79 @@ def _numpy_encoder(fallback: TextEncoder, end: bytes | None) -> TextEncoder:
         values = arr.to_numpy(zero_copy_only=False)  # zero-copy but for booleans (bit-packed)
         if values.dtype.kind == "f" and not np.isfinite(values).all():
             return fallback(arr)
-        text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
         if end is None:
-            return memoryview(text)[1:-1], JOINED  # "[v,v,...,v]" without its brackets
+            return NumberText.of(values), JOINED
+        text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
         terminated = _terminated_values(text, len(arr), end)
         return fallback(arr) if terminated is None else terminated
 
     return encode
+
+
+class NumberText:
+    """A number column's values as orjson writes them, joined by commas, kept as the
+    segments of :attr:`SEGMENT` values that orjson wrote (no copy to join them; a page's
+    join copies them once). Where each segment starts is known, so a page cut from inside
+    the column finds its ends by scanning one segment for commas, not the whole text."""
+
+    SEGMENT: Final = 1024
+
+    __slots__ = ("count", "parts", "starts")
+
+    def __init__(self, parts: list[memoryview], count: int) -> None:
+        self.parts = parts
+        self.count = count
+        starts = [0]
+        for part in parts:
+            starts.append(starts[-1] + len(part) + 1)
+        self.starts = starts  # where segment k starts in the joined text; last: its end plus a comma
+
+    @classmethod
+    def of(cls, values: Any) -> NumberText:
+        """The text of a numpy array of numbers (no NaN, no infinity)."""
+        dumps, option, step = orjson.dumps, orjson.OPT_SERIALIZE_NUMPY, cls.SEGMENT
+        return cls([memoryview(dumps(values[i : i + step], option=option))[1:-1]
+                    for i in range(0, len(values), step)], len(values))
+
+    def start(self, index: int) -> int:
+        """Where value ``index`` starts in the joined text; ``index`` = count: its end plus one."""
+        if index >= self.count:
+            return self.starts[-1]
+        segment, within = divmod(index, self.SEGMENT)
+        if not within:
+            return self.starts[segment]
+        commas = np.flatnonzero(np.frombuffer(self.parts[segment], np.uint8) == 0x2C)
+        return self.starts[segment] + int(commas[within - 1]) + 1
+
+    def offsets(self) -> Any:
+        """Where every value starts, and the end plus one (for a page's byte budget)."""
+        found = [np.flatnonzero(np.frombuffer(part, np.uint8) == 0x2C) + (start + 1)
+                 for part, start in zip(self.parts, self.starts, strict=False)]
+        return _merged_starts(self.starts, found)
+
+    def pieces(self, start: int, stop: int) -> list[Any]:
+        """Values ``start``..``stop`` joined by commas, as buffers to concatenate."""
+        if start >= stop:
+            return []
+        begin, end = self.start(start), self.start(stop) - 1
+        out: list[Any] = []
+        for segment in range(start // self.SEGMENT, (stop - 1) // self.SEGMENT + 1):
+            base = self.starts[segment]
+            part = self.parts[segment]
+            if out:
+                out.append(b",")
+            out.append(part[max(begin - base, 0) : min(end - base, len(part))])
+        return out
+
+
+def _merged_starts(starts: list[int], commas: list[Any]) -> Any:
+    """Every value's start: each segment's start, then the position after each of its commas."""
+    pieces: list[Any] = []
+    for start, found in zip(starts, commas, strict=False):
+        pieces.append(np.asarray([start], np.int64))
+        pieces.append(found)
+    pieces.append(np.asarray(starts[-1:], np.int64))
+    return np.concatenate(pieces).astype(np.int64, copy=False)
 
 
 def _terminated_values(text: bytes, count: int, end: bytes) -> tuple[Any, Layout] | None:
