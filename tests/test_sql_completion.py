@@ -206,7 +206,7 @@ def test_inspecting_a_table_a_column_and_a_function() -> None:
 ])
 def test_executions_that_may_change_the_catalog(code: str, changes: bool) -> None:
     """Plain queries keep the cached catalog; DDL, USE and any other statement invalidate it."""
-    from spark_gateway import sql_script
+    from spark_gateway_protocol import sql_script
 
     request = Execute("q", code)
     assert may_change_catalog(request, [s.text for s in sql_script.split(code)]) is changes

@@ -1,10 +1,10 @@
-"""Splitting a SQL cell into statements (gateway/sql_script.py): pure, no Spark."""
+"""Splitting a SQL cell into statements (protocol/sql_script.py): pure, no Spark."""
 
 from __future__ import annotations
 
 import pytest
 
-from spark_gateway.sql_script import Statement, split, tidy_message
+from spark_gateway_protocol.sql_script import Statement, split, tidy_message
 
 
 def texts(code: str) -> list[str]:

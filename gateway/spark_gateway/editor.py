@@ -24,6 +24,7 @@ import anyio.from_thread
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
+from spark_gateway_protocol import sql_script
 from spark_gateway_protocol.errors import ErrorCode, ProtocolError
 from spark_gateway_protocol.messages import (
     MAX_CATALOG_ENTRIES,
@@ -40,7 +41,7 @@ from spark_gateway_protocol.messages import (
     to_code_points,
 )
 
-from . import python_completion, sql_completion, sql_script
+from . import python_completion, sql_completion
 from .catalog import Builtins, SessionCatalog, UnknownName, may_change_catalog
 from .outbox import Outbox
 

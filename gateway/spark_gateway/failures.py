@@ -13,10 +13,9 @@ import re
 import traceback
 from typing import Any
 
+from spark_gateway_protocol import sql_script
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import Error, QueryContext
-
-from . import sql_script
 
 
 def error_event(spark: Any, execution_id: str, exc: BaseException, *, result: int | None = None,
@@ -25,7 +24,7 @@ def error_event(spark: Any, execution_id: str, exc: BaseException, *, result: in
 
     ``sql``: the cell's SQL, to place a parse error's (line, pos); ``sql_offset``: where in
     the cell's SQL the failing statement's text began (a script's statements are sent
-    apart; see :mod:`spark_gateway.sql_script`).
+    apart; see :mod:`spark_gateway_protocol.sql_script`).
     """
     fields = spark.spark_error_fields(exc)
     if fields is not None:

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
+from spark_gateway_protocol import sql_script
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import Error, Event, Progress, StageProgress, Value
 
-from . import capture, sql_script
+from . import capture
 from .errors import ExecutionInterrupted
 from .execution import Execution
 from .worker import LoopBridge, Worker

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from spark_gateway_protocol import sql_script
 from spark_gateway_protocol.messages import MAX_COMPLETIONS, CatalogEntry, CompletionItem
 
-from . import sql_script
 from .sql_scope import PLAIN, CatalogView, Scope, Source, Spot, locate, resolve, scope_of, source_columns
 
 

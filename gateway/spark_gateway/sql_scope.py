@@ -20,9 +20,9 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 from sqlglot.tokens import Token, TokenType
 
+from spark_gateway_protocol import sql_script
 from spark_gateway_protocol.messages import CatalogEntry
 
-from . import sql_script
 from .catalog import Function
 
 PLACEHOLDER = "__spark_gateway_cursor__"

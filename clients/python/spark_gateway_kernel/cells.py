@@ -18,6 +18,8 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
+from spark_gateway_protocol import sql_script
+
 __all__ = ["CellError", "Part", "is_complete", "last_statement", "parse", "part_at", "query_statement"]
 
 Language = Literal["python", "sql"]
@@ -157,104 +159,26 @@ def last_statement(sql: str) -> str | None:
     ``None`` when there is no statement. A script whose statements are all within
     ``BEGIN ... END`` is one statement, as the gateway runs it.
     """
-    bounds, _open = _statement_bounds(sql)
-    statements = [sql[a:b].strip() for a, b in bounds if _code_start(sql, a, b) < b]
-    if not statements:
+    bounds = [(a, b) for a, b in sql_script.statement_bounds(sql) if sql_script.first_code(sql, a, b) < b]
+    if not bounds:
         return None
-    if re.match(r"(?:[A-Za-z_]\w*\s*:\s*)?BEGIN\b", statements[0], re.IGNORECASE):
+    if sql_script.SCRIPTING_BLOCK.match(sql, sql_script.first_code(sql, *bounds[0])):
         return sql.strip().rstrip(";").strip()
-    return statements[-1]
+    start, stop = bounds[-1]
+    return sql[start:stop].strip()
 
 
 def query_statement(statement: str) -> bool:
     """Whether ``statement`` only reads (SELECT, WITH, VALUES, TABLE, FROM, SHOW, DESCRIBE, EXPLAIN)."""
-    start = _code_start(statement, 0, len(statement))
-    text = statement[start:].lstrip("( \t\r\n")
+    text = statement[sql_script.first_code(statement, 0, len(statement)):].lstrip("( \t\r\n")
     word = re.match(r"[A-Za-z]+", text)
     return word is not None and word.group(0).upper() in _QUERY_KEYWORDS
 
 
-def _statement_bounds(sql: str) -> tuple[list[tuple[int, int]], bool]:
-    """(start, stop) of the text between top-level semicolons, and whether the text ends inside
-    a string, quoted name or comment."""
-    bounds = []
-    start = i = 0
-    n = len(sql)
-    open_at_end = False
-    while i < n:
-        c = sql[i]
-        if c == ";":
-            bounds.append((start, i))
-            start = i + 1
-            i += 1
-            continue
-        if c in "'\"":
-            raw = i >= 1 and sql[i - 1] in "rR" and (i < 2 or not (sql[i - 2].isalnum() or sql[i - 2] == "_"))
-            end = _string_end(sql, i, raw)
-        elif c == "`":
-            found = sql.find("`", i + 1)
-            end = -1 if found < 0 else found + 1
-        elif sql.startswith("--", i):
-            found = sql.find("\n", i)
-            end = n if found < 0 else found + 1
-        elif sql.startswith("/*", i):
-            end = _comment_end(sql, i)
-        else:
-            i += 1
-            continue
-        if end < 0:
-            open_at_end = True
-            break
-        i = end
-    bounds.append((start, n))
-    return bounds, open_at_end
-
-
-def _string_end(sql: str, i: int, raw: bool) -> int:
-    quote = sql[i]
-    i += 1
-    while i < len(sql):
-        c = sql[i]
-        if c == "\\" and not raw:
-            i += 2
-        elif c == quote:
-            return i + 1
-        else:
-            i += 1
-    return -1
-
-
-def _comment_end(sql: str, i: int) -> int:
-    depth = 0  # Spark's bracketed comments nest
-    while i < len(sql):
-        if sql.startswith("/*", i):
-            depth += 1
-            i += 2
-        elif sql.startswith("*/", i):
-            depth -= 1
-            i += 2
-            if depth == 0:
-                return i
-        else:
-            i += 1
-    return -1
-
-
-def _code_start(sql: str, start: int, stop: int) -> int:
-    """Offset of the first character in [start, stop) that is neither blank nor comment (stop: none)."""
-    i = start
-    while i < stop:
-        if sql[i].isspace():
-            i += 1
-        elif sql.startswith("--", i):
-            found = sql.find("\n", i)
-            i = stop if found < 0 else found + 1
-        elif sql.startswith("/*", i):
-            end = _comment_end(sql, i)
-            i = stop if end < 0 else end
-        else:
-            return i
-    return stop
+def _open_at_end(sql: str) -> bool:
+    """Whether ``sql`` ends inside a string, a quoted name or a bracketed comment (a line comment ends with it)."""
+    inside = sql_script.open_at(sql, len(sql))
+    return inside is not None and not sql.startswith("--", inside[1])
 
 
 # ---------------------------------------------------------------- is_complete
@@ -282,8 +206,7 @@ def is_complete(cell: str) -> dict[str, str]:
 def _sql_complete(sql: str, cell: str) -> dict[str, str]:
     if not sql.strip():
         return {"status": "incomplete", "indent": ""}
-    _bounds, open_at_end = _statement_bounds(sql)
-    if open_at_end:
+    if _open_at_end(sql):
         return {"status": "incomplete", "indent": ""}
     if sql.rstrip().endswith(";") or cell.endswith("\n"):  # a semicolon, or an empty last line
         return {"status": "complete"}

@@ -10,7 +10,8 @@ statements end with semicolons of their own) is one statement.
 Each statement is sent with as many newlines and spaces before it as put it on its
 line and column in the cell, so the (line, pos) of Spark's errors are the cell's own;
 ``offset`` turns the character offsets of Spark's query context into the cell's.
-Pure: no I/O, no pyspark.
+Pure: no I/O, no pyspark. Shared by the gateway (running, completing) and the Jupyter
+kernel (which statement of a ``%%sql`` cell shows its rows, whether a cell is complete).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Statement", "open_at", "split", "statement_at", "tidy_message"]
+__all__ = ["Statement", "first_code", "open_at", "split", "statement_at", "statement_bounds", "tidy_message"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +31,7 @@ class Statement:
     offset: int
 
 
-_SCRIPTING_BLOCK = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\s*:\s*)?BEGIN\b", re.IGNORECASE)
+SCRIPTING_BLOCK = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*\s*:\s*)?BEGIN\b", re.IGNORECASE)
 
 
 def split(code: str) -> list[Statement]:
@@ -38,16 +39,16 @@ def split(code: str) -> list[Statement]:
 
     A script of one statement is returned as it is, so Spark sees exactly the cell's text.
     """
-    bounds = _statement_bounds(code)
+    bounds = statement_bounds(code)
     statements = [(start, stop) for start, stop in bounds if _has_code(code, start, stop)]
-    if len(statements) <= 1 or _SCRIPTING_BLOCK.match(code, _first_code(code, *statements[0])):
+    if len(statements) <= 1 or SCRIPTING_BLOCK.match(code, first_code(code, *statements[0])):
         return [Statement(code, 0)]
     return [_placed(code, start, stop) for start, stop in statements]
 
 
 def statement_at(code: str, offset: int) -> tuple[int, int]:
     """(start, stop) of the statement of ``code`` that ``offset`` is in (an editor's cursor), empty ones too."""
-    for start, stop in _statement_bounds(code):
+    for start, stop in statement_bounds(code):
         if start <= offset <= stop:
             return start, stop
     return offset, offset
@@ -93,14 +94,14 @@ def tidy_message(message: str) -> str:
 
 
 def _placed(code: str, start: int, stop: int) -> Statement:
-    first = _first_code(code, start, stop)
+    first = first_code(code, start, stop)
     line_start = code.rfind("\n", 0, first) + 1
     prefix = "\n" * code.count("\n", 0, first) + " " * (first - line_start)
     return Statement(prefix + code[first:stop], first - len(prefix))
 
 
-def _statement_bounds(code: str) -> list[tuple[int, int]]:
-    """(start, stop) of the text between top-level semicolons."""
+def statement_bounds(code: str) -> list[tuple[int, int]]:
+    """(start, stop) of the text between top-level semicolons, empty pieces included."""
     bounds = []
     start = i = 0
     n = len(code)
@@ -167,7 +168,7 @@ def _comment_end(code: str, i: int) -> int:
     return len(code)
 
 
-def _first_code(code: str, start: int, stop: int) -> int:
+def first_code(code: str, start: int, stop: int) -> int:
     """Offset of the first character in [start, stop) that is neither blank nor comment."""
     i = start
     while i < stop:
@@ -181,4 +182,4 @@ def _first_code(code: str, start: int, stop: int) -> int:
 
 
 def _has_code(code: str, start: int, stop: int) -> bool:
-    return _first_code(code, start, stop) < stop
+    return first_code(code, start, stop) < stop
