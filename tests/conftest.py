@@ -13,6 +13,7 @@ mark that tries to start one of those processes fails, saying which mark it need
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -151,6 +152,8 @@ def _gateway_env(remote: str | None) -> dict[str, str]:
 class GatewayProcess:
     """A running ``spark-gateway serve`` process."""
 
+    context: ssl.SSLContext | None = None  # what checks its certificate, when it serves https
+
     def __init__(self, remote: str | None, *extra: str, env: dict[str, str | None] | None = None,
                  ready_timeout: float = 60) -> None:
         """``remote`` None: the gateway starts its own embedded Spark Connect server (unless ``extra``
@@ -191,7 +194,7 @@ class GatewayProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log_path.read_text()}")
             try:
-                urllib.request.urlopen(self.http_url + "/healthz", timeout=1).read()
+                urllib.request.urlopen(self.http_url + "/healthz", timeout=1, context=self.context).read()
                 return
             except OSError:
                 time.sleep(0.1)

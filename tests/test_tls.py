@@ -11,8 +11,6 @@ import hashlib
 import shutil
 import ssl
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,18 +67,6 @@ class TlsGateway(GatewayProcess):
     @property
     def ws_url(self) -> str:
         return f"wss://127.0.0.1:{self.port}/ws"
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.log_path.read_text()}")
-            try:
-                urllib.request.urlopen(self.http_url + "/healthz", timeout=1, context=self.context).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("gateway did not become ready")
 
 
 @pytest.fixture(scope="module")
