@@ -20,7 +20,7 @@ export class RunHistory {
     // Runs a previous page left running: their end was never seen.
     let stale = false;
     for (const entry of this.entries) {
-      if (entry.status === "running") { entry.status = "unknown"; entry.note = "the page closed before it ended"; stale = true; }
+      if (entry.outcome === "running") { entry.outcome = "unknown"; entry.note = "the page closed before it ended"; stale = true; }
     }
     if (stale) this._write();
   }
@@ -35,11 +35,11 @@ export class RunHistory {
         id: run.id,
         notebook: notebookName,
         language: run.request.language,
-        code: code.length > MAX_CODE_CHARS ? code.slice(0, MAX_CODE_CHARS) : code,
+        source: code.length > MAX_CODE_CHARS ? code.slice(0, MAX_CODE_CHARS) : code,
         codeCut: code.length > MAX_CODE_CHARS ? code.length : undefined,
         startedAt: Date.now(),
         durationMs: null,
-        status: "running",
+        outcome: "running",
         results: [],
       };
       this.live.set(run, entry);
@@ -50,7 +50,7 @@ export class RunHistory {
       rows: t.size, truncated: Boolean(t.truncated), more: t.end === null,
     }));
     if (run.state === "ready" || FINAL[run.state]) {
-      entry.status = run.state;
+      entry.outcome = run.state;
       entry.durationMs = run.elapsedMs ?? run.gatewayElapsedMs ?? Date.now() - entry.startedAt;
       if (run.detail) entry.note = run.detail;
     }
@@ -91,7 +91,7 @@ export class RunHistory {
 function readEntries() {
   try {
     const saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "[]");
-    return Array.isArray(saved) ? saved.filter((e) => e && typeof e.code === "string").slice(0, MAX_RUNS) : [];
+    return Array.isArray(saved) ? saved.filter((e) => e && typeof e.source === "string").slice(0, MAX_RUNS) : [];
   } catch {
     return [];
   }
@@ -188,7 +188,7 @@ export class HistoryPanel {
     const words = this.search.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
     const all = this.history.entries;
     const shown = all.filter((e) => {
-      const hay = `${e.code}\n${e.language}\n${STATUS_TEXT[e.status] ?? e.status}\n${e.notebook ?? ""}`.toLowerCase();
+      const hay = `${e.source}\n${e.language}\n${STATUS_TEXT[e.outcome] ?? e.outcome}\n${e.notebook ?? ""}`.toLowerCase();
       return words.every((w) => hay.includes(w));
     });
     const kept = `This browser keeps the last ${count(MAX_RUNS)} runs.`;
@@ -201,12 +201,12 @@ export class HistoryPanel {
   _item(entry) {
     const li = document.createElement("li");
     li.className = "history-item";
-    li.dataset.status = entry.status;
+    li.dataset.status = entry.outcome;
     const meta = document.createElement("div");
     meta.className = "history-meta";
     const status = document.createElement("span");
-    status.className = `status-badge s-${entry.status}`;
-    status.textContent = STATUS_TEXT[entry.status] ?? entry.status;
+    status.className = `status-badge s-${entry.outcome}`;
+    status.textContent = STATUS_TEXT[entry.outcome] ?? entry.outcome;
     const lang = document.createElement("span");
     lang.className = "history-lang";
     lang.textContent = entry.language === "python" ? "Python" : "SQL";
@@ -217,7 +217,7 @@ export class HistoryPanel {
     facts.className = "history-facts";
     const parts = [];
     if (entry.durationMs !== null && entry.durationMs !== undefined) parts.push(duration(entry.durationMs));
-    if (entry.status !== "running") parts.push(rowsText(entry.results));
+    if (entry.outcome !== "running") parts.push(rowsText(entry.results));
     if (entry.notebook) parts.push(`in “${entry.notebook}”`);
     if (entry.note) parts.push(entry.note);
     facts.textContent = parts.join(" · ");
@@ -226,8 +226,8 @@ export class HistoryPanel {
     const code = document.createElement("pre");
     code.className = "history-code";
     code.id = `history-code-${entry.id}-${entry.startedAt}`;
-    const lines = entry.code.split("\n");
-    code.textContent = lines.length > 8 ? `${lines.slice(0, 8).join("\n")}\n… (${count(lines.length - 8)} more lines)` : entry.code;
+    const lines = entry.source.split("\n");
+    code.textContent = lines.length > 8 ? `${lines.slice(0, 8).join("\n")}\n… (${count(lines.length - 8)} more lines)` : entry.source;
     if (entry.codeCut) code.textContent += `\n… (code cut: ${count(MAX_CODE_CHARS)} of ${count(entry.codeCut)} characters kept)`;
 
     const open = document.createElement("button");

@@ -117,7 +117,7 @@ function initFilesAndHistory(notebook) {
   const panel = new HistoryPanel(history, {
     open: (entry) => {
       const after = notebook.cells.includes(notebook.activeCell) ? notebook.activeCell : null;
-      const cell = notebook.add({ language: entry.language, code: entry.code }, { after, focus: true });
+      const cell = notebook.add({ language: entry.language, code: entry.source }, { after, focus: true });
       announce(`The run's code is in the new cell ${notebook.cells.indexOf(cell) + 1}.`);
     },
   });
