@@ -289,10 +289,12 @@ export class Notebook {
     for (const spec of restored ? saved.cells : WELCOME_CELLS) this.add(spec, { save: false });
     this.pristine = !restored;
     this._renderAdders();
+    if (this.pristine && this.session) this.applySession(this.session);  // welcome cells fit for this gateway
   }
 
   /** What the gateway's `session` event says it offers: languages, sample tables. */
   applySession(session) {
+    this.session = session;
     this.languages = Array.isArray(session.languages) ? session.languages : ALL_LANGUAGES;
     if (this.pristine) {
       const welcome = welcomeCells(this.languages, session.sample_tables || []);
@@ -308,7 +310,10 @@ export class Notebook {
     this._place();
   }
 
-  /** Show the cells `specs`, kept from now on under `storageKey` (another notebook, a file opened). */
+  /**
+   * Show the cells `specs`, kept from now on under `storageKey` (another notebook, a file opened);
+   * `specs` null: the cells kept there, or the welcome cells when none are.
+   */
   show(specs, storageKey) {
     this.flush();
     for (const cell of this.cells) {
@@ -318,6 +323,11 @@ export class Notebook {
     this.storageKey = storageKey;
     this.pristine = false;
     this.activeCell = null;
+    this.cells = [];
+    if (specs === null) {
+      this.load();
+      return;
+    }
     this.cells = specs.map((spec) => makeCell(this, spec));
     for (const cell of this.cells) cell.offerLanguages(this.languages);
     this._place();

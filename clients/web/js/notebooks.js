@@ -12,7 +12,7 @@
 
 import { saveBlob } from "./csv.js";
 import { NotebookFileError, readIpynb, writeIpynb } from "./ipynb.js";
-import { STORAGE_KEY } from "./notebook.js";
+import { STORAGE_KEY, WELCOME_CELLS } from "./notebook.js";
 
 const LIST_KEY = "spark-gateway.notebooks.v1";
 const OUTPUTS_KEY = "spark-gateway.ipynb-outputs";
@@ -78,9 +78,7 @@ export class NotebookLibrary {
 
   /** Show the notebook that was open last (the welcome notebook on a first visit). */
   start() {
-    this.notebook.storageKey = cellsKey(this.current);
-    if (this.current === WELCOME_ID) this.notebook.load();
-    else this.notebook.show(readCells(this.current), cellsKey(this.current));
+    this._show(this.current);
     this._writeList();
   }
 
@@ -88,7 +86,7 @@ export class NotebookLibrary {
     if (id === this.current || !this.list.some((n) => n.id === id)) return;
     this.notebook.flush();
     this.current = id;
-    this.notebook.show(readCells(id), cellsKey(id));
+    this._show(id);
     this._writeList();
     this.announce(`Opened the notebook ${this.currentName}.`);
   }
@@ -102,6 +100,11 @@ export class NotebookLibrary {
     return id;
   }
 
+  /** Show notebook `id`'s cells; the welcome notebook shows the welcome cells until it is changed. */
+  _show(id) {
+    this.notebook.show(id === WELCOME_ID ? null : readCells(id), cellsKey(id));
+  }
+
   rename(id, name) {
     const entry = this.list.find((n) => n.id === id);
     name = name.trim();
@@ -111,9 +114,10 @@ export class NotebookLibrary {
   }
 
   duplicate(id) {
-    if (id === this.current) this.notebook.flush();
     const source = this.list.find((n) => n.id === id);
-    return this.create(`${source.name} (copy)`, readCells(id));
+    let cells = id === this.current ? this.notebook.cells.map((c) => c.toJSON()) : readCells(id);
+    if (!cells.length && id === WELCOME_ID) cells = WELCOME_CELLS;  // never changed: its cells are the welcome cells
+    return this.create(`${source.name} (copy)`, cells);
   }
 
   /** Delete notebook `id` and its cells (never the last one). */
@@ -125,7 +129,7 @@ export class NotebookLibrary {
     if (id === this.current) {
       this.notebook._dirty = false;  // its cells are going: nothing to write
       this.current = this.list[Math.min(at, this.list.length - 1)].id;
-      this.notebook.show(readCells(this.current), cellsKey(this.current));
+      this._show(this.current);
     }
     localStorage.removeItem(cellsKey(id));
     this._writeList();
