@@ -94,16 +94,18 @@ def test_a_saved_notebook_validates_and_holds_its_cells_and_outputs(notebook: No
     assert py_cell.outputs[0].name == "stdout" and py_cell.outputs[0].text == "hello from python\n"
     [error] = bad_cell.outputs
     assert error.output_type == "error" and "no_such_column" in error.evalue
-    # Without outputs (the default), the same cells and no output; Ctrl+S saves too.
+    # Ctrl+S saves the same way (the option is remembered); unchecked, the same cells without outputs.
     nb.page.locator("body").click()
     with nb.page.expect_download() as info:
         nb.page.keyboard.press("Control+s")
-    path = tmp_path / "plain.ipynb"
-    info.value.save_as(path)
-    plain = nbformat.read(path, as_version=4)
+    assert info.value.suggested_filename == "Welcome.ipynb"
+    info.value.save_as(tmp_path / "again.ipynb")
+    again = nbformat.read(tmp_path / "again.ipynb", as_version=4)
+    assert [len(c.outputs) for c in again.cells] == [len(c.outputs) for c in saved.cells]
+    _, plain = save_ipynb(nb, tmp_path, outputs=False)
     nbformat.validate(plain)
     assert [c.source for c in plain.cells] == [c.source for c in saved.cells]
-    assert all(c.outputs == [] for c in plain.cells if c.cell_type == "code")
+    assert all(c.outputs == [] and c.execution_count is None for c in plain.cells)
 
 
 def test_a_saved_notebook_runs_in_jupyter_on_the_gateways_kernel(
@@ -139,8 +141,7 @@ def test_a_notebook_written_by_nbformat_opens_with_its_cells(notebook: Notebook,
         nbformat.v4.new_raw_cell("Raw text is kept too."),
     ]
     data = json.loads(nbformat.writes(doc))
-    for cell in data["cells"]:  # sources as lists of lines, as Jupyter writes them
-        cell["source"] = cell["source"].splitlines(keepends=True)
+    assert all(isinstance(cell["source"], list) for cell in data["cells"])  # nbformat writes lists of lines
     path = tmp_path / "Sales report.ipynb"
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
