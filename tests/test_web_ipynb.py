@@ -118,3 +118,24 @@ def test_a_file_that_is_no_notebook_is_refused_with_a_reason(text: str, says: st
     """readIpynb refuses what is not an nbformat 4 notebook with a NotebookFileError saying why."""
     out = ipynb_js({"read": text})
     assert out["kind"] is True and says in out["message"]
+
+
+MARKDOWN_JS = IPYNB_JS.with_name("markdown.js")
+
+
+def test_markdown_cells_render_as_text_and_never_as_markup() -> None:
+    """js/markdown.js renders headings, emphasis, lists and code, escapes HTML, and keeps only http(s)/mailto links."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    source = ("# Title <script>alert(1)</script>\n\nSome **bold** and _em_ with `a<b`.\n\n- one\n- two\n\n"
+              "[ok](https://spark.apache.org) [bad](javascript:alert(1)) <img src=x onerror=alert(1)>")
+    done = subprocess.run([node, "--input-type=module", "-e",
+                           "const M = await import(process.argv[1]); console.log(M.renderMarkdown(process.argv[2]))",
+                           MARKDOWN_JS.as_uri(), source], capture_output=True, text=True, timeout=30, check=True)
+    html = done.stdout
+    assert "<h1>Title &lt;script&gt;alert(1)&lt;/script&gt;</h1>" in html
+    assert "<strong>bold</strong>" in html and "<em>em</em>" in html and "<code>a&lt;b</code>" in html
+    assert "<ul><li>one</li><li>two</li></ul>" in html
+    assert '<a href="https://spark.apache.org"' in html and "javascript:" not in html.split("[bad]")[0]
+    assert "<img" not in html and "<script" not in html

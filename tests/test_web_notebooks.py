@@ -1,4 +1,4 @@
-"""Notebooks as files, several notebooks, and the history of runs, in a real Chromium against the real gateway and Spark.
+"""Notebooks as files, several notebooks and the history of runs, in a real Chromium against the real gateway and Spark.
 
 Playwright drives Debian's ``chromium`` (never ``playwright install``). Saved files are read with nbformat,
 and one is run by nbclient on the gateway's own Jupyter kernel. Screenshots go to test-artifacts/.
@@ -124,7 +124,8 @@ def test_a_saved_notebook_runs_in_jupyter_on_the_gateways_kernel(
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")
     NotebookClient(saved, timeout=120, kernel_name=saved.metadata.kernelspec.name).execute()
     sql, python = saved.cells
-    [result] = [o for o in sql.outputs if o.output_type in ("execute_result", "display_data") and DATA_RESOURCE in o.data]
+    [result] = [o for o in sql.outputs if o.output_type in ("execute_result", "display_data")
+                and DATA_RESOURCE in o.data]
     assert result.data[DATA_RESOURCE]["data"] == [{"id": i, "tens": 10 * i} for i in range(4)]
     assert [o.text for o in python.outputs if o.output_type == "stream"] == ["5\n"]
 
@@ -154,17 +155,38 @@ def test_a_notebook_written_by_nbformat_opens_with_its_cells(notebook: Notebook,
     expect(cells).to_have_count(4)
     expect(nb.page.locator("#notebooks-toggle")).to_contain_text("Sales report")
     assert [cells.nth(i).get_attribute("data-language") for i in range(4)] == ["markdown", "sql", "python", "raw"]
-    expect(cells.nth(0).get_by_role("textbox", name="Markdown text")).to_have_value(doc.cells[0].source)
+    markdown = cells.nth(0)
+    expect(markdown.get_by_role("heading", name="Sales report")).to_be_visible()  # shown as text, as in Jupyter
+    expect(markdown.locator("strong")).to_have_text("city")
     nb.expect_code(cells.nth(1), "SELECT city, count(*) AS n\nFROM consumers\nGROUP BY city\nORDER BY city")
     nb.expect_code(cells.nth(2), doc.cells[2].source)
     expect(cells.nth(3).get_by_role("textbox", name="Raw text")).to_have_value("Raw text is kept too.")
     nb.run(cells.nth(1))
     nb.wait_status(cells.nth(1), "ok")
+    expect(cells.nth(1).locator(".row-counter")).to_have_text("12 rows (all)")
     nb.page.evaluate("window.scrollTo(0, 0)")
-    nb.screenshot("web-ipynb-opened.png")
     shots = Path("/tmp/shots-files")
     shots.mkdir(exist_ok=True)
     nb.page.screenshot(path=str(shots / "ipynb-opened.png"))
+    markdown.get_by_role("button", name="Edit the Markdown").click()
+    source = markdown.get_by_role("textbox", name="Markdown text")
+    expect(source).to_be_focused()
+    expect(source).to_have_value(doc.cells[0].source)
+    source.press("End")
+    source.type(" More.")
+    source.press("Escape")
+    expect(markdown.get_by_role("paragraph")).to_contain_text("More.")
+    nb.page.wait_for_timeout(400)  # the cells are kept a moment after the last change
+    dialog = notebooks_dialog(nb.page)
+    with nb.page.expect_download() as info:
+        dialog.get_by_role("button", name="Save as .ipynb").click()
+    info.value.save_as(tmp_path / "again.ipynb")
+    again = nbformat.read(tmp_path / "again.ipynb", as_version=4)
+    nbformat.validate(again)
+    assert [c.cell_type for c in again.cells] == ["markdown", "code", "code", "raw"]
+    assert again.cells[0].source == doc.cells[0].source + " More."
+    assert [c.source for c in again.cells[1:]] == [c.source for c in doc.cells[1:]]
+    assert [c.id for c in again.cells] == [c.id for c in doc.cells]
 
 
 def test_history_lists_earlier_runs_after_a_reload_and_opens_one_in_a_new_cell(notebook: Notebook) -> None:
@@ -206,7 +228,7 @@ def test_history_lists_earlier_runs_after_a_reload_and_opens_one_in_a_new_cell(n
 
 
 def test_notebooks_are_created_renamed_switched_and_deleted_and_survive_a_reload(notebook: Notebook) -> None:
-    """New, rename, switch and delete (confirmed) in the Notebooks dialog; the open one and its cells survive a reload."""
+    """New, rename, switch, delete (confirmed) in the Notebooks dialog; the open one and its cells survive a reload."""
     nb = notebook
     welcome = nb.code(nb.cell(0))
     dialog = notebooks_dialog(nb.page)
