@@ -47,7 +47,7 @@ export class TextCell {
     const note = document.createElement("span");
     note.className = "text-note";
     note.textContent = this.kind === "markdown"
-      ? "text, not run here · saved back to the .ipynb"
+      ? "shown as text, not run · kept in the .ipynb"
       : "raw cell, not run · saved back to the .ipynb";
     const spacer = document.createElement("span");
     spacer.className = "spacer";
