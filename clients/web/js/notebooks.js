@@ -84,11 +84,17 @@ export class NotebookLibrary {
 
   switchTo(id) {
     if (id === this.current || !this.list.some((n) => n.id === id)) return;
+    const left = this.currentName;
+    const open = this.notebook.cells.filter((cell) => cell.run?.open).length;
     this.notebook.flush();
     this.current = id;
-    this._show(id);
+    this._show(id);  // the cells left are closed: their runs stop, their open results are released
     this._writeList();
     this.announce(`Opened the notebook ${this.currentName}.`);
+    if (open) {
+      this.notify("info", `${open === 1 ? "A run" : `${open} runs`} of “${left}” still going or holding rows `
+        + "on the gateway stopped when you left it (its code is kept; the History has the runs).");
+    }
   }
 
   /** A new notebook named `name` holding `cells` (one empty SQL cell by default); it becomes the open one. */
