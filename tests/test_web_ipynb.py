@@ -103,6 +103,7 @@ def test_a_notebook_written_by_nbformat_opens_with_every_cell() -> None:
         ("python", "%%bash\necho hi"),  # kept visible: the gateway says what it makes of it when run
     ]
     assert any("outputs" in note for note in opened["notes"])  # not shown, and said so
+    assert any(note.startswith("cell 6 has IPython magics") for note in opened["notes"])
     again = nbformat.reads(ipynb_js({"write": opened["cells"]})["text"], as_version=4)
     nbformat.validate(again)
     assert [c.source for c in again.cells] == [c.source for c in nb.cells]  # `%%sql -o squares` written back

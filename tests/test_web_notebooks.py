@@ -205,6 +205,7 @@ def test_history_lists_earlier_runs_after_a_reload_and_opens_one_in_a_new_cell(n
     items = dialog.locator(".history-item")
     expect(items).to_have_count(3)
     assert [items.nth(i).get_attribute("data-status") for i in range(3)] == ["error", "ok", "ok"]
+    expect(items.nth(0)).to_contain_text("UNRESOLVED_COLUMN")  # the error's class says what went wrong
     expect(items.nth(2)).to_contain_text("3 rows")
     expect(items.nth(2)).to_contain_text("SQL")
     expect(items.nth(1)).to_contain_text("Python")

@@ -53,6 +53,8 @@ export class RunHistory {
       entry.outcome = run.state;
       entry.durationMs = run.elapsedMs ?? run.gatewayElapsedMs ?? Date.now() - entry.startedAt;
       if (run.detail) entry.note = run.detail;
+      const failure = run.element.querySelector(".error-box:not(.notice) .error-class")?.textContent;
+      if (failure) entry.note = failure;  // what went wrong, in a word: the class of the error
     }
     if (FINAL[run.state]) this.live.delete(run);
     this._changed();

@@ -74,6 +74,10 @@ export function readIpynb(text) {
         if (magic[1]) kept.magic = first;  // `%%sql -o df`: the kernel's options, written back as they were
         return { language: "sql", code: newline < 0 ? "" : source.slice(newline + 1), limit, ipynb: kept };
       }
+      if (/^\s*%/m.test(source)) {
+        notes.push(`cell ${i + 1} has IPython magics (lines starting with %): the gateway's Jupyter kernel runs `
+          + "%sql lines, this notebook runs the cell as plain Python");
+      }
       return { language: "python", code: source, limit, ipynb: kept };
     }
     if (cell?.cell_type === "markdown" || cell?.cell_type === "raw") {
