@@ -49,7 +49,7 @@ def ipynb_js(job: dict[str, Any]) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-NOTEBOOK_CELLS = [
+NOTEBOOK_CELLS: list[dict[str, Any]] = [
     {"language": "sql", "code": "SELECT 1 AS one;\nSELECT 'two' AS two", "limit": 7},
     {"language": "python", "code": "df = spark.range(3)\ndf", "limit": None},
     {"language": "markdown", "code": "# Notes\n\nSome *text*."},
