@@ -4,7 +4,9 @@
 import { takeTokenFromUrl } from "./auth.js";
 import { GatewayClient } from "./client.js";
 import { defaultUrl } from "./connection.js";
+import { HistoryPanel, RunHistory } from "./history.js";
 import { Notebook } from "./notebook.js";
+import { NotebookLibrary, NotebooksPanel } from "./notebooks.js";
 import { losslessParseSupported } from "./protocol.js";
 import { SchemaBrowser, sqlName } from "./schema.js";
 
@@ -101,6 +103,34 @@ function initSchema(notebook, lookups) {
       load(sessionId);
     },
   };
+}
+
+// ------------------------------------------------------------------ notebooks, files, history
+
+/** Named notebooks, .ipynb open/save (Ctrl/⌘+S, Ctrl/⌘+O) and the history of runs. */
+function initFilesAndHistory(notebook) {
+  const library = new NotebookLibrary(notebook, { notify, announce });
+  const history = new RunHistory();
+  notebook.onRunState = (cell, run) => history.track(cell, run, library.currentName);
+  library.start();
+  const notebooks = new NotebooksPanel(library, $("#notebooks-toggle"));
+  const panel = new HistoryPanel(history, {
+    open: (entry) => {
+      const after = notebook.cells.includes(notebook.activeCell) ? notebook.activeCell : null;
+      const cell = notebook.add({ language: entry.language, code: entry.source }, { after, focus: true });
+      announce(`The run's code is in the new cell ${notebook.cells.indexOf(cell) + 1}.`);
+    },
+  });
+  $("#notebooks-toggle").addEventListener("click", () => notebooks.show());
+  $("#history-toggle").addEventListener("click", () => panel.show());
+  window.addEventListener("keydown", (event) => {
+    if (!(event.ctrlKey || event.metaKey) || event.altKey || event.shiftKey) return;
+    const key = event.key.toLowerCase();
+    if (key === "s") { event.preventDefault(); library.save(); }
+    else if (key === "o") { event.preventDefault(); notebooks.openFilePicker(); }
+  }, true);
+  window.addEventListener("pagehide", () => notebook.flush());
+  return { library, history };
 }
 
 // ------------------------------------------------------------------ notices
@@ -272,7 +302,7 @@ function start() {
     onNotice: (kind, text) => notify(kind, text),
   });
   notebook = new Notebook($("#cells"), client, notify, announce);
-  notebook.load();
+  const { library, history } = initFilesAndHistory(notebook);
   schema = initSchema(notebook, client.lookups);
 
   $("#run-all").addEventListener("click", () => notebook.runAll());
@@ -283,7 +313,7 @@ function start() {
   $("#banner-close").addEventListener("click", () => { $("#banner").hidden = true; });
 
   // For people poking at the page from the console, and for the browser tests.
-  window.sparkGateway = { client, notebook };
+  window.sparkGateway = { client, notebook, library, history };
   client.start();
 }
 

@@ -5,8 +5,9 @@
 import { CodeEditor } from "./editor.js";
 import { DEFAULT_PAGE_SIZE } from "./protocol.js";
 import { RunView } from "./run.js";
+import { TextCell } from "./textcell.js";
 
-const STORAGE_KEY = "spark-gateway.notebook.v1";
+export const STORAGE_KEY = "spark-gateway.notebook.v1";
 
 // The first notebook a visitor sees. The first two cells use the sample tables and Python;
 // welcomeCells() swaps them for cells that need neither when the gateway has no sample
@@ -85,13 +86,19 @@ export function welcomeCells(languages, sampleTables) {
 
 const ALL_LANGUAGES = ["sql", "python"];
 
+/** A cell for `spec`: markdown and raw cells (from .ipynb files) are text, kept but not run. */
+function makeCell(notebook, spec) {
+  return TextCell.kinds.includes(spec?.language) ? new TextCell(notebook, spec) : new Cell(notebook, spec);
+}
+
 let cellCounter = 0;
 
 export class Cell {
-  constructor(notebook, { language = "sql", code = "", limit = null } = {}) {
+  constructor(notebook, { language = "sql", code = "", limit = null, ipynb = null } = {}) {
     this.notebook = notebook;
     this.id = `c${++cellCounter}`;
     this.run = null;
+    this.ipynb = ipynb;  // what an opened .ipynb file said of this cell (id, metadata, magic), written back
     this._build(language, code, limit);
   }
 
@@ -107,7 +114,9 @@ export class Cell {
   }
 
   toJSON() {
-    return { language: this.language, code: this.editor.value, limit: this.limit };
+    const spec = { language: this.language, code: this.editor.value, limit: this.limit };
+    if (this.ipynb) spec.ipynb = this.ipynb;
+    return spec;
   }
 
   _build(language, code, limit) {
@@ -241,6 +250,7 @@ export class Cell {
     this.stopButton.hidden = !run.active;
     this.element.dataset.status = run.state;
     this.notebook.refreshControls();
+    this.notebook.onRunState(this, run);
   }
 
   destroy() {
@@ -263,12 +273,15 @@ export class Notebook {
     this._saveTimer = 0;
     this.languages = ALL_LANGUAGES;
     this.pristine = false; // showing the welcome cells, untouched: the session may swap them
+    this.storageKey = STORAGE_KEY;  // where the cells are kept (notebooks.js names other notebooks)
+    this._dirty = false;
+    this.onRunState = () => {};  // (cell, run) on each change of a run's state: the history listens
   }
 
   load() {
     let saved = null;
     try {
-      saved = JSON.parse(localStorage.getItem(STORAGE_KEY) || "null");
+      saved = JSON.parse(localStorage.getItem(this.storageKey) || "null");
     } catch {
       saved = null;
     }
@@ -276,10 +289,12 @@ export class Notebook {
     for (const spec of restored ? saved.cells : WELCOME_CELLS) this.add(spec, { save: false });
     this.pristine = !restored;
     this._renderAdders();
+    if (this.pristine && this.session) this.applySession(this.session);  // welcome cells fit for this gateway
   }
 
   /** What the gateway's `session` event says it offers: languages, sample tables. */
   applySession(session) {
+    this.session = session;
     this.languages = Array.isArray(session.languages) ? session.languages : ALL_LANGUAGES;
     if (this.pristine) {
       const welcome = welcomeCells(this.languages, session.sample_tables || []);
@@ -287,7 +302,7 @@ export class Notebook {
         === JSON.stringify(this.cells.map((c) => [c.language, c.editor.value]));
       if (!same) {
         for (const cell of this.cells) cell.destroy();
-        this.cells = welcome.map((spec) => new Cell(this, spec));
+        this.cells = welcome.map((spec) => makeCell(this, spec));
       }
     }
     for (const cell of this.cells) cell.offerLanguages(this.languages);
@@ -295,8 +310,31 @@ export class Notebook {
     this._place();
   }
 
+  /**
+   * Show the cells `specs`, kept from now on under `storageKey` (another notebook, a file opened);
+   * `specs` null: the cells kept there, or the welcome cells when none are.
+   */
+  show(specs, storageKey) {
+    this.flush();
+    for (const cell of this.cells) {
+      cell.destroy();
+      cell.element.remove();
+    }
+    this.storageKey = storageKey;
+    this.pristine = false;
+    this.activeCell = null;
+    this.cells = [];
+    if (specs === null) {
+      this.load();
+      return;
+    }
+    this.cells = specs.map((spec) => makeCell(this, spec));
+    for (const cell of this.cells) cell.offerLanguages(this.languages);
+    this._place();
+  }
+
   add(spec, { after = null, focus = false, save = true } = {}) {
-    const cell = new Cell(this, spec);
+    const cell = makeCell(this, spec);
     cell.offerLanguages(this.languages);
     const at = after ? this.cells.indexOf(after) + 1 : this.cells.length;
     this.cells.splice(at, 0, cell);
@@ -320,7 +358,7 @@ export class Notebook {
     this.notify("info", "Cell deleted.", {
       action: "Undo",
       onAction: () => {
-        const restored = new Cell(this, spec);
+        const restored = makeCell(this, spec);
         restored.offerLanguages(this.languages);
         this.cells.splice(Math.min(at, this.cells.length), 0, restored);
         this._place();
@@ -379,14 +417,21 @@ export class Notebook {
 
   save() {
     this.pristine = false;
+    this._dirty = true;
     clearTimeout(this._saveTimer);
-    this._saveTimer = setTimeout(() => {
-      try {
-        localStorage.setItem(STORAGE_KEY, JSON.stringify({ cells: this.cells.map((c) => c.toJSON()) }));
-      } catch (err) {
-        console.warn("spark-gateway: cannot save the notebook", err);
-      }
-    }, 250);
+    this._saveTimer = setTimeout(() => this.flush(), 250);
+  }
+
+  /** Write a pending change now (before the cells are replaced, or the page goes). */
+  flush() {
+    clearTimeout(this._saveTimer);
+    if (!this._dirty) return;
+    this._dirty = false;
+    try {
+      localStorage.setItem(this.storageKey, JSON.stringify({ cells: this.cells.map((c) => c.toJSON()) }));
+    } catch (err) {
+      console.warn("spark-gateway: cannot save the notebook", err);
+    }
   }
 
   _place() {
@@ -436,7 +481,7 @@ const ICONS = {
   delete: '<path d="M5.5 2h5l.5 1.5H14V5H2V3.5h3zM3.5 6h9l-.7 8.5H4.2z"/>',
 };
 
-function iconButton(icon, label, title, onClick) {
+export function iconButton(icon, label, title, onClick) {
   const b = document.createElement("button");
   b.type = "button";
   b.className = `btn small icon-${icon}`;
