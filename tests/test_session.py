@@ -8,6 +8,7 @@ The same behaviours run end to end against real Spark in test_gateway.py.
 from __future__ import annotations
 
 import threading
+import time
 
 import anyio
 import pyarrow as pa
@@ -400,6 +401,40 @@ async def test_interrupt_stops_a_query_or_a_python_loop_and_the_queue_goes_on(fa
     assert status == {"long": "interrupted", "loop": "interrupted", "next": "ok"}
     assert not of_type(client.events, "error")
     assert len(rows_of([e for e in client.events if e.get("id") == "next"])) == 10
+
+
+async def test_an_interrupt_never_lands_in_the_next_execution(
+        fake_spark: FakeSpark, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stopping a query whose interrupt call returns late must not stop the Python cell after it.
+
+    Spark's interrupt RPC returns once the job is stopped; meanwhile the queue moves on to the
+    next cell. The gateway used to try the Python interrupt right after that call without
+    looking whether its execution was still the one running, and stopped the next cell (seen
+    once as a flaky test under load).
+    """
+    from spark_gateway import spark as seam
+
+    interrupt_tag = seam.interrupt_tag
+
+    def slow_interrupt_tag(session: object, tag: str) -> object:
+        stopped = interrupt_tag(session, tag)
+        time.sleep(0.5)  # the RPC's answer is late: the next cell starts meanwhile
+        return stopped
+
+    monkeypatch.setattr(seam, "interrupt_tag", slow_interrupt_tag)
+    fake_spark.script("SELECT forever", LONG_JOB)
+    async with open_session(fake_spark) as client:
+        await client.execute("SELECT forever", id="long")
+        await client.execute("print('looping', flush=True)\nwhile True:\n    pass", id="loop", language="python")
+        await client.wait_for(lambda e: e["type"] == "progress" and e["id"] == "long")
+        await client.send({"type": "interrupt", "id": "long"})
+        await client.wait_for(lambda e: e["type"] == "stdout" and e["id"] == "loop")
+        await anyio.sleep(1.0)  # the late RPC has returned by now
+        assert not [e for e in of_type(client.events, "finished") if e["id"] == "loop"], "the next cell was stopped"
+        await client.send({"type": "interrupt", "id": "loop"})
+        await client.wait_for(lambda e: e["type"] == "finished" and e["id"] == "loop")
+    assert {e["id"]: e["status"] for e in of_type(client.events, "finished")} == {
+        "long": "interrupted", "loop": "interrupted"}
 
 
 async def test_interrupt_without_id_stops_everything_queued_and_running(fake_spark: FakeSpark) -> None:

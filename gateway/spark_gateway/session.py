@@ -335,6 +335,10 @@ class Session:
             if spark_session is not None and (execution.job_seen or age >= JOB_START_PATIENCE_SECONDS):
                 await anyio.to_thread.run_sync(_quietly, self._spark.interrupt_tag, spark_session, execution.tag)
             for _ in range(25):
+                # The awaits above and below let the executor move on: once this code has
+                # returned, the worker may be running the next execution, which must not be hit.
+                if execution.state is not State.RUNNING or self._running is not execution:
+                    return
                 if self._worker.interrupt():
                     break
                 with anyio.move_on_after(0.02):
