@@ -312,14 +312,14 @@ class FuzzModel:
                 return kind, frame, "any-error"
             return kind, frame, "pong"
         rid = getattr(request, "id", None)
-        if rid is None or rid in self.used or request.type == "execute":
-            return kind, frame, None  # a valid request about real work: not fuzz
+        if rid is None or rid in self.used or request.type in ("execute", "complete", "inspect", "catalog"):
+            # A valid request about real work, not fuzz. An editor request names no execution
+            # (`{"type": "catalog", "id": "ghost-1"}` is a valid catalog request, answered with
+            # `catalog-entries`): predicting `unknown_execution` for it failed ~6% of seeds.
+            return kind, frame, None
         return kind, frame, "unknown_execution"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "on pyspark/Spark 4.3 (this session's upgrade) one of ~60 expected answers was missing once in a fresh "
-    "clone at load 15, and Spark 4.3's UI answers its job kill link with 403; open work (session note)"))
 async def test_live_fuzz_one_connection(gw: GatewayProcess, spark_server: Any) -> None:
     """Thousands of bad frames on one connection: each gets its typed error, the rest carries on."""
     seed = int(os.environ.get("FUZZ_SEED", time.time_ns() % 2**32))
