@@ -272,7 +272,8 @@ class FuzzModel:
             return kind, json.dumps(self._about(rng.choice(sorted(self.finished)))), "invalid_state"
         if kind == "duplicate":
             rid = rng.choice(sorted(self.used))
-            return kind, json.dumps({"type": "execute", "id": rid, "code": "SELECT 1"}), "duplicate_id"
+            # Code no execution of the session has: the same id with the same code is a retry, not a duplicate.
+            return kind, json.dumps({"type": "execute", "id": rid, "code": "SELECT 'again'"}), "duplicate_id"
         if kind == "unknown_result":
             request = {"type": rng.choice(["stream-rows", "close-result"]), "id": "open",
                        "result": rng.randint(1, 2**31)}
