@@ -182,7 +182,7 @@ class CsvEncoder(Encoder):
     """RFC 4180 CSV, UTF-8, a header line; values quoted only where needed, null as an empty field.
 
     Numbers, strings, booleans, decimals and dates are written by Arrow's CSV writer (fast, in
-    C++); the other columns as the notebook shows them (timestamps as ``2024-01-02 03:04:05``,
+    C++); the other columns as the protocol maps them (timestamps as ``2024-01-02T03:04:05.000000Z``,
     nested values as JSON text), through the protocol's Arrow-to-JSON mapping.
     """
 
