@@ -16,7 +16,7 @@ looks complete. It is logged and counted (``spark_gateway_downloads_total{outcom
 
 Authorised like the websocket: ``Authorization: Bearer <token>`` of the session's owner,
 or a signed link (:mod:`spark_gateway.links`) got over the websocket with ``download``.
-A refusal is an HTTP status with a typed body ``{"type": "error", "code", "message"}``.
+A refusal is an HTTP status with a typed body: an ``error`` event with ``seq`` 0.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from spark_gateway_protocol.arrow_json import columns_converter
+from spark_gateway_protocol.codec import event_to_dict
 from spark_gateway_protocol.errors import ErrorCode, ProtocolError
-from spark_gateway_protocol.messages import DOWNLOAD_FORMATS, MAX_ID_LENGTH
+from spark_gateway_protocol.messages import DOWNLOAD_FORMATS, MAX_ID_LENGTH, Error
 
 from . import auth, spark
 from .failures import error_event
@@ -179,7 +180,7 @@ def _written_as_is(arrow_type: pa.DataType) -> bool:
 
 
 class CsvEncoder(Encoder):
-    """RFC 4180 CSV, UTF-8, a header line; values quoted only where needed, null as an empty field.
+    """RFC 4180 CSV (CRLF), UTF-8, a header line; strings quoted, null as an empty field.
 
     Numbers, strings, booleans, decimals and dates are written by Arrow's CSV writer (fast, in
     C++); the other columns as the protocol maps them (timestamps as ``2024-01-02T03:04:05.000000Z``,
@@ -196,7 +197,7 @@ class CsvEncoder(Encoder):
         csv.writer(header, lineterminator="\r\n").writerow(schema.names)
         sink.write(header.getvalue().encode())
         self._writer = pa_csv.CSVWriter(sink, self._out_schema, write_options=pa_csv.WriteOptions(
-            include_header=False, quoting_style="needed"))
+            include_header=False, quoting_style="needed", eol="\r\n"))
 
     def add(self, batch: pa.RecordBatch) -> None:
         self._writer.write_batch(self._textual(batch))
@@ -274,17 +275,18 @@ def encode_all(format: str, batches: list[pa.RecordBatch], schema: pa.Schema) ->
 class Refused(Exception):
     """A download that cannot start: an HTTP status and a typed error body."""
 
-    def __init__(self, code: ErrorCode, message: str, status: int | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, event: Error | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status or STATUS.get(code, 500)
+        self.status = STATUS.get(code, 500)
+        self.event = event or Error(code.value, message)
 
     def response(self) -> Response:
+        """The body is an ``error`` event with seq 0, as when a websocket is refused: not part of a stream."""
         headers = {"WWW-Authenticate": 'Bearer realm="spark-gateway"'} if self.status == 401 else {}
         headers["Cache-Control"] = "no-store"
-        return JSONResponse({"type": "error", "code": self.code.value, "message": self.message},
-                            status_code=self.status, headers=headers)
+        return JSONResponse(event_to_dict(self.event, 0), status_code=self.status, headers=headers)
 
 
 def parse_target(query: Any) -> Target:
@@ -389,7 +391,7 @@ async def endpoint(request: Request) -> Response:
         event = error_event(spark, target.execution, exc)
         gateway.metrics.download_refused(event.code)
         log.warning("download of %s result %d failed to start: %s", target.execution, target.result, event.message)
-        return Refused(ErrorCode(event.code), event.message).response()
+        return Refused(ErrorCode(event.code), event.message, event).response()
     filename = f"result-{_safe(target.execution)}-{target.result}.{EXTENSIONS[target.format]}"
     return DownloadResponse(gateway, target, opened, filename)
 
