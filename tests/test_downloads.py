@@ -217,3 +217,30 @@ async def test_a_failure_mid_download_cuts_the_response(gateway: GatewayProcess)
         assert rows == [[7]]
     metrics = (await download(gateway.http_url, "/metrics"))[2].decode()
     assert 'spark_gateway_downloads_total{format="arrow",outcome="failed"}' in metrics
+
+
+async def test_the_python_client_saves_a_result_and_the_cli_downloads(gateway: GatewayProcess, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """session.download writes the file the gateway streams; a refused one raises and leaves no file;
+    `spark-gateway query --download -o FILE` saves the whole result."""
+    import subprocess
+    import sys
+
+    from spark_gateway_client import connect
+    from spark_gateway_client.errors import RequestRefused
+
+    async with connect(gateway.ws_url) as session:
+        execution = session.sql("SELECT id, id % 5 AS m FROM range(250000)", page_size=100)
+        async for stream in execution.results():
+            stream.close()
+        await execution.wait()
+        path = await session.download(execution, 0, tmp_path / "r.parquet")
+        assert pq.read_table(path).num_rows == 250_000 and not (tmp_path / "r.parquet.part").exists()
+        with pytest.raises(RequestRefused) as refused:
+            await session.download(execution, 7, tmp_path / "none.csv", format="csv")
+        assert refused.value.code == "unknown_result" and not (tmp_path / "none.csv").exists()
+    out = tmp_path / "cli.arrows"
+    done = await anyio.to_thread.run_sync(lambda: subprocess.run(
+        [sys.executable, "-m", "spark_gateway_client", "--url", gateway.ws_url, "--download", "-o", str(out),
+         "--format", "arrow", "SELECT id FROM range(123456)"], capture_output=True, text=True, timeout=120))
+    assert done.returncode == 0, done.stderr
+    assert pa.ipc.open_stream(out.read_bytes()).read_all().num_rows == 123_456
