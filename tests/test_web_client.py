@@ -429,7 +429,7 @@ def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Pat
     notebook.run(cell)
     expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
     with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
-        cell.locator("button.download-csv").click()
+        cell.get_by_role("button", name="Download CSV").click()
     assert info.value.suggested_filename.endswith("-0.csv")
     target = tmp_path / "result.csv"
     info.value.save_as(target)
@@ -437,7 +437,7 @@ def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Pat
     assert rows[0] == ["id", "txt"]
     assert len(rows) == 2501
     assert rows[1] == ["0", 'a,"b"'] and rows[2] == ["1", ""] and rows[-1] == ["2499", ""]
-    expect(cell.locator(".export-status")).to_have_text("CSV download started: the browser shows its progress")
+    expect(cell.locator(".export-status")).to_have_text("CSV download started (see the browser's downloads)")
     expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded")  # the table pages on its own
 
     first = notebook.cell(0)

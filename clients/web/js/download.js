@@ -18,10 +18,10 @@ import { DownloadFormat, Evt, Req, download as downloadRequest } from "./protoco
 const LINK_TIMEOUT_MS = 30000;
 
 export const FORMATS = [
-  { format: DownloadFormat.CSV, label: "Download CSV", title: "Download the whole result as a CSV file" },
-  { format: DownloadFormat.PARQUET, label: "Download Parquet",
+  { format: DownloadFormat.CSV, short: "CSV", label: "Download CSV", title: "Download the whole result as a CSV file" },
+  { format: DownloadFormat.PARQUET, short: "Parquet", label: "Download Parquet",
     title: "Download the whole result as a Parquet file (row groups of a million rows)" },
-  { format: DownloadFormat.ARROW, label: "Download Arrow",
+  { format: DownloadFormat.ARROW, short: "Arrow", label: "Download Arrow",
     title: "Download the whole result as an Arrow IPC stream (.arrows)" },
 ];
 
@@ -98,12 +98,12 @@ export function navigate(url) {
  * @param {(text: string, state: string) => void} report status text for the result's footer
  */
 export async function downloadResult(client, executionId, table, format, report) {
-  const label = FORMATS.find((f) => f.format === format)?.label.replace("Download ", "") ?? format;
+  const label = FORMATS.find((f) => f.format === format)?.short ?? format;
   report(`Preparing the ${label} download…`, "running");
   try {
     const url = await client.downloadLink(executionId, table.number, format);
     navigate(url);
-    report(`${label} download started: the browser shows its progress`, "done");
+    report(`${label} download started (see the browser's downloads)`, "done");
   } catch (err) {
     report(`Download failed: ${err.message}`, "error");
   }

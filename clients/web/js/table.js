@@ -175,17 +175,28 @@ export class ResultTable {
     this.truncMark.hidden = true;
     this.moreButton = button("Load more", "load-more", () => this.loadMore());
     // Whole-result downloads, streamed by the gateway (download.js): CSV, Parquet, Arrow.
-    this.downloadButtons = DOWNLOADS.map(({ format, label, title }) => {
-      const b = button(label, `download-${format}`, () => this.host.download(this, format));
+    // One group, "Download [CSV] [Parquet] [Arrow]": each button's accessible name is the whole action.
+    this.downloadButtons = DOWNLOADS.map(({ format, short, label, title }) => {
+      const b = button(short, `download-${format}`, () => this.host.download(this, format));
       b.title = title;
+      b.setAttribute("aria-label", label);
       return b;
     });
     this.downloadButton = this.downloadButtons[0];
+    const downloads = document.createElement("span");
+    downloads.className = "download-group";
+    downloads.setAttribute("role", "group");
+    downloads.setAttribute("aria-label", "Download the whole result");
+    const caption = document.createElement("span");
+    caption.className = "download-caption";
+    caption.textContent = "Download";
+    downloads.append(caption, ...this.downloadButtons);
+    this.downloadGroup = downloads;
     this.exportStatus = document.createElement("span");
     this.exportStatus.className = "export-status";
     const spacer = document.createElement("span");
     spacer.className = "spacer";
-    footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, ...this.downloadButtons);
+    footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, downloads);
     this.detail = this._buildDetail();
     root.append(scroll, this.detail, footer);
     this.footer = footer;
@@ -394,7 +405,7 @@ export class ResultTable {
     // that the page has room for; Download CSV once there are rows (with none, it could only
     // write a header: an empty result, or a stream that ended before its first rows).
     this.moreButton.hidden = this.end !== null || n === 0 || capped;
-    for (const b of this.downloadButtons) b.hidden = n === 0;
+    this.downloadGroup.hidden = n === 0;
     this.moreButton.disabled = this.loading;  // a page is on its way
     this.moreButton.textContent = this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
     if (this.size && this.colgroup.children[0]) {
