@@ -9,6 +9,7 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
@@ -57,7 +58,7 @@ async def link(client: Client, execution: str, result: int, fmt: str) -> str:
     return str(answer["url"])
 
 
-async def first_page(client: Client, code: str, id: str, **fields: object) -> None:
+async def first_page(client: Client, code: str, id: str, **fields: Any) -> None:
     """Run ``code`` and wait for its first page only (the rest is not asked for: the result stays open)."""
     await client.execute(code, id=id, **fields)
     await client.wait_for(lambda e: e["type"] in ("rows", "error") and e.get("id") == id)
@@ -114,7 +115,7 @@ async def test_a_download_does_not_disturb_the_notebooks_paging(gateway: Gateway
         await client.wait_for(lambda e: e["type"] == "rows" and e["id"] == "pg")
         url = await link(client, "pg", 0, "parquet")
         async with anyio.create_task_group() as tg:
-            outcome: dict[str, object] = {}
+            outcome: dict[str, tuple[int, dict[str, str], bytes]] = {}
 
             async def fetch() -> None:
                 outcome["got"] = await download(gateway.http_url, url)
@@ -127,7 +128,7 @@ async def test_a_download_does_not_disturb_the_notebooks_paging(gateway: Gateway
             await client.wait_for(lambda e: e["type"] == "finished" and e["id"] == "pg")
         rows = rows_of(client.events)
         assert len(rows) == 21_000 and rows[0] == [0, "r0"] and rows[-1] == [20_999, "r20999"]
-        status, _, body = outcome["got"]  # type: ignore[misc]
+        status, _, body = outcome["got"]
         assert status == 200 and pq.read_table(io.BytesIO(body)).num_rows == 1_000_000
 
 
@@ -190,7 +191,7 @@ async def test_credentials_and_signed_links(token_gateway: GatewayProcess) -> No
 def _read_cut(url: str) -> tuple[int, int]:
     """(status, bytes read) of a response that must end without its final chunk."""
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=300)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=300)
     conn.request("GET", f"{parts.path}?{parts.query}")
     response = conn.getresponse()
     read = 0
