@@ -245,3 +245,37 @@ async def test_the_python_client_saves_a_result_and_the_cli_downloads(gateway: G
          "--format", "arrow", "SELECT id FROM range(123456)"], capture_output=True, text=True, timeout=120))
     assert done.returncode == 0, done.stderr
     assert pa.ipc.open_stream(out.read_bytes()).read_all().num_rows == 123_456
+
+
+def _failed(metrics: str, fmt: str) -> int:
+    for line in metrics.splitlines():
+        if line.startswith(f'spark_gateway_downloads_total{{format="{fmt}",outcome="failed"}}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def _read_some_and_leave(url: str) -> int:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    conn.request("GET", f"{parts.path}?{parts.query}")
+    response = conn.getresponse()
+    got = len(response.read1(1 << 20))
+    conn.sock.close()  # type: ignore[union-attr]
+    conn.close()
+    return got
+
+
+async def test_a_client_that_leaves_stops_the_download(gateway: GatewayProcess) -> None:
+    """A client that goes away mid-download ends it on the gateway (counted as failed) at once,
+    not after encoding the rest of the result for nobody."""
+    query = "SELECT id, repeat('x', 40) AS s FROM range(0, 200000000, 1, 400)"  # minutes of CSV for nobody
+    before = _failed((await download(gateway.http_url, "/metrics"))[2].decode(), "csv")
+    async with open_client(gateway.ws_url) as client:
+        await first_page(client, query, "leave", page_size=10)
+        url = await link(client, "leave", 0, "csv")
+        assert await anyio.to_thread.run_sync(_read_some_and_leave, gateway.http_url + url) > 0
+        with anyio.fail_after(30):
+            while _failed((await download(gateway.http_url, "/metrics"))[2].decode(), "csv") == before:  # noqa: ASYNC110 - another process's counter
+                await anyio.sleep(0.2)
+        rows = rows_of(await client.run("SELECT 8 AS eight", id="after"))
+        assert rows == [[8]]

@@ -13,6 +13,8 @@ stays flat: the response asks for the next chunk only once the socket took the l
 A failure after the response started (Spark failed, the session ended) aborts the chunked
 response without its final chunk: the client sees a failed download, never a file that
 looks complete. It is logged and counted (``spark_gateway_downloads_total{outcome=...}``).
+A client that goes away ends the download at once (its Spark operation is cancelled), since
+uvicorn would otherwise drop the rest silently while Spark kept producing it.
 
 Authorised like the websocket: ``Authorization: Bearer <token>`` of the session's owner,
 or a signed link (:mod:`spark_gateway.links`) got over the websocket with ``download``.
@@ -418,23 +420,24 @@ class DownloadResponse(Response):
         metrics, target = self.gateway.metrics, self.target
         metrics.download_started(target.format)
         started = time.monotonic()
-        sent = 0
         failure: str | None = None
+        self.sent = 0
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            while (chunk := await anyio.to_thread.run_sync(self.opened.encoding.next_chunk)) is not None:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                sent += len(chunk)
-                metrics.download_bytes += len(chunk)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError as exc:  # uvicorn's ClientDisconnected: the client went away (cancelled)
-            failure = f"the client went away ({type(exc).__name__})"
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                await self._stream(send)
+                tg.cancel_scope.cancel()
+            if self.gone and not self.completed:
+                failure = "the client went away"
         except Exception as exc:  # noqa: BLE001 - Spark failed mid-way: the response is cut, never completed
+            while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:  # from the task group
+                exc = exc.exceptions[0]
             failure = error_event(spark, target.execution, exc).message
         finally:
             self.gateway.downloads_active -= 1
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_close_quietly, self.opened.close)
+        sent = self.sent
         seconds = time.monotonic() - started
         rows = self.opened.encoding.rows
         if failure is None:
@@ -446,6 +449,26 @@ class DownloadResponse(Response):
             log.warning("download of %s result %d as %s failed after %d rows, %d bytes (%.1f s): %s; the response "
                         "was cut short", target.execution, target.result, target.format, rows, sent, seconds, failure,
                         extra={"session": target.session})
+
+    gone = False  # the client disconnected
+    completed = False  # the final chunk was sent
+
+    async def _stream(self, send: Any) -> None:
+        """Headers, then every chunk as it is encoded, then the final (empty) chunk."""
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        while (chunk := await anyio.to_thread.run_sync(self.opened.encoding.next_chunk)) is not None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.sent += len(chunk)
+            self.gateway.metrics.download_bytes += len(chunk)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        self.completed = True
+
+    async def _watch_disconnect(self, receive: Any, scope: anyio.CancelScope) -> None:
+        """uvicorn drops what is sent after a disconnect: stop reading from Spark as soon as it happens."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        scope.cancel()
 
 
 def _close_quietly(close: Callable[[], None]) -> None:
