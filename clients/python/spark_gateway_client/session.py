@@ -89,6 +89,7 @@ RESUME_MAX_DELAY = 2.0  # ...up to this
 # Reconnect attempts go on this long past the session's resume_grace: the gateway starts
 # its grace period when it notices the drop, which can be after the client did.
 RESUME_MARGIN = 5.0
+LINK_TIMEOUT = 30.0  # seconds a download request waits for its download-link
 # Lost events of these types alone do not make an execution's outcome or data incomplete
 # (lost rows are judged per result: harmless only for a result being closed).
 _HARMLESS_LOSSES = frozenset({Progress.type, Accepted.type, Started.type, Rows.type, ArrowRows.type})
@@ -273,7 +274,10 @@ class Session:
             future = self._links[key] = asyncio.get_running_loop().create_future()
             self._put(Download(rid, result, format))
         try:
-            link = await asyncio.shield(future)
+            # Not sent again on a resume (unlike editor requests): a lost one times out, and may be asked again.
+            link = await asyncio.wait_for(asyncio.shield(future), LINK_TIMEOUT)
+        except TimeoutError:
+            raise GatewayConnectionError(f"no download-link answer within {LINK_TIMEOUT:.0f} s") from None
         finally:
             self._links.pop(key, None)
         return _download.http_base(self.url) + link.url
@@ -624,6 +628,9 @@ class Session:
         for answer, _request in list(self._answers.values()):
             if not answer.done():
                 answer.set_exception(self._failure)
+        for link in list(self._links.values()):
+            if not link.done():
+                link.set_exception(self._failure)
 
     def _check_seq(self, seq: int) -> None:
         if seq != self._next_seq:
