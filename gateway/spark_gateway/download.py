@@ -341,6 +341,7 @@ class Opened:
 
     encoding: Encoding
     close: Callable[[], None]
+    cancel: Callable[[], None]  # from any thread, while the encoding reads
 
 
 def _open(session_spark: Any, source: Any, fmt: str, adapter: Any) -> Opened:
@@ -350,7 +351,7 @@ def _open(session_spark: Any, source: Any, fmt: str, adapter: Any) -> Opened:
         raise Refused(ErrorCode.UNKNOWN_RESULT, "the query has no columns any more")
     try:
         schema = adapter.download_schema(stream)
-        return Opened(Encoding(fmt, schema, stream.next_batch), stream.close)
+        return Opened(Encoding(fmt, schema, stream.next_batch), stream.close, stream.cancel)
     except BaseException:
         stream.close()
         raise
@@ -432,7 +433,7 @@ class DownloadResponse(Response):
         except Exception as exc:  # noqa: BLE001 - Spark failed mid-way: the response is cut, never completed
             while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:  # from the task group
                 exc = exc.exceptions[0]
-            failure = error_event(spark, target.execution, exc).message
+            failure = "the client went away" if self.gone else error_event(spark, target.execution, exc).message
         finally:
             self.gateway.downloads_active -= 1
             with anyio.CancelScope(shield=True):
@@ -468,6 +469,7 @@ class DownloadResponse(Response):
         while (await receive())["type"] != "http.disconnect":
             pass
         self.gone = True
+        _close_quietly(self.opened.cancel)  # the thread waiting on Spark for the next chunk returns now
         scope.cancel()
 
 

@@ -411,6 +411,12 @@ class ResultStream:
     finished: bool = False  # every batch was read
     spark_schema: StructType = field(default_factory=StructType)
     source: DataFrame | None = None  # what was opened (before any limit): a download runs it again
+    _call: Any = None  # the gRPC call, once open
+
+    def cancel(self) -> None:
+        """Cancel the stream from any thread (a reader blocked in ``next_batch`` then raises)."""
+        if self._call is not None:
+            self._call.cancel()  # grpc: thread-safe, unlike closing the generator in use
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next decoded batch, or None at the end (blocking: call from a worker thread)."""
@@ -515,7 +521,8 @@ def _open_stream(spark: SparkSession, df: DataFrame, on_progress: ProgressCallba
             on_progress(stages, inflight, operation_id, done)
 
     progress = SparkProgress(handlers=[_progress_handler(watch)], operation_id=request.operation_id)
-    stream._responses = _execute_plan(client, request, df._plan.observations, progress)
+    stream._responses = _execute_plan(client, request, df._plan.observations, progress,
+                                      lambda call: setattr(stream, "_call", call))
     schema = _read_schema(stream)
     if schema is None or not schema.fields:
         stream.close()
@@ -525,8 +532,8 @@ def _open_stream(spark: SparkSession, df: DataFrame, on_progress: ProgressCallba
     return stream
 
 
-def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
-                  progress: SparkProgress) -> Iterator[StructType | ArrowResponse]:
+def _execute_plan(client: Any, request: Any, observations: dict[str, Any], progress: SparkProgress,
+                  on_call: Callable[[Any], None] | None = None) -> Iterator[StructType | ArrowResponse]:
     """One ExecutePlan stream, without pyspark's reattachable execution; cancelled on close.
 
     pyspark's default sends a ReleaseExecute RPC after every response: half of the
@@ -541,6 +548,8 @@ def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
         for attempt in client._retrying():
             with attempt:
                 call = client._stub.ExecutePlan(request, metadata=metadata)
+                if on_call is not None:
+                    on_call(call)
                 first = next(call, None)
     except Exception as exc:  # noqa: BLE001 - pyspark's exception for it, after pyspark's retries
         client._handle_error(exc)
