@@ -37,6 +37,11 @@ class ErrorCode(StrEnum):
     # The session itself.
     RESUME_FAILED = "resume_failed"  # no session to resume (ended, expired) or last_seq unusable
     IDLE_TIMEOUT = "idle_timeout"  # the session was idle too long and has ended
+    # HTTP downloads (GET /download): the error body of a refused or failed download.
+    UNAUTHORIZED = "unauthorized"  # 401: no valid credential and no signed link
+    FORBIDDEN = "forbidden"  # 403: another credential's session, or a forged link
+    LINK_EXPIRED = "link_expired"  # 403: a signed link past its expiry
+    UNKNOWN_SESSION = "unknown_session"  # 404: no such session (ended, or another gateway's)
     INTERNAL = "internal"  # a gateway bug; the message says what happened
 
 

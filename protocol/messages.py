@@ -23,6 +23,8 @@ Units = Literal["code_points", "utf-16"]
 LANGUAGES: tuple[str, ...] = ("sql", "python")
 FORMATS: tuple[str, ...] = ("json", "arrow")
 LAYOUTS: tuple[str, ...] = ("rows", "columns")
+# File formats of a whole-result download (``download`` request, ``GET /download``).
+DOWNLOAD_FORMATS: tuple[str, ...] = ("csv", "parquet", "arrow")
 # How `cursor`, `from` and `to` count characters in `code`: Unicode code points (Python's str,
 # Jupyter's cursor_pos), or UTF-16 code units (JavaScript strings, CodeMirror positions).
 UNITS: tuple[str, ...] = ("code_points", "utf-16")
@@ -213,6 +215,24 @@ class Catalog:
             raise _fail(self, "path", f"must be a list of at most {MAX_CATALOG_PATH} non-empty strings")
 
 
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A link to download the whole of one result as a file; answered by ``download-link``.
+
+    ``id`` is the execution's id (it may have finished); the link is valid for a few minutes.
+    """
+
+    type: ClassVar[str] = "download"
+    id: str
+    result: int
+    format: str = "parquet"
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+        _check_int(self, "result", 0, 2**31)
+        _check_choice(self, "format", DOWNLOAD_FORMATS)
+
+
 def _check_editor_request(msg: Complete | Inspect) -> None:
     _check_id(msg)
     if not isinstance(msg.code, str):
@@ -252,10 +272,11 @@ def from_code_points(text: str, offset: int, units: str) -> int:
     return offset + sum(1 for ch in text[:offset] if ord(ch) > 0xFFFF)
 
 
-Request = Execute | Interrupt | StreamRows | CloseResult | Ping | Complete | Inspect | Catalog
+Request = Execute | Interrupt | StreamRows | CloseResult | Ping | Complete | Inspect | Catalog | Download
 
 REQUEST_TYPES: dict[str, type[Request]] = {
-    cls.type: cls for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping, Complete, Inspect, Catalog)
+    cls.type: cls
+    for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping, Complete, Inspect, Catalog, Download)
 }
 
 
@@ -595,6 +616,22 @@ class CatalogEntries:
     truncated: bool = False  # more entries exist than the gateway sends (MAX_CATALOG_ENTRIES)
 
 
+@dataclass(frozen=True, slots=True)
+class DownloadLink:
+    """The answer to ``download``: a signed URL (relative to the gateway) that downloads the result.
+
+    Anyone holding ``url`` may use it, once or more, for ``expires_in`` seconds; no credential
+    travels in it (an HMAC signature made with a secret of the gateway process).
+    """
+
+    type: ClassVar[str] = "download-link"
+    id: str
+    result: int
+    format: str
+    url: str
+    expires_in: int  # seconds from now
+
+
 MAX_COMPLETIONS = 1000
 MAX_CATALOG_ENTRIES = 10_000
 
@@ -618,6 +655,7 @@ Event = (
     | Completions
     | Inspection
     | CatalogEntries
+    | DownloadLink
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -641,6 +679,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Completions,
         Inspection,
         CatalogEntries,
+        DownloadLink,
     )
 }
 

@@ -34,6 +34,7 @@ from spark_gateway_protocol.messages import (
     CompletionItem,
     Completions,
     Credit,
+    DownloadLink,
     Error,
     Event,
     Finished,
@@ -82,6 +83,7 @@ SAMPLES: list[Event] = [
     Completions("e1", 7, 9, [CompletionItem("name", "column", "string", None)], False),
     Inspection("e2", True, "table", "t", 0, 1, None, None, "doc", [CatalogEntry("id", "column", "int")]),
     CatalogEntries("e3", ["spark_catalog"], [CatalogEntry("default", "database")], True),
+    DownloadLink("q1", 0, "parquet", "/download?session=s&execution=q1&result=0&format=parquet&expires=1&sig=x", 300),
 ]
 
 

@@ -18,6 +18,7 @@ from spark_gateway_protocol import close_codes
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import (
     DEFAULT_PAGE_SIZE,
+    DOWNLOAD_FORMATS,
     EVENT_TYPES,
     FORMATS,
     KINDS,
@@ -82,6 +83,7 @@ def test_statuses_languages_formats_and_page_sizes_match_the_python_protocol(js:
     assert sorted(js["Status"].values()) == sorted(get_args(Status))
     assert sorted(js["Language"].values()) == sorted(LANGUAGES)
     assert sorted(js["Format"].values()) == sorted(FORMATS)
+    assert sorted(js["DownloadFormat"].values()) == sorted(DOWNLOAD_FORMATS)
     assert (js["DEFAULT_PAGE_SIZE"], js["MAX_PAGE_SIZE"]) == (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 
 

@@ -422,23 +422,24 @@ def test_limit_marks_truncated_results(notebook: Notebook) -> None:
 
 
 def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Path) -> None:
-    """Download CSV writes every row of the result, also the rows not loaded in the page."""
+    """Download CSV saves every row of the result, also the rows not loaded in the page: the gateway
+    streams the file (a signed link the browser navigates to), and the table pages on its own."""
     cell = notebook.add_cell("sql", "SELECT id, CASE WHEN id % 2 = 0 THEN 'a,\"b\"' END AS txt "
                                     "FROM range(2500)")
     notebook.run(cell)
     expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
     with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
-        cell.locator("button.download-csv").click()
+        cell.get_by_role("button", name="Download CSV").click()
+    assert info.value.suggested_filename.endswith("-0.csv")
     target = tmp_path / "result.csv"
     info.value.save_as(target)
     rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
     assert rows[0] == ["id", "txt"]
     assert len(rows) == 2501
     assert rows[1] == ["0", 'a,"b"'] and rows[2] == ["1", ""] and rows[-1] == ["2499", ""]
-    expect(cell.locator(".export-status")).to_have_text("Downloaded 2,500 rows")
+    expect(cell.locator(".export-status")).to_have_text("CSV download started (see the browser's downloads)")
     expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded")  # the table pages on its own
 
-    # A result the page holds whole is written from memory, without running the query again.
     first = notebook.cell(0)
     notebook.run(first)
     notebook.wait_status(first, "ok")
@@ -448,6 +449,30 @@ def test_download_csv_streams_the_whole_result(notebook: Notebook, tmp_path: Pat
     rows = list(csv.reader(io.StringIO(target.read_text(encoding="utf-8"), newline="")))
     assert rows[0] == ["city", "customers", "orders", "revenue"]
     assert [(r[0], r[3]) for r in rows[1:]] == expected_city_revenue()
+
+
+def test_download_parquet_and_arrow_save_the_whole_result(notebook: Notebook, tmp_path: Path) -> None:
+    """Download Parquet / Download Arrow save files that pyarrow reads back as the whole result."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cell = notebook.add_cell("sql", "SELECT id, concat('r', id) AS s FROM range(120000)")
+    notebook.run(cell)
+    expect(cell.locator(".row-counter")).to_have_text("1,000 rows loaded", timeout=RUN_TIMEOUT)
+    parquet = cell.get_by_role("button", name="Download Parquet")
+    expect(parquet).to_be_visible()
+    with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
+        parquet.click()
+    assert info.value.suggested_filename.endswith("-0.parquet")
+    target = tmp_path / "result.parquet"
+    info.value.save_as(target)
+    table = pq.read_table(target)
+    assert table.num_rows == 120_000 and table.column("s")[119_999].as_py() == "r119999"
+    with notebook.page.expect_download(timeout=RUN_TIMEOUT) as info:
+        cell.get_by_role("button", name="Download Arrow").click()
+    info.value.save_as(tmp_path / "result.arrows")
+    assert pa.ipc.open_stream((tmp_path / "result.arrows").read_bytes()).read_all().equals(table)
+    notebook.screenshot("web-downloads.png")
 
 
 def session_id(page: Page) -> str:

@@ -25,10 +25,11 @@ from spark_gateway_protocol import PROTOCOL_VERSION, encode_event
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, SessionInfo
 
-from . import __version__, auth, capture, connection, logs, memory, spark, users
+from . import __version__, auth, capture, connection, download, logs, memory, spark, users
 from .catalog import Builtins
 from .config import Settings
 from .lifetime import Lifetime
+from .links import LinkSigner
 from .metrics import Metrics
 from .outbox import Outbox, ResumeError
 from .session import Session, SessionLimits
@@ -59,8 +60,13 @@ class Gateway:
     draining: bool = False
     collect_pending: bool = False  # a garbage collection is scheduled (see _collect_garbage)
     users: dict[str, str] = field(default_factory=dict)  # session id -> the user it runs as
+    links: LinkSigner = field(init=False)  # signed download links, with a secret of this process
+    downloads_active: int = 0  # GET /download responses streaming now (at most settings.max_downloads)
     _probe: Any = None  # a Spark session kept for /readyz
     _versions_noted: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.links = LinkSigner(self.settings.download_link_seconds)
 
     def ready(self) -> bool:
         """Blocking: does Spark answer right now? (``GET /readyz``)
@@ -272,6 +278,7 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        Route("/download", download.endpoint),
     ]
     if WEB_DIR.is_dir():
         routes.append(Mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web"))
@@ -316,7 +323,7 @@ async def _open(websocket: WebSocket, gateway: Gateway, credential: str, attach:
     logs.user.set(user)  # the session's tasks inherit it: their log records say whose session it is
     session = Session(spark_url=gateway.spark_url_for(user), outbox=outbox, limits=gateway.limits,
                       fetch_limiter=gateway.fetch_limiter, prepare_namespace=gateway.prepare_spark,
-                      spark_session_id=attach, builtins=gateway.builtins)
+                      spark_session_id=attach, builtins=gateway.builtins, links=gateway.links)
     life = Lifetime(session, credential, grace=settings.resume_grace, idle_timeout=settings.idle_timeout,
                     on_end=lambda: _forget(gateway, session))
     gateway.sessions[session.id] = life

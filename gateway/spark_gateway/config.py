@@ -41,6 +41,8 @@ class Settings:
     replay_buffer_bytes: int = 8 << 20
     idle_timeout: int = 3600
     max_spark_operations: int = 64
+    max_downloads: int = 8
+    download_link_seconds: int = 300
     driver_memory: str = "2g"
     max_result_size: str = "1g"
     spark_master: str = "local[*]"
@@ -63,6 +65,8 @@ class Settings:
                 raise ValueError(f"{name} must be >= 0")
         if self.max_page_bytes < 1024:
             raise ValueError("max_page_bytes must be >= 1024")
+        if self.max_downloads < 1 or self.download_link_seconds < 1:
+            raise ValueError("max_downloads and download_link_seconds must be >= 1")
         if self.max_sessions < 1:
             raise ValueError("max_sessions must be >= 1")
         if self.shutdown_timeout < 0:
@@ -144,6 +148,9 @@ HELP = {
     "idle_timeout": "seconds after its last execution ended that an idle session is ended "
                     "(0: never); a busy session is never ended",
     "max_spark_operations": "result fetches running at once across the gateway",
+    "max_downloads": "whole-result downloads (GET /download) running at once across the gateway; more are "
+                     "refused with 429",
+    "download_link_seconds": "seconds a signed download link (the download request) stays valid",
     "driver_memory": "embedded Spark driver heap",
     "max_result_size": "embedded Spark spark.driver.maxResultSize",
     "spark_master": "embedded Spark master",

@@ -32,6 +32,19 @@ class Metrics:
     latency_buckets: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS))
     latency_sum: float = 0.0
     latency_count: int = 0
+    # Whole-result downloads (GET /download): (format, "started"|"completed"|"failed") -> count.
+    downloads: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    downloads_refused: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by error code
+    download_bytes: int = 0
+
+    def download_started(self, fmt: str) -> None:
+        self.downloads[fmt, "started"] += 1
+
+    def download_finished(self, fmt: str, outcome: str) -> None:
+        self.downloads[fmt, outcome] += 1
+
+    def download_refused(self, code: str) -> None:
+        self.downloads_refused[code] += 1
 
     def execution_finished(self, status: str, seconds: float) -> None:
         self.executions[status] += 1
@@ -71,6 +84,12 @@ class Metrics:
         metric("bytes_sent_total", "counter", "Bytes of frames sent to clients.", [("", self.bytes_sent)])
         metric("spark_restarts_total", "counter", "Restarts of the embedded Spark Connect server after it ended.",
                [("", self.spark_restarts)])
+        metric("downloads_total", "counter", "Whole-result downloads, by format and outcome (started, "
+               "completed, failed: cut short after it started).",
+               [(f'{{format="{f}",outcome="{o}"}}', n) for (f, o), n in sorted(self.downloads.items())])
+        metric("downloads_refused_total", "counter", "Downloads refused before any byte, by error code.",
+               [(f'{{code="{c}"}}', n) for c, n in sorted(self.downloads_refused.items())])
+        metric("download_bytes_total", "counter", "Bytes of downloaded files sent.", [("", self.download_bytes)])
         cumulative = [(f'{{le="{b:g}"}}', n) for b, n in zip(LATENCY_BUCKETS, self.latency_buckets, strict=True)]
         cumulative.append(('{le="+Inf"}', self.latency_count))
         lines.append("# HELP spark_gateway_execution_seconds Execution time from start to finished.")

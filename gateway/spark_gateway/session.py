@@ -26,7 +26,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -45,6 +45,8 @@ from spark_gateway_protocol.messages import (
     CloseResult,
     Complete,
     Credit,
+    Download,
+    DownloadLink,
     Error,
     Event,
     Execute,
@@ -67,11 +69,25 @@ from .editor import Editor
 from .errors import ExecutionInterrupted
 from .execution import Execution
 from .failures import error_event
+from .links import LinkSigner, Target
 from .outbox import Outbox
 from .runner import MAX_VALUE_CHARS, Runner
 from .worker import LoopBridge, Worker
 
 log = logging.getLogger("spark_gateway.session")
+
+
+# Results a session can still download (GET /download): the most recent ones; each keeps its
+# DataFrame (a query plan, small unless a Python cell built it from local data).
+MAX_DOWNLOADABLE_RESULTS = 100
+
+
+@dataclass(frozen=True)
+class ResultSource:
+    """What a result was: its DataFrame and the execution's limit, to run it again for a download."""
+
+    df: Any
+    limit: int | None
 
 
 @dataclass(frozen=True)
@@ -102,6 +118,7 @@ class Session:
         spark_session_id: str | None = None,
         spark: Any = spark_adapter,
         builtins: Builtins | None = None,
+        links: LinkSigner | None = None,
     ) -> None:
         """``spark``: the Spark adapter, :mod:`spark_gateway.spark` or a fake with the same functions;
         ``builtins``: Spark's functions and keywords, read once per gateway and shared by its sessions."""
@@ -120,6 +137,8 @@ class Session:
             max_output_pending=limits.max_output_pending, max_value_chars=limits.max_value_chars,
             progress_interval_ms=limits.progress_interval_ms, prepare_namespace=prepare_namespace)
         self._executions: dict[str, Execution] = {}
+        self._links = links
+        self._sources: OrderedDict[tuple[str, int], ResultSource] = OrderedDict()  # downloadable results
         self._finished_ids: set[str] = set()
         self._queue: deque[Execution] = deque()
         self._queue_changed = anyio.Event()
@@ -138,6 +157,24 @@ class Session:
         self._spark_failure: Exception | None = None  # why it could not
         # When the last execution finished (or the session opened); None while one is pending.
         self.idle_since: float | None = time.monotonic()
+
+    @property
+    def spark_session(self) -> Any:
+        """This session's Spark session, None before the first execution opened it (or after it was lost)."""
+        return self._runner.spark_session
+
+    def result_source(self, execution_id: str, number: int) -> ResultSource:
+        """The query of one result, to download it whole; ProtocolError when there is none."""
+        source = self._sources.get((execution_id, number))
+        if source is not None:
+            return source
+        if execution_id not in self._executions and execution_id not in self._finished_ids:
+            raise ProtocolError(ErrorCode.UNKNOWN_EXECUTION, f"no execution {execution_id!r} in this session",
+                                request_id=execution_id, request_type="download")
+        raise ProtocolError(ErrorCode.UNKNOWN_RESULT,
+                            f"execution {execution_id!r} has no result {number} to download (the session keeps "
+                            f"the last {MAX_DOWNLOADABLE_RESULTS} results)",
+                            request_id=execution_id, request_type="download")
 
     @property
     def spark_session_id(self) -> str:
@@ -232,6 +269,13 @@ class Session:
                 await self._cursor(request.id, request.result, request.type).close("closed", "by the client")
             case Ping():
                 self.outbox.put(Pong(request.data))
+            case Download():
+                self.result_source(request.id, request.result)  # refuses an unknown one
+                if self._links is None:
+                    raise ProtocolError(ErrorCode.UNSUPPORTED, "downloads are not served here",
+                                        request_id=request.id, request_type=request.type)
+                url = self._links.url(Target(self.id, request.id, request.result, request.format))
+                self.outbox.put(DownloadLink(request.id, request.result, request.format, url, self._links.seconds))
             case Complete() | Inspect() | Catalog():
                 if self._tg is None:
                     raise ProtocolError(ErrorCode.INVALID_STATE, "the session is closing",
@@ -472,10 +516,20 @@ class Session:
             layout=request.layout)
         execution.cursors.append(cursor)
         execution.result_sql_offsets.append(execution.sql_offset)
+        self._keep_source(execution, cursor.number, stream)
         await self._drain(execution)
         cursor.announce()
         assert self._tg is not None
         self._tg.start_soon(self._run_cursor, execution, cursor)
+
+    def _keep_source(self, execution: Execution, number: int, stream: Any) -> None:
+        """Remember what the result was, so that it can be downloaded whole (the newest ones only)."""
+        df = getattr(stream, "source", None)
+        if df is None:
+            return
+        self._sources[execution.id, number] = ResultSource(df, execution.request.limit)
+        while len(self._sources) > MAX_DOWNLOADABLE_RESULTS:
+            self._sources.popitem(last=False)
 
     async def first_pages(self, execution: Execution) -> None:
         """Until every result the execution opened so far has sent its first page (or ended)."""

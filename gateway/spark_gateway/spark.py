@@ -17,8 +17,9 @@ in fast tests. Blocking ones are called in worker threads only.
 - Running code: ``bind_thread(session | None)``, ``add_tag`` / ``remove_tag(session, tag)``,
   ``run_sql(session, text)``, ``run_python(namespace, code, filename)``, ``is_dataframe(value)``.
 - Results: ``open_result(session, df, limit, on_progress)`` returns a :class:`ResultStream`
-  (``operation_id``, ``columns``, ``job_started``, ``on_job_start``, ``finished``,
+  (``operation_id``, ``columns``, ``job_started``, ``on_job_start``, ``finished``, ``source``,
   ``next_batch()``, ``next_chunk()``, ``drain()``, ``arrow_schema()``, ``close()``) or None.
+- Downloads (any thread): ``open_download(session, df, limit)``, ``download_schema(stream)``.
 - Stopping: ``interrupt_tag(session, tag)``, ``interrupt_operation(session, operation_id)``.
 - Errors: ``is_cancellation(exc)``, ``is_unavailable(exc)``, ``spark_error_fields(exc)``.
 - The catalog (editor requests, any thread): ``list_catalogs``, ``list_databases``, ``list_relations``,
@@ -409,6 +410,13 @@ class ResultStream:
     on_job_start: Callable[[], None] | None = None  # called once, on the reading thread, as job_started turns true
     finished: bool = False  # every batch was read
     spark_schema: StructType = field(default_factory=StructType)
+    source: DataFrame | None = None  # what was opened (before any limit): a download runs it again
+    _call: Any = None  # the gRPC call, once open
+
+    def cancel(self) -> None:
+        """Cancel the stream from any thread (a reader blocked in ``next_batch`` then raises)."""
+        if self._call is not None:
+            self._call.cancel()  # grpc: thread-safe, unlike closing the generator in use
 
     def next_batch(self) -> pa.RecordBatch | None:
         """The next decoded batch, or None at the end (blocking: call from a worker thread)."""
@@ -475,8 +483,31 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     With a limit, one extra row is asked of Spark so the gateway can tell the client
     that rows were left out instead of cutting silently.
     """
+    source = df
     if limit is not None:
         df = cast(DataFrame, df.limit(limit + 1))
+    stream = _open_stream(spark, df, on_progress)
+    if stream is not None:
+        stream.source = source
+    return stream
+
+
+def open_download(spark: SparkSession, df: DataFrame, limit: int | None) -> ResultStream | None:
+    """Run ``df`` again for a whole-result download: exactly its rows (``limit`` at most), on its own
+    operation, so the notebook's own stream of the same result goes on untouched."""
+    if limit is not None:
+        df = cast(DataFrame, df.limit(limit))
+    return _open_stream(spark, df, None)
+
+
+def download_schema(stream: ResultStream) -> pa.Schema:
+    """The Arrow schema pyspark's own ``DataFrame.toArrow()`` gives this result (downloads are cast to it)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    return to_arrow_schema(stream.spark_schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC")
+
+
+def _open_stream(spark: SparkSession, df: DataFrame, on_progress: ProgressCallback | None) -> ResultStream | None:
     client = spark.client
     request = client._execute_plan_request_with_metadata()
     request.plan.CopyFrom(df._plan.to_proto(client))
@@ -490,7 +521,8 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
             on_progress(stages, inflight, operation_id, done)
 
     progress = SparkProgress(handlers=[_progress_handler(watch)], operation_id=request.operation_id)
-    stream._responses = _execute_plan(client, request, df._plan.observations, progress)
+    stream._responses = _execute_plan(client, request, df._plan.observations, progress,
+                                      lambda call: setattr(stream, "_call", call))
     schema = _read_schema(stream)
     if schema is None or not schema.fields:
         stream.close()
@@ -500,8 +532,8 @@ def open_result(spark: SparkSession, df: DataFrame, limit: int | None,
     return stream
 
 
-def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
-                  progress: SparkProgress) -> Iterator[StructType | ArrowResponse]:
+def _execute_plan(client: Any, request: Any, observations: dict[str, Any], progress: SparkProgress,
+                  on_call: Callable[[Any], None] | None = None) -> Iterator[StructType | ArrowResponse]:
     """One ExecutePlan stream, without pyspark's reattachable execution; cancelled on close.
 
     pyspark's default sends a ReleaseExecute RPC after every response: half of the
@@ -516,6 +548,8 @@ def _execute_plan(client: Any, request: Any, observations: dict[str, Any],
         for attempt in client._retrying():
             with attempt:
                 call = client._stub.ExecutePlan(request, metadata=metadata)
+                if on_call is not None:
+                    on_call(call)
                 first = next(call, None)
     except Exception as exc:  # noqa: BLE001 - pyspark's exception for it, after pyspark's retries
         client._handle_error(exc)

@@ -98,6 +98,10 @@ def build_parser(prog: str = "spark-gateway query") -> argparse.ArgumentParser:
     parser.add_argument("--format", choices=FORMATS,
                         help="output format (default: from -o's extension, else table)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the rows to FILE instead of stdout")
+    parser.add_argument("--download", action="store_true",
+                        help="with -o FILE as csv, parquet or arrow: the gateway runs the result's query again "
+                             "and streams the file itself (GET /download; Parquet row groups of a million rows), "
+                             "instead of sending the rows through this client")
     parser.add_argument("--limit", type=_non_negative,
                         help="at most this many rows per result (applied in Spark)")
     parser.add_argument("--max-rows", type=_positive, default=DEFAULT_MAX_ROWS,
@@ -148,7 +152,8 @@ class Job:
 
     def __init__(self, *, url: str, token: str | None, code: str, language: str, format: str,
                  output: str | None, limit: int | None, max_rows: int, page_size: int | None,
-                 progress: bool, resume: bool = True, max_width: int = MAX_CELL_WIDTH) -> None:
+                 progress: bool, resume: bool = True, max_width: int = MAX_CELL_WIDTH,
+                 download: bool = False) -> None:
         self.url = url
         self.token = token
         self.code = code
@@ -160,6 +165,8 @@ class Job:
         self.max_width = max_width
         self.page_size = page_size
         self.resume = resume
+        self.download = download
+        self.session: Any = None
         self.err = sys.stderr
         self.progress = ProgressLine(self.err) if progress else None
         self.execution: Execution | None = None
@@ -193,10 +200,12 @@ class Job:
             raise UsageError("--format parquet needs -o FILE")
         if fmt == "arrow" and args.output is None and sys.stdout.isatty():
             raise UsageError("--format arrow writes binary data: give -o FILE or redirect stdout")
+        if args.download and (args.output is None or fmt not in ("csv", "parquet", "arrow")):
+            raise UsageError("--download needs -o FILE and a format of csv, parquet or arrow")
         progress = args.progress if args.progress is not None else sys.stderr.isatty()
         return cls(url=args.url, token=args.token, code=code, language=language, format=fmt,
                    output=args.output, limit=args.limit, max_rows=args.max_rows, page_size=args.page_size,
-                   progress=progress, resume=args.resume, max_width=args.max_width)
+                   progress=progress, resume=args.resume, max_width=args.max_width, download=args.download)
 
     async def run(self) -> int:
         self._install_sigint()
@@ -213,6 +222,7 @@ class Job:
     async def _run(self) -> int:
         try:
             async with connect(self.url, token=self.token, resume=self.resume) as session:
+                self.session = session
                 arrow = self.format in ("arrow", "parquet")
                 limit = self.limit
                 if self.format == "table":
@@ -285,6 +295,13 @@ class Job:
                 self._say(f"warning: result {stream.number} was not written: only the first result goes "
                           f"to the output")
                 stream.close()
+            elif self.download:
+                stream.close()  # the gateway runs the query again for the file: these rows are not needed
+                await execution.wait()
+                assert self.output is not None
+                path = await self.session.download(execution, stream.number, self.output, format=self.format)
+                self._say(f"downloaded result {stream.number} to {path}")
+                written = True
             else:
                 await self._write(stream)
                 written = True

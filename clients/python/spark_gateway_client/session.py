@@ -17,9 +17,11 @@ import asyncio
 import gc
 import itertools
 import logging
+import os
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Generator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar, assert_never
 
@@ -39,6 +41,8 @@ from spark_gateway_protocol.messages import (
     CloseResult,
     Complete,
     Completions,
+    Download,
+    DownloadLink,
     Error,
     Event,
     Execute,
@@ -66,6 +70,7 @@ from spark_gateway_protocol.messages import (
     Value,
 )
 
+from . import download as _download
 from .errors import (
     GatewayConnectionError,
     ResultLost,
@@ -84,6 +89,7 @@ RESUME_MAX_DELAY = 2.0  # ...up to this
 # Reconnect attempts go on this long past the session's resume_grace: the gateway starts
 # its grace period when it notices the drop, which can be after the client did.
 RESUME_MARGIN = 5.0
+LINK_TIMEOUT = 30.0  # seconds a download request waits for its download-link
 # Lost events of these types alone do not make an execution's outcome or data incomplete
 # (lost rows are judged per result: harmless only for a result being closed).
 _HARMLESS_LOSSES = frozenset({Progress.type, Accepted.type, Started.type, Rows.type, ArrowRows.type})
@@ -153,6 +159,7 @@ class Session:
         # Editor requests waiting for their answer (ids of their own space: e1, e2, ...).
         self._editor_ids = itertools.count(1)
         self._answers: dict[str, tuple[asyncio.Future[Any], EditorRequest]] = {}
+        self._links: dict[tuple[str, int, str], asyncio.Future[DownloadLink]] = {}  # download requests waiting
         self._resent_editor: set[str] = set()
         self._next_seq = 2  # the session event was seq 1
         self._failure: SparkGatewayError | None = None
@@ -254,6 +261,52 @@ class Session:
         """The catalog's entries under ``path``: ``()`` catalogs, ``(catalog,)`` databases,
         ``(catalog, database)`` tables and views, ``(catalog, database, table)`` columns."""
         return await self._ask(Catalog(self._editor_id(), list(path)), CatalogEntries)
+
+    async def download_link(self, execution: Execution | str, result: int = 0, *, format: str = "parquet") -> str:
+        """A signed URL (absolute, no credential in it) that downloads the whole result as a ``format`` file
+        for a few minutes: ``csv``, ``parquet`` or ``arrow`` (an Arrow IPC stream)."""
+        if self._failure is not None:
+            raise self._failure
+        rid = execution if isinstance(execution, str) else execution.id
+        key = (rid, result, format)
+        future = self._links.get(key)
+        if future is None:
+            future = self._links[key] = asyncio.get_running_loop().create_future()
+            self._put(Download(rid, result, format))
+        try:
+            # Not sent again on a resume (unlike editor requests): a lost one times out, and may be asked again.
+            link = await asyncio.wait_for(asyncio.shield(future), LINK_TIMEOUT)
+        except TimeoutError:
+            raise GatewayConnectionError(f"no download-link answer within {LINK_TIMEOUT:.0f} s") from None
+        finally:
+            self._links.pop(key, None)
+        return _download.http_base(self.url) + link.url
+
+    async def download(self, execution: Execution | str, result: int = 0, path: str | os.PathLike[str] = "",
+                       *, format: str = "parquet") -> Path:
+        """Save the whole of one result (running its query again on the gateway) as a file; its path.
+
+        The gateway streams the file (CSV, Parquet with row groups of a million rows, or an Arrow
+        IPC stream) straight to ``path`` (default ``result-<id>-<n>.<format>``): nothing is held in
+        memory. Raises :class:`RequestRefused` (an unknown result, ...) or
+        :class:`~.download.DownloadFailed` (cut short; no file is left).
+        """
+        url = await self.download_link(execution, result, format=format)
+        rid = execution if isinstance(execution, str) else execution.id
+        target = Path(path or f"result-{rid}-{result}.{'arrows' if format == 'arrow' else format}")
+        await asyncio.to_thread(_download.save, url, target)
+        return target
+
+    def _on_download(self, event: DownloadLink | Error) -> None:
+        for (rid, result, fmt), future in list(self._links.items()):
+            if future.done() or rid != event.id:
+                continue
+            if isinstance(event, DownloadLink) and (result, fmt) == (event.result, event.format):
+                future.set_result(event)
+                return
+            if isinstance(event, Error):
+                future.set_exception(error_from_event(event))
+                return
 
     def _editor_id(self) -> str:
         return f"e{next(self._editor_ids)}"
@@ -575,6 +628,9 @@ class Session:
         for answer, _request in list(self._answers.values()):
             if not answer.done():
                 answer.set_exception(self._failure)
+        for link in list(self._links.values()):
+            if not link.done():
+                link.set_exception(self._failure)
 
     def _check_seq(self, seq: int) -> None:
         if seq != self._next_seq:
@@ -594,6 +650,8 @@ class Session:
                 self._on_pong(data)
             case Completions() | Inspection() | CatalogEntries():
                 self._on_answer(event.id, event)
+            case DownloadLink() | Error(request=Download.type):
+                self._on_download(event)
             case Error(request=str(kind), id=str(rid)) if kind in _EDITOR_REQUESTS:
                 self._on_editor_error(rid, event)
             case SessionInfo() | Resumed():  # they open a connection; a healthy gateway sends them nowhere else

@@ -245,6 +245,14 @@ class SyncSession:
         """Like :meth:`Session.catalog`."""
         return self._runner.run(self.session.catalog(path))
 
+    def download(self, execution: Any, result: int = 0, path: Any = "", *, format: str = "parquet") -> Any:
+        """Like :meth:`Session.download`: the whole result saved as a file by the gateway; its path."""
+        return self._runner.run(self.session.download(execution, result, path, format=format))
+
+    def download_link(self, execution: Any, result: int = 0, *, format: str = "parquet") -> str:
+        """Like :meth:`Session.download_link`."""
+        return self._runner.run(self.session.download_link(execution, result, format=format))
+
     def close(self) -> None:
         try:
             self._runner.run(self.session.close())

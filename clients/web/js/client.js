@@ -14,9 +14,10 @@
 //   accepted(position) queued(position) started() progress(msg) output(stream, text)
 //   result(msg) rows(msg) resultClosed(msg) value(msg) error(msg) refused(msg)
 //   finished(msg) codeDone() lost() lostEvents(item)
-// notebook.js (a cell's run) and csv.js (an export) are the two kinds of sinks.
+// notebook.js (a cell's run) is the kind of sink.
 
 import { Connection, defaultUrl } from "./connection.js";
+import { DownloadLinks } from "./download.js";
 import { Lookups } from "./lookups.js";
 import * as P from "./protocol.js";
 
@@ -65,6 +66,13 @@ export class GatewayClient {
     });
     // The editor's completions, documentation and catalog: requests of their own id space.
     this.lookups = new Lookups((message) => this.connected && this.connection.send(message));
+    // Signed links to whole-result downloads (download.js): answered beside the executions.
+    this.downloads = new DownloadLinks((message) => this.connected && this.connection.send(message));
+  }
+
+  /** A signed URL that downloads result `result` of execution `id` as a `format` file. */
+  downloadLink(id, result, format) {
+    return this.downloads.request(id, result, format);
   }
 
   start() {
@@ -225,6 +233,9 @@ export class GatewayClient {
       case Evt.CATALOG_ENTRIES:
         this.lookups.answered(msg);
         break;
+      case Evt.DOWNLOAD_LINK:
+        this.downloads.handle(msg);
+        break;
       case Evt.RESUMED:  // only as the first frame of a connection (seq 0), never in the stream
       case Evt.ARROW_ROWS:  // binary frames, for format "arrow", which the page never asks for
         console.warn(`spark-gateway: unexpected ${msg.type} event in the session's stream (ignored)`, msg);
@@ -237,6 +248,7 @@ export class GatewayClient {
 
   _onError(msg, sink) {
     if (this.lookups.refused(msg)) return;  // an editor request's error: its caller says what it means
+    if (this.downloads.handle(msg)) return;  // a refused download: the result's footer says why
     if (msg.request === Req.EXECUTE && msg.code === ErrorCode.DUPLICATE_ID && this.resent.has(msg.id)) {
       this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
       return;
@@ -424,6 +436,7 @@ export class GatewayClient {
     this.closing.clear();
     this.credit.clear();
     this.lostReason = reason;
+    this.downloads.lost();
     for (const sink of sinks) sink.lost();
     this.ui.onDrop();
   }

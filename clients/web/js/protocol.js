@@ -17,6 +17,7 @@ export const Req = Object.freeze({
   COMPLETE: "complete",
   INSPECT: "inspect",
   CATALOG: "catalog",
+  DOWNLOAD: "download",  // a signed link to a whole-result file (download.js)
 });
 
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
@@ -39,6 +40,7 @@ export const Evt = Object.freeze({
   COMPLETIONS: "completions",  // answers complete
   INSPECTION: "inspection",  // answers inspect
   CATALOG_ENTRIES: "catalog-entries",  // answers catalog
+  DOWNLOAD_LINK: "download-link",  // answers download
 });
 
 /** Terminal statuses carried by `finished`. */
@@ -64,6 +66,11 @@ export const ErrorCode = Object.freeze({
   RESUME_FAILED: "resume_failed",
   IDLE_TIMEOUT: "idle_timeout",
   INTERNAL: "internal",
+  // bodies of refused HTTP downloads (GET /download)
+  UNAUTHORIZED: "unauthorized",
+  FORBIDDEN: "forbidden",
+  LINK_EXPIRED: "link_expired",
+  UNKNOWN_SESSION: "unknown_session",
 });
 
 /** WebSocket close codes (protocol/close_codes.py says what each tells the peer). */
@@ -157,6 +164,14 @@ export function inspect(id, code, cursor, language) {
 export function catalog(id, path = []) {
   return { type: Req.CATALOG, id, path };
 }
+
+/** A signed link to download result `result` of execution `id` as a `format` file. */
+export function download(id, result, format) {
+  return { type: Req.DOWNLOAD, id, result, format };
+}
+
+/** File formats of a whole-result download. */
+export const DownloadFormat = Object.freeze({ CSV: "csv", PARQUET: "parquet", ARROW: "arrow" });
 
 // ------------------------------------------------------------------ decoding
 

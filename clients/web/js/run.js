@@ -1,7 +1,8 @@
 // One execution of a cell, as shown under the cell: status, progress, output, results
 // and errors. It is the execution's sink for the events client.js dispatches.
 
-import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
+import { saveBlob } from "./csv.js";
+import { downloadResult } from "./download.js";
 import { ErrorCode, Evt, Language, Layout, pageCount, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
@@ -24,7 +25,6 @@ export class RunView {
     this.id = client.newId(cell.id);
     this.state = "sending";
     this.tables = new Map();
-    this.exports = new Set();
     this.streamChars = 0;
     this.outputCut = false;  // printed output passed MAX_STREAM_CHARS: the rest is only kept for download
     this.kept = { parts: [], buffer: "", chars: 0 };  // everything printed, for "Download all output"
@@ -77,7 +77,6 @@ export class RunView {
     } else if (this.state === "ready") {
       for (const table of this.tables.values()) if (table.streaming) this.client.closeResult(this.id, table.number);
     }
-    for (const job of this.exports) job.cancel();
   }
 
   /** The cell's code was edited: "Show in code" can only point into the code as it ran. */
@@ -262,7 +261,7 @@ export class RunView {
     const table = new ResultTable(msg, {
       pageSize: this.request.pageSize,
       requestMore: (t, n) => this.client.streamRows(this.id, t.number, n),
-      download: (t) => this._download(t),
+      download: (t, format) => this._download(t, format),
     });
     this.tables.set(msg.result, table);
     this._appendBlock(table.element);
@@ -528,30 +527,14 @@ export class RunView {
     }
   }
 
-  // ---------------------------------------------------------------- CSV
+  // ---------------------------------------------------------------- downloads
 
-  _download(table) {
-    if (table.exporting) {
-      table.exporting.cancel();
-      return;
-    }
+  _download(table, format) {
     const report = (text, state) => {
       table.exportStatus.textContent = text;
       table.exportStatus.dataset.state = state;
     };
-    const job = exportCsv(this.client, { ...this.request, cellId: this.cell.id }, table, report);
-    table.exporting = job;
-    this.exports.add(job);
-    table.downloadButton.textContent = "Cancel download";
-    job.done.then(
-      (rows) => report(`Downloaded ${count(rows)} rows`, "done"),
-      (err) => report(err instanceof CsvCancelled ? "Download cancelled" : `Download failed: ${err.message}`,
-        err instanceof CsvCancelled ? "cancelled" : "error"),
-    ).finally(() => {
-      table.exporting = null;
-      this.exports.delete(job);
-      table.downloadButton.textContent = "Download CSV";
-    });
+    downloadResult(this.client, this.id, table, format, report);
   }
 }
 

@@ -6,6 +6,7 @@
 // million loaded rows scrolls as fast as one of ten. Pages are kept as they came, column
 // arrays (the `columns` layout: no array per row is ever made), and cells are read from them.
 
+import { FORMATS as DOWNLOADS } from "./download.js";
 import { pageColumns, pageCount } from "./protocol.js";
 import { columnKind, count, displayValue, fullValueText } from "./values.js";
 
@@ -173,13 +174,29 @@ export class ResultTable {
     this.truncMark.className = "truncated-mark";
     this.truncMark.hidden = true;
     this.moreButton = button("Load more", "load-more", () => this.loadMore());
-    this.downloadButton = button("Download CSV", "download-csv", () => this.host.download(this));
-    this.downloadButton.title = "Download the whole result as a CSV file";
+    // Whole-result downloads, streamed by the gateway (download.js): CSV, Parquet, Arrow.
+    // One group, "Download [CSV] [Parquet] [Arrow]": each button's accessible name is the whole action.
+    this.downloadButtons = DOWNLOADS.map(({ format, short, label, title }) => {
+      const b = button(short, `download-${format}`, () => this.host.download(this, format));
+      b.title = title;
+      b.setAttribute("aria-label", label);
+      return b;
+    });
+    this.downloadButton = this.downloadButtons[0];
+    const downloads = document.createElement("span");
+    downloads.className = "download-group";
+    downloads.setAttribute("role", "group");
+    downloads.setAttribute("aria-label", "Download the whole result");
+    const caption = document.createElement("span");
+    caption.className = "download-caption";
+    caption.textContent = "Download";
+    downloads.append(caption, ...this.downloadButtons);
+    this.downloadGroup = downloads;
     this.exportStatus = document.createElement("span");
     this.exportStatus.className = "export-status";
     const spacer = document.createElement("span");
     spacer.className = "spacer";
-    footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, this.downloadButton);
+    footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, downloads);
     this.detail = this._buildDetail();
     root.append(scroll, this.detail, footer);
     this.footer = footer;
@@ -376,7 +393,7 @@ export class ResultTable {
         : `Stream ${this.end === "error" ? "failed" : this.end} before its first rows`;
     }
     const capped = n >= MAX_ROWS_IN_PAGE;
-    if (capped && this.end === null) text += ` · the page holds ${count(MAX_ROWS_IN_PAGE)} rows at most: Download CSV has them all`;
+    if (capped && this.end === null) text += ` · the page holds ${count(MAX_ROWS_IN_PAGE)} rows at most: the downloads have them all`;
     this.counter.textContent = text;
     this.element.dataset.end = this.end ?? "streaming";
     this.truncMark.hidden = !this.truncated;
@@ -388,7 +405,7 @@ export class ResultTable {
     // that the page has room for; Download CSV once there are rows (with none, it could only
     // write a header: an empty result, or a stream that ended before its first rows).
     this.moreButton.hidden = this.end !== null || n === 0 || capped;
-    this.downloadButton.hidden = n === 0 && !this.exporting;
+    this.downloadGroup.hidden = n === 0;
     this.moreButton.disabled = this.loading;  // a page is on its way
     this.moreButton.textContent = this.loading ? "Loading…" : `Load ${count(this.host.pageSize)} more`;
     if (this.size && this.colgroup.children[0]) {

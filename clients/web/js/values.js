@@ -62,31 +62,6 @@ export function displayValue(value, kind) {
   }
 }
 
-/** CSV text of one value (RFC 4180 quoting); NULL is an empty field. */
-export function csvField(value, kind) {
-  if (value === null || value === undefined) return "";
-  let text;
-  switch (kind) {
-    case "float": text = typeof value === "string" ? value : formatFloat(value); break;
-    case "nested": text = typeof value === "string" ? value : toJSONText(value); break;
-    default: text = typeof value === "string" ? value : toJSONText(value);
-  }
-  return /[",\r\n]/.test(text) || text === "" ? '"' + text.replace(/"/g, '""') + '"' : text;
-}
-
-export function csvLine(row, kinds) {
-  let line = "";
-  for (let i = 0; i < row.length; i++) {
-    if (i) line += ",";
-    line += csvField(row[i], kinds[i]);
-  }
-  return line + "\r\n";
-}
-
-export function csvHeader(columns) {
-  return csvLine(columns.map((c) => c.name), columns.map(() => "text"));
-}
-
 const INTEGER_FORMAT = new Intl.NumberFormat("en-US");
 
 /** 12345 → "12,345" (the page's fixed number style, whatever the browser locale). */
