@@ -112,9 +112,11 @@ async def test_queries_run_on_the_workers_executors(
 async def test_pandas_udfs_run_in_the_executors_python_workers(
         cluster: LocalCluster, cluster_gateway: GatewayProcess) -> None:
     """A pandas UDF runs in Python workers that the two executors started, with this Python."""
-    code = ("import os, sys\n"
+    # Each partition sleeps a little so that both 1-core executors must take tasks: without it one
+    # executor could finish all 8 quick tasks before the other's first one was offered (seen in CI).
+    code = ("import os, sys, time\n"
             "schema = 'worker long, parent long, python string'\n"
-            "spark.range(0, 64, 1, 8).mapInPandas(lambda frames: (f.head(1).assign(worker=os.getpid(), "
+            "spark.range(0, 64, 1, 8).mapInPandas(lambda frames: (time.sleep(0.5) or f.head(1).assign(worker=os.getpid(), "
             "parent=os.getppid(), python=sys.executable)[['worker', 'parent', 'python']] for f in frames), "
             "schema).distinct()")
     async with open_client(cluster_gateway.ws_url) as client:
