@@ -15,8 +15,9 @@ def seq_of(frame: str | bytes) -> int:
 
 
 async def send_all(outbox: Outbox) -> list[str | bytes]:
+    """Every frame the home reader has not sent yet (a replay too)."""
     frames = []
-    while outbox.pending_bytes:
+    while outbox.home.pos <= outbox.seq:
         frames.append(await outbox.get())
     return frames
 
