@@ -207,3 +207,39 @@ async def test_a_reader_that_stops_reading_is_closed_with_4002_and_the_owner_str
             assert state["next_seq"] <= first.events[-1]["seq"] + 1
             events = await again.run("SELECT 1", id="after")
             assert events[-1]["status"] == "ok"
+
+
+async def test_python_client_joins_and_lists_executions(joinable: GatewayProcess) -> None:
+    """connect(join=...) opens a second connection on the session; executions() lists both connections' work."""
+    from spark_gateway_client import connect as client_connect
+
+    async with client_connect(joinable.ws_url, token=TOKEN) as first:
+        assert (await first.sql("SELECT 1 AS one").rows()) == [[1]]
+        async with client_connect(joinable.ws_url, token=TOKEN, join=first.info.session_id) as second:
+            assert second.joined_state is not None and second.info.session_id == first.info.session_id
+            assert [e.id for e in second.joined_state.executions] == ["c1"]
+            mine = second.sql("SELECT 2 AS two")
+            assert await mine.rows() == [[2]]
+            assert mine.id != "c1"  # ids of its own: both connections see every event
+            listed = await second.executions()
+            assert [(e.id, e.status) for e in listed] == [(mine.id, "ok"), ("c1", "ok")]
+            assert [e.id for e in await first.executions()] == [mine.id, "c1"]
+            assert await first.ping() > 0 and await second.ping() > 0
+        assert (await first.python("40 + 2")).value == "42"  # the joined one closing kept the session
+
+
+async def test_python_client_retries_an_execute_with_its_own_id(joinable: GatewayProcess) -> None:
+    """A connection dropped just after an execute went out: the retry on resume runs nothing twice."""
+    from spark_gateway_client import connect as client_connect
+
+    async with client_connect(joinable.ws_url, token=TOKEN) as session:
+        await session.python("runs = []")
+        for attempt in range(4):
+            execution = session.python("import time\nruns.append(1)\ntime.sleep(0.5)").start()
+            await anyio.sleep(0.01 * attempt)  # the drop lands before or after the gateway got it
+            session._ws.transport.abort()
+            with anyio.fail_after(60):
+                await execution
+            assert execution.status == "ok"
+        assert (await session.python("len(runs)")).value == "4"
+        assert session.resumes == 4
