@@ -77,7 +77,8 @@ class History:
             size += len(encode_event(error, 0))
         self._ended[execution.id] = Ended(info, digest(execution.request), error, finished, size)
         self._bytes += size
-        while self._ended and (len(self._ended) > self.max_count or self._bytes > self.max_bytes):
+        # The newest is always kept (a retry of it must not run again), even alone over the budget.
+        while len(self._ended) > 1 and (len(self._ended) > self.max_count or self._bytes > self.max_bytes):
             _, old = self._ended.popitem(last=False)
             self._bytes -= old.size
 
