@@ -173,7 +173,7 @@ async def test_a_stalled_reader_is_cut_and_never_holds_the_producers_back() -> N
     stalled, _, _ = outbox.join(None)
     outbox.attach(stalled, lambda: cut.append("stalled"))
     outbox.attach(outbox.home, lambda: cut.append("home"))
-    for i in range(200):  # ~6 KB: the producer never waits, the home reader keeps up
+    for _ in range(200):  # ~6 KB: the producer never waits, the home reader keeps up
         with anyio.fail_after(1):
             await outbox.wait_room()
         outbox.put(Pong("x" * 20))
