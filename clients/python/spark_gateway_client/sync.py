@@ -23,6 +23,7 @@ from spark_gateway_protocol.messages import (
     CatalogEntries,
     Column,
     Completions,
+    ExecutionInfo,
     Format,
     Inspection,
     Language,
@@ -244,6 +245,10 @@ class SyncSession:
     def catalog(self, path: Sequence[str] = ()) -> CatalogEntries:
         """Like :meth:`Session.catalog`."""
         return self._runner.run(self.session.catalog(path))
+
+    def executions(self) -> list[ExecutionInfo]:
+        """Like :meth:`Session.executions`."""
+        return self._runner.run(self.session.executions())
 
     def close(self) -> None:
         try:

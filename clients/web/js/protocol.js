@@ -17,6 +17,7 @@ export const Req = Object.freeze({
   COMPLETE: "complete",
   INSPECT: "inspect",
   CATALOG: "catalog",
+  LIST_EXECUTIONS: "list-executions",  // answered by `executions`
 });
 
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
@@ -39,6 +40,8 @@ export const Evt = Object.freeze({
   COMPLETIONS: "completions",  // answers complete
   INSPECTION: "inspection",  // answers inspect
   CATALOG_ENTRIES: "catalog-entries",  // answers catalog
+  SESSION_STATE: "session-state",  // seq 0: the first frame of a joined connection
+  EXECUTIONS: "executions",  // answers list-executions
 });
 
 /** Terminal statuses carried by `finished`. */
@@ -75,6 +78,7 @@ export const Close = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
   TRY_AGAIN: 1013,
   TAKEN_OVER: 4001,
+  TOO_SLOW: 4002,  // this connection fell too far behind: join again from the last seq received
   // sent by a client
   PROTOCOL_ERROR: 1002,
   ABANDONED: 4000,  // the page gave up on a dead path and will resume (any 4000-4999 keeps the session)
