@@ -15,13 +15,15 @@ export class RunView {
   /**
    * @param {object} cell the notebook cell (editor, element, notify)
    * @param {import("./client.js").GatewayClient} client
-   * @param {{code: string, language: string, limit: number|null, pageSize: number}} request
+   * @param {{code: string, language: string, limit: number|null, pageSize: number, id?: string}} request
+   *   `id`: an execution already in the session (a joined page attaches to it; nothing is sent)
    */
   constructor(cell, client, request) {
     this.cell = cell;
     this.client = client;
     this.request = request;
-    this.id = client.newId(cell.id);
+    this.id = request.id ?? client.newId(cell.id);
+    this.credited = new Map();  // result → rows it may stream to (a joined run: credit granted before)
     this.state = "sending";
     this.tables = new Map();
     this.exports = new Set();
@@ -42,6 +44,30 @@ export class RunView {
     this._ticker = 0;
     delete cell.element.dataset.lost;  // a mark of the previous run's losses
     this._build();
+  }
+
+  /** The page size the client counts credit in (for a run another page started). */
+  get pageSize() {
+    return this.request.pageSize;
+  }
+
+  /**
+   * This page joined the session while the execution existed: `replayed` when its events come
+   * again from its `accepted` on; otherwise only its status is known, and what it printed before
+   * is no longer on the gateway (said plainly).
+   */
+  joined(execution, replayed) {
+    for (const r of execution.results ?? []) if (r.open && r.until !== null) this.credited.set(r.result, r.until);
+    if (replayed) return;
+    const note = document.createElement("div");
+    note.className = "note warning lost-events";
+    note.textContent = "This page joined the session after the gateway had dropped the start of this run: "
+      + "what it printed and the rows sent before are not shown.";
+    this.outputs.append(note);
+    this.cell.element.dataset.lost = "true";
+    if (execution.status === "queued") this.accepted(1);
+    else if (execution.status === "running" || execution.status === "draining") this.started();
+    else this._setState({ ok: "ok", error: "error", interrupted: "interrupted" }[execution.status] ?? "error");
   }
 
   /** Send the execute request; false when not connected. */
@@ -264,6 +290,9 @@ export class RunView {
       requestMore: (t, n) => this.client.streamRows(this.id, t.number, n),
       download: (t) => this._download(t),
     });
+    // A joined run: the credit granted before (by this page before a reload, or another tab).
+    const until = this.credited.get(msg.result);
+    if (until !== undefined && until > table.requested) table.requested = until;
     this.tables.set(msg.result, table);
     this._appendBlock(table.element);
   }
