@@ -241,6 +241,7 @@ export class Cell {
     });
     this.run = run;
     this.executionId = run.id;
+    this.notebook.save();
     this.notebook.flush();  // now: another tab of the session looks the execution up in the saved cells
     this.output.replaceChildren(run.element);
     run.submit();
