@@ -336,6 +336,9 @@ export class GatewayClient {
 
   _onError(msg, sink) {
     if (this.lookups.refused(msg)) return;  // an editor request's error: its caller says what it means
+    if (!sink && msg.request && typeof msg.id === "string" && !msg.id.includes(PAGE_TOKEN)) {
+      return;  // the answer to another connection's request (another tab of the session): not ours to say
+    }
     if (msg.request === Req.EXECUTE && msg.code === ErrorCode.DUPLICATE_ID && this.resent.has(msg.id)) {
       this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
       return;

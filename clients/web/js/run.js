@@ -42,6 +42,7 @@ export class RunView {
     this.lostNoteEl = null;
     this._showInCode = [];  // "Show in code" buttons: they point into the code as it ran
     this._ticker = 0;
+    this.joinedStart = null;  // performance.now() of its start, for a run this page joined
     delete cell.element.dataset.lost;  // a mark of the previous run's losses
     this._build();
   }
@@ -58,6 +59,9 @@ export class RunView {
    */
   joined(execution, replayed) {
     for (const r of execution.results ?? []) if (r.open && r.until !== null) this.credited.set(r.result, r.until);
+    // The clock shows time since the run started, not since this page joined.
+    const since = execution.started_at ? Date.now() - Date.parse(execution.started_at) : NaN;
+    if (Number.isFinite(since)) this.joinedStart = performance.now() - Math.max(0, since);
     if (replayed) return;
     const note = document.createElement("div");
     note.className = "note warning lost-events";
@@ -204,7 +208,7 @@ export class RunView {
   }
 
   started() {
-    this.startedAt = performance.now();
+    this.startedAt = this.joinedStart ?? performance.now();
     this._setState("running");
     this._ticker = setInterval(() => this._render(), 100);
   }
