@@ -25,8 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(
 
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-joinsweb"))
 LINES = 200
-PRINTS = (f"import time\nfor i in range({LINES}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.03)\n"
-          "'done'")
+PRINTS = f"import time\nfor i in range({LINES}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.03)\n'done'"
 
 
 @pytest.fixture(scope="module")
@@ -159,15 +158,19 @@ def test_two_tabs_see_each_others_runs_live(chromium: Browser, web_gateway: Gate
 
 
 def test_new_session_starts_a_fresh_one_and_a_gone_session_is_said(notebook: Notebook) -> None:
-    """"New session" opens another session (the reload then joins that one); a stored session
+    """The "New session" button opens another session (the reload then joins that one); a stored session
     that ended is not joined: a new session opens, and the page says why."""
     nb = notebook
     page = nb.page
     first = session_id(page)
     nb.run_new("python", "kept = 1\nkept")
     page.get_by_role("button", name="New session").click()
-    page.wait_for_function("(old) => sparkGateway.client.session && sparkGateway.client.session.session_id !== old "
-                           "&& sparkGateway.client.connected", arg=first, timeout=30_000)
+    page.wait_for_function(
+        "(old) => sparkGateway.client.session && sparkGateway.client.session.session_id !== old "
+        "&& sparkGateway.client.connected",
+        arg=first,
+        timeout=30_000,
+    )
     second = session_id(page)
     again = nb.run_new("python", "'kept' in globals()")
     expect(again.locator(".value-out pre")).to_have_text("False")  # a fresh Python namespace
@@ -176,8 +179,10 @@ def test_new_session_starts_a_fresh_one_and_a_gone_session_is_said(notebook: Not
     assert session_id(page) == second and page.evaluate("sparkGateway.client.joins") == 1
 
     # A stored session the gateway no longer has: refused, so a new session, said plainly.
-    page.evaluate("(url) => localStorage.setItem('spark-gateway.session:' + url, "
-                  "'00000000-0000-4000-8000-000000000000')", page.evaluate("sparkGateway.client.url"))
+    page.evaluate(
+        "(url) => localStorage.setItem('spark-gateway.session:' + url, '00000000-0000-4000-8000-000000000000')",
+        page.evaluate("sparkGateway.client.url"),
+    )
     page.evaluate("sparkGateway.client.leave()")  # do not leave the real one behind a reload race
     page.reload()
     connected(page)
@@ -185,4 +190,3 @@ def test_new_session_starts_a_fresh_one_and_a_gone_session_is_said(notebook: Not
     assert session_id(page) not in (second, "00000000-0000-4000-8000-000000000000")
     expect(page.locator("#banner")).to_contain_text("could not be joined")
     shot(page, "join-refused.png")
-
