@@ -183,7 +183,6 @@ def test_new_session_starts_a_fresh_one_and_a_gone_session_is_said(notebook: Not
         "(url) => localStorage.setItem('spark-gateway.session:' + url, '00000000-0000-4000-8000-000000000000')",
         page.evaluate("sparkGateway.client.url"),
     )
-    page.evaluate("sparkGateway.client.leave()")  # do not leave the real one behind a reload race
     page.reload()
     connected(page)
     page.wait_for_function("sparkGateway.client.connected", timeout=30_000)

@@ -153,6 +153,17 @@ export class GatewayClient {
     socket.onclose = null;
     // A 4xxx code: the gateway keeps the session (for resume_grace when no other tab has it).
     try { socket.close(Close.ABANDONED, "page closed"); } catch { /* closing already */ }
+    this.connection.socket = null;
+    this.streaming = false;
+    if (this.session) {  // back from the back/forward cache: join again from the last event seen
+      this.joined = true;
+      this.joining = { id: this.session.session_id, lastSeq: this.expectedSeq - 1 };
+    }
+  }
+
+  /** The page is shown again after leave() (the back/forward cache kept it): reconnect. */
+  comeBack() {
+    if (!this.connection.socket) this.connection.retryNow();
   }
 
   /** Ask the gateway for the session's executions (answered by an `executions` event). */

@@ -313,7 +313,10 @@ function start() {
       schema.sessionStarted(session);
     },
     onResumed: (msg, affected) => showResumed(msg, affected, client),
-    onJoined: (msg, affected) => showJoined(msg, affected, client),
+    onJoined: (msg, affected) => {
+      showJoined(msg, affected, client);
+      schema.sessionStarted(client.session);  // (its `session` event may no longer be replayed)
+    },
     onAttach: (execution) => notebook.attach(execution),
     onForeign: (id) => notebook.foreign(id),
     onExecutions: (msg) => notebook.executionsListed(msg),
@@ -335,6 +338,7 @@ function start() {
   });
   // A reload (or closing the tab) leaves the session on the gateway: the next page joins it.
   window.addEventListener("pagehide", () => client.leave());
+  window.addEventListener("pageshow", (event) => { if (event.persisted) client.comeBack(); });
   $("#banner-close").addEventListener("click", () => { $("#banner").hidden = true; });
 
   // For people poking at the page from the console, and for the browser tests.
