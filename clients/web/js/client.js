@@ -138,7 +138,7 @@ export class GatewayClient {
     this.joining = null;
     this.fresh = true;
     const socket = this.connection.socket;
-    if (socket) socket.close(1000, "new session");  // 1000: this page is done with the session
+    if (socket) socket.close(Close.SESSION_ENDED, "new session");  // a "done" close: this page leaves the session
     else {
       this._sessionLost("you started a new session");
       this.fresh = false;
@@ -489,11 +489,11 @@ export class GatewayClient {
       this._adopt(execution.id, sink, execution);
       const replayed = execution.first_seq !== null && execution.first_seq >= msg.next_seq;
       if (!replayed) {  // its beginning is not replayed: start from its status in the snapshot
-        if (execution.status === "queued") this.queue.push(execution.id);
-        if (execution.status === "running") this.running = execution.id;
+        if (execution.status === P.ExecutionState.QUEUED) this.queue.push(execution.id);
+        if (execution.status === P.ExecutionState.RUNNING) this.running = execution.id;
       }
       sink.joined?.(execution, replayed);
-      if (!replayed && ["ok", "error", "interrupted"].includes(execution.status)) {
+      if (!replayed && Object.values(P.Status).includes(execution.status)) {
         this.executions.delete(execution.id);
         this.credit.delete(execution.id);
       }

@@ -382,7 +382,8 @@ export class Notebook {
     if (cell && !(cell instanceof Cell)) cell = null;
     if (cell) {
       const spec = saved.cells[at];
-      if (typeof spec.code === "string" && spec.code !== cell.editor.value) cell.editor.value = spec.code;
+      const savedCode = spec.code;
+      if (typeof savedCode === "string" && savedCode !== cell.editor.value) cell.editor.value = savedCode;
       if (spec.language && spec.language !== cell.language) {
         cell.langSelect.value = spec.language;
         cell.editor.language = spec.language;

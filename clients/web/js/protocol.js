@@ -44,6 +44,13 @@ export const Evt = Object.freeze({
   EXECUTIONS: "executions",  // answers list-executions
 });
 
+/** An execution's `status` in `session-state` / `executions` while it has not ended. */
+export const ExecutionState = Object.freeze({
+  QUEUED: "queued",
+  RUNNING: "running",
+  DRAINING: "draining",  // its code is done, results still streaming
+});
+
 /** Terminal statuses carried by `finished`. */
 export const Status = Object.freeze({ OK: "ok", ERROR: "error", INTERRUPTED: "interrupted" });
 

@@ -2,7 +2,7 @@
 // and errors. It is the execution's sink for the events client.js dispatches.
 
 import { CsvCancelled, exportCsv, saveBlob } from "./csv.js";
-import { ErrorCode, Evt, Language, Layout, pageCount, Req, Status } from "./protocol.js";
+import { ErrorCode, Evt, ExecutionState, Language, Layout, pageCount, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
 import { count, duration, escapeHtml } from "./values.js";
@@ -69,8 +69,8 @@ export class RunView {
       + "what it printed and the rows sent before are not shown.";
     this.outputs.append(note);
     this.cell.element.dataset.lost = "true";
-    if (execution.status === "queued") this.accepted(1);
-    else if (execution.status === "running" || execution.status === "draining") this.started();
+    if (execution.status === ExecutionState.QUEUED) this.accepted(1);
+    else if (execution.status === ExecutionState.RUNNING || execution.status === ExecutionState.DRAINING) this.started();
     else this._setState({ ok: "ok", error: "error", interrupted: "interrupted" }[execution.status] ?? "error");
   }
 
