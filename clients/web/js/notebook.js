@@ -92,6 +92,7 @@ function makeCell(notebook, spec) {
 }
 
 let cellCounter = 0;
+const FOREIGN_WAIT_MS = 1000;  // how long another tab's run waits for its cell in the saved notebook
 
 export class Cell {
   constructor(notebook, { language = "sql", code = "", limit = null, ipynb = null, execution = null } = {}) {
@@ -371,6 +372,40 @@ export class Notebook {
    * comes from `list-executions`): a run of the session is never hidden.
    */
   foreign(id) {
+    const found = this._savedCellOf(id);
+    if (found) return found;
+    // The other tab's save may reach this tab's storage a moment after its `accepted`: the run's
+    // events wait (in order) until the cell is found, for at most FOREIGN_WAIT_MS.
+    const waiting = [];
+    let target = null;
+    const sink = new Proxy({}, {
+      get: (_, name) => {
+        if (target) return typeof target[name] === "function" ? target[name].bind(target) : target[name];
+        if (name === "pageSize") return DEFAULT_PAGE_SIZE;
+        return (...args) => { waiting.push([name, args]); };
+      },
+    });
+    const started = performance.now();
+    const settle = () => {
+      target = this._savedCellOf(id);
+      if (!target && performance.now() - started < FOREIGN_WAIT_MS) {
+        setTimeout(settle, 50);
+        return;
+      }
+      if (!target) {  // not in this notebook: a new cell at the end, its code from list-executions
+        const cell = this.add({ language: "python", code: "" });
+        this.awaitingCode.set(id, cell);
+        this.client.listExecutions(`code-${id}`);
+        target = cell.attach(id);
+      }
+      for (const [name, args] of waiting) target[name]?.(...args);
+    };
+    setTimeout(settle, 50);
+    return sink;
+  }
+
+  /** The run of execution `id` in the cell the saved notebook gives it, or null. */
+  _savedCellOf(id) {
     let saved = null;
     try {
       saved = JSON.parse(localStorage.getItem(this.storageKey) || "null");
@@ -378,23 +413,17 @@ export class Notebook {
       saved = null;
     }
     const at = Array.isArray(saved?.cells) ? saved.cells.findIndex((c) => c?.execution === id) : -1;
-    let cell = at >= 0 ? this.cells[at] : null;
-    if (cell && !(cell instanceof Cell)) cell = null;
-    if (cell) {
-      const spec = saved.cells[at];
-      const savedCode = spec.code;
-      if (typeof savedCode === "string" && savedCode !== cell.editor.value) cell.editor.value = savedCode;
-      if (spec.language && spec.language !== cell.language) {
-        cell.langSelect.value = spec.language;
-        cell.editor.language = spec.language;
-        cell.element.dataset.language = spec.language;
-      }
-      return cell.attach(id, { code: cell.editor.value, language: cell.language });
+    const cell = at >= 0 ? this.cells[at] : null;
+    if (!(cell instanceof Cell)) return null;
+    const spec = saved.cells[at];
+    const savedCode = spec.code;
+    if (typeof savedCode === "string" && savedCode !== cell.editor.value) cell.editor.value = savedCode;
+    if (spec.language && spec.language !== cell.language) {
+      cell.langSelect.value = spec.language;
+      cell.editor.language = spec.language;
+      cell.element.dataset.language = spec.language;
     }
-    cell = this.add({ language: "python", code: "" });
-    this.awaitingCode.set(id, cell);
-    this.client.listExecutions(`code-${id}`);
-    return cell.attach(id);
+    return cell.attach(id, { code: cell.editor.value, language: cell.language });
   }
 
   /** The answer to list-executions: the code of the runs shown in new cells. */
