@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/bench_joins.py [--rows 2000000] [--reps 3] [--url ws://127.0.0.1:8765/ws]
 
-- ``alone``: the owner streams a result (credit for every row granted up front);
+- ``alone``: the owner streams a result (credit for every row granted at once);
 - ``reader``: the same while a joined connection reads every event too;
 - ``stalled``: the same while a joined connection never reads (it is closed with 4002 once it
   falls ``limits.max_connection_lag_bytes`` behind; the owner must keep its pace).
@@ -40,24 +40,22 @@ async def _open(url: str, **options: Any) -> ClientConnection:
     return await connect(url, subprotocols=[PROTOCOL_VERSION], max_size=None, **options)
 
 
-async def _read_all(ws: ClientConnection) -> str:
-    """A joined reader that keeps up: read until the connection ends; how it ended."""
+async def _read_until_finished(ws: ClientConnection, eid: str) -> str:
+    """A joined reader: read until the execution's ``finished`` (it kept up) or the gateway closes it."""
     try:
         while True:
-            await ws.recv()
+            frame = await ws.recv()
+            if isinstance(frame, str) and frame.startswith('{"type":"finished"') and f'"id":"{eid}"' in frame:
+                return "kept up"
     except ConnectionClosed as exc:
         return f"closed {exc.rcvd.code if exc.rcvd else 'without a close frame'}"
-
-
-async def _until_closed(ws: ClientConnection) -> str:
-    """A stalled reader, afterwards: drain what reached it, then its close code."""
-    return await _read_all(ws)
 
 
 async def measure(url: str, rows: int, mode: str, run: int) -> tuple[float, str]:
     """Rows/s of the owner's stream in ``mode``; how the joined connection ended (or '-')."""
     owner = await _open(url)
     session = orjson.loads(await owner.recv())
+    eid = f"b{run}"
     joined: ClientConnection | None = None
     reader: asyncio.Task[str] | None = None
     if mode != "alone":
@@ -65,16 +63,16 @@ async def measure(url: str, rows: int, mode: str, run: int) -> tuple[float, str]
         joined = await _open(f"{url}?join={session['session_id']}", max_queue=1 if mode == "stalled" else 16)
         await joined.recv()  # session-state
         if mode == "reader":
-            reader = asyncio.create_task(_read_all(joined))
-    eid = f"b{run}"
+            reader = asyncio.create_task(_read_until_finished(joined, eid))
     code = f"SELECT id, repeat('x', 60) AS pad FROM range({rows})"
     await owner.send(orjson.dumps({"type": "execute", "id": eid, "code": code, "page_size": 10_000}).decode())
-    await owner.send(orjson.dumps({"type": "stream-rows", "id": eid, "result": 0, "max_rows": rows}).decode())
     received, started = 0, None
     while True:
         event = orjson.loads(await owner.recv())
         if event.get("id") != eid:
             continue
+        if event["type"] == "result":  # credit for every row at once (a result takes credit once announced)
+            await owner.send(orjson.dumps({"type": "stream-rows", "id": eid, "result": 0, "max_rows": rows}).decode())
         if event["type"] == "rows":
             started = started or time.perf_counter()
             received += len(event["rows"])
@@ -83,11 +81,13 @@ async def measure(url: str, rows: int, mode: str, run: int) -> tuple[float, str]
     elapsed = time.perf_counter() - (started or time.perf_counter())
     assert received == rows, (received, rows)
     ended = "-"
-    await owner.close()
     if reader is not None:
-        ended = await asyncio.wait_for(reader, 60)
-    elif joined is not None:
-        ended = await asyncio.wait_for(_until_closed(joined), 60)
+        ended = await asyncio.wait_for(reader, 120)
+    elif joined is not None:  # the stalled one reads now: what reached it, then its close (or the end)
+        ended = await asyncio.wait_for(_read_until_finished(joined, eid), 120)
+    if joined is not None:
+        await joined.close()
+    await owner.close()
     return rows / elapsed if elapsed > 0 else float("inf"), ended
 
 
@@ -116,7 +116,7 @@ async def main(args: argparse.Namespace) -> None:
             rates[mode].append(rate)
             endings[mode].append(ended)
             print(f"  rep {rep + 1} {mode:8s} {rate:12,.0f} rows/s  joined: {ended}", flush=True)
-    print(f"\n{args.rows:,} rows (id, 60-char string), page_size 10000, all credit up front:")
+    print(f"\n{args.rows:,} rows (id, 60-char string), page_size 10000, all credit at once:")
     print(f"{'mode':10s}{'median rows/s':>16s}{'best rows/s':>14s}{'vs alone':>10s}  joined connection")
     base = statistics.median(rates["alone"])
     for mode in modes:

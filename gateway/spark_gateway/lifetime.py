@@ -161,7 +161,8 @@ class Lifetime:
         async with self._attaching:
             connection = await (self._join(websocket, last_seq) if join else self._resume(websocket, last_seq))
             self._away_since = None
-            self._left = left = anyio.Event()
+            if len(self.connections) == 1:
+                self._left = anyio.Event()  # set when no connection is left
             self._changed.set()
         try:
             await connection.serve()
@@ -173,7 +174,7 @@ class Lifetime:
             elif self._connection is connection:
                 self._connection = None
             if not self.connections:
-                left.set()
+                self._left.set()
         if connection.taken_over or self.ending:
             return
         self._left_one(connection)
@@ -184,6 +185,9 @@ class Lifetime:
         if self._connection is not None:  # the client resumed before we noticed it was gone
             await self._connection.take_over()
             self._connection = None
+            self._dropped_at = time.monotonic()
+            if not self.connections:  # if the resume fails now, the grace period runs from here
+                self._away_since = self._dropped_at
         connection = Connection(websocket, self.session)
         if last_seq is not None:
             next_seq, lost = outbox.rewind(last_seq)
