@@ -14,6 +14,9 @@ CLOSE_REFUSED = 1008  # a session could not be opened or resumed (an `error` wit
 CLOSE_MESSAGE_TOO_BIG = 1009  # a client frame beyond the websocket server's size limit; the session is kept
 CLOSE_TRY_AGAIN = 1013  # the gateway is full or draining: open a session later, with backoff
 CLOSE_TAKEN_OVER = 4001  # the session was resumed on another connection: this one must stop
+# This connection fell further behind the session's stream than its buffer allows (it did not read
+# fast enough); the session goes on: join again (or resume) with the last seq received.
+CLOSE_TOO_SLOW = 4002
 
 # After one of these the session cannot go on over a new connection: resuming it is pointless.
 # (1013 refuses a new connection; a client opening one retries it with backoff.)

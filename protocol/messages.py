@@ -39,6 +39,12 @@ MAX_ID_LENGTH = 128
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 100_000
 
+# Executions as `session-state` and `executions` describe them (docs/protocol.md, "Joining a session").
+EXECUTION_STATUSES: tuple[str, ...] = ("queued", "running", "draining", "ok", "error", "interrupted")
+CODE_EXCERPT_CHARS = 200  # `code` of an ExecutionInfo: the first this many code points (code_length: all)
+MAX_LISTED_EXECUTIONS = 1000  # `executions` lists at most this many (newest first; truncated says so)
+STATE_ENDED_EXECUTIONS = 100  # `session-state` carries at most this many ended executions (newest)
+
 
 # ---------------------------------------------------------------- field checks
 
@@ -272,11 +278,23 @@ def from_code_points(text: str, offset: int, units: str) -> int:
     return offset + sum(1 for ch in text[:offset] if ord(ch) > 0xFFFF)
 
 
-Request = Execute | Interrupt | StreamRows | CloseResult | Ping | Complete | Inspect | Catalog | Download
+@dataclass(frozen=True, slots=True)
+class ListExecutions:
+    """The session's executions, newest first: answered by ``executions`` (ids: the editor requests' space)."""
+
+    type: ClassVar[str] = "list-executions"
+    id: str
+
+    def __post_init__(self) -> None:
+        _check_id(self)
+
+
+Request = (Execute | Interrupt | StreamRows | CloseResult | Ping | Complete | Inspect | Catalog | Download
+           | ListExecutions)
 
 REQUEST_TYPES: dict[str, type[Request]] = {
     cls.type: cls
-    for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping, Complete, Inspect, Catalog, Download)
+    for cls in (Execute, Interrupt, StreamRows, CloseResult, Ping, Complete, Inspect, Catalog, Download, ListExecutions)
 }
 
 
@@ -359,10 +377,81 @@ class Resumed:
 
 
 @dataclass(frozen=True, slots=True)
+class ResultInfo:
+    """One result of an execution: ``rows`` sent so far; while ``open``, ``until`` is its credit
+    (rows up to that offset need no more ``stream-rows``); ``None`` once it ended."""
+
+    result: int
+    schema: list[Column]
+    format: str
+    limit: int | None
+    page_size: int
+    rows: int
+    truncated: bool
+    open: bool
+    until: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionInfo:
+    """What the session knows of one execution (times: ISO 8601, UTC; ``error``: its error code)."""
+
+    id: str
+    language: str
+    code: str  # the first CODE_EXCERPT_CHARS code points
+    code_length: int  # of the whole code, in code points
+    status: str  # one of EXECUTION_STATUSES
+    queued_at: str
+    started_at: str | None
+    ended_at: str | None
+    first_seq: int  # seq of its `accepted`: replay from before it to get all its events
+    results: list[ResultInfo]
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """First frame of a joined connection (``seq`` 0, like ``resumed``): the session as it is now.
+
+    The events after ``last_seq`` follow from ``next_seq`` on (``last_seq`` None: from now on).
+    ``replay_from`` is the oldest ``seq`` the replay buffer still holds; ``lost`` says what of
+    the asked replay had already left it. ``executions``: queued, running and draining ones, then
+    at most STATE_ENDED_EXECUTIONS ended ones, newest first (``truncated``: more ended ones are
+    remembered; ask ``list-executions``). ``connections``: attached now, this one included.
+    """
+
+    type: ClassVar[str] = "session-state"
+    session_id: str
+    spark_session_id: str
+    last_seq: int | None
+    next_seq: int
+    replay_from: int
+    connections: int
+    executions: list[ExecutionInfo]
+    truncated: bool = False
+    lost: Lost | None = None
+    credit: list[Credit] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Executions:
+    """The answer to ``list-executions``: newest first, at most MAX_LISTED_EXECUTIONS."""
+
+    type: ClassVar[str] = "executions"
+    id: str
+    executions: list[ExecutionInfo]
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Accepted:
+    """An execution was queued; ``attached``: the ``execute`` repeated one the session already has
+    (same id, code and language), so nothing new runs: its events so far are not sent again."""
+
     type: ClassVar[str] = "accepted"
     id: str
     queue_position: int  # executions ahead of this one on the session's worker
+    attached: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -656,6 +745,8 @@ Event = (
     | Inspection
     | CatalogEntries
     | DownloadLink
+    | SessionState
+    | Executions
 )
 
 EVENT_TYPES: dict[str, type[Event]] = {
@@ -680,6 +771,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Inspection,
         CatalogEntries,
         DownloadLink,
+        SessionState,
+        Executions,
     )
 }
 

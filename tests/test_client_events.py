@@ -37,6 +37,8 @@ from spark_gateway_protocol.messages import (
     DownloadLink,
     Error,
     Event,
+    ExecutionInfo,
+    Executions,
     Finished,
     Inspection,
     Lost,
@@ -47,10 +49,12 @@ from spark_gateway_protocol.messages import (
     QueryContext,
     Result,
     ResultClosed,
+    ResultInfo,
     ResultSummary,
     Resumed,
     Rows,
     SessionInfo,
+    SessionState,
     StageProgress,
     Started,
     Stderr,
@@ -60,6 +64,10 @@ from spark_gateway_protocol.messages import (
 )
 
 CLIENT = Path(__file__).resolve().parent.parent / "clients" / "python" / "spark_gateway_client"
+
+EXECUTION_INFO = ExecutionInfo(
+    "a", "sql", "SELECT 1", 8, "draining", "2026-12-05T02:30:00.123Z", "2026-12-05T02:30:00.124Z", None, 3,
+    [ResultInfo(0, [Column("id", "bigint", False)], "json", None, 1000, 1000, False, True, 2000)], None)
 
 SAMPLES: list[Event] = [
     SessionInfo("s", "x", PROTOCOL_VERSION, "0.1", "4.0", ["sql"], ["json"], {"max_page_size": 10}, None, ["t"]),
@@ -84,6 +92,8 @@ SAMPLES: list[Event] = [
     Inspection("e2", True, "table", "t", 0, 1, None, None, "doc", [CatalogEntry("id", "column", "int")]),
     CatalogEntries("e3", ["spark_catalog"], [CatalogEntry("default", "database")], True),
     DownloadLink("q1", 0, "parquet", "/download?session=s&execution=q1&result=0&format=parquet&expires=1&sig=x", 300),
+    SessionState("s", "x", None, 12, 1, 2, [EXECUTION_INFO], True, None, [Credit("a", 0, 30)]),
+    Executions("l1", [EXECUTION_INFO], False),
 ]
 
 

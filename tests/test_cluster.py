@@ -116,9 +116,9 @@ async def test_pandas_udfs_run_in_the_executors_python_workers(
     # executor could finish all 8 quick tasks before the other's first one was offered (seen in CI).
     code = ("import os, sys, time\n"
             "schema = 'worker long, parent long, python string'\n"
-            "spark.range(0, 64, 1, 8).mapInPandas(lambda frames: (time.sleep(0.5) or f.head(1).assign(worker=os.getpid(), "
-            "parent=os.getppid(), python=sys.executable)[['worker', 'parent', 'python']] for f in frames), "
-            "schema).distinct()")
+            "spark.range(0, 64, 1, 8).mapInPandas(lambda frames: (time.sleep(0.5) or "
+            "f.head(1).assign(worker=os.getpid(), parent=os.getppid(), python=sys.executable)"
+            "[['worker', 'parent', 'python']] for f in frames), schema).distinct()")
     async with open_client(cluster_gateway.ws_url) as client:
         events = await client.run(code, id="udf", language="python")
     assert events[-1]["type"] == "finished" and events[-1]["status"] == "ok", events

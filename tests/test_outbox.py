@@ -6,7 +6,7 @@ import anyio
 import orjson
 import pytest
 
-from spark_gateway.outbox import Outbox, ResumeError
+from spark_gateway.outbox import Outbox, ReaderCut, ResumeError
 from spark_gateway_protocol.messages import ArrowRows, Error, Finished, Pong, Rows, Started
 
 
@@ -15,8 +15,9 @@ def seq_of(frame: str | bytes) -> int:
 
 
 async def send_all(outbox: Outbox) -> list[str | bytes]:
+    """Every frame the home reader has not sent yet (a replay too)."""
     frames = []
-    while outbox.pending_bytes:
+    while outbox.home.pos <= outbox.seq:
         frames.append(await outbox.get())
     return frames
 
@@ -146,3 +147,50 @@ def test_every_event_sent_is_counted_in_the_metrics() -> None:
     assert metrics.rows_streamed == 5 and metrics.bytes_sent == outbox.pending_bytes
     assert dict(metrics.executions) == {"ok": 1} and dict(metrics.errors) == {"spark_error": 1}
     assert metrics.latency_count == 1
+
+
+async def test_every_reader_gets_every_frame_from_where_it_joined() -> None:
+    """A joined reader starts at the next event (or replays from last_seq); frames are encoded once, for all."""
+    outbox = Outbox()
+    for i in range(3):
+        outbox.put(Pong(i))
+    reader, next_seq, lost = outbox.join(None)
+    assert (next_seq, lost) == (4, None)
+    outbox.attach(reader, None)
+    outbox.put(Pong("both"))
+    assert [seq_of(f) for f in await send_all(outbox)] == [1, 2, 3, 4]
+    assert seq_of(await outbox.get(reader)) == 4
+    replaying, next_seq, lost = outbox.join(1)
+    assert (next_seq, lost, outbox.replay_from) == (2, None, 1)
+    assert [seq_of(await outbox.get(replaying)) for _ in range(3)] == [2, 3, 4]
+
+
+async def test_a_stalled_reader_is_cut_and_never_holds_the_producers_back() -> None:
+    """Backpressure follows the fastest reader; one more than max_lag_bytes behind it is cut (its on_cut runs)."""
+    outbox = Outbox(high_water_bytes=500, replay_bytes=4000)
+    assert outbox.max_lag_bytes == 2000
+    cut: list[str] = []
+    stalled, _, _ = outbox.join(None)
+    outbox.attach(stalled, lambda: cut.append("stalled"))
+    outbox.attach(outbox.home, lambda: cut.append("home"))
+    for _ in range(200):  # ~6 KB: the producer never waits, the home reader keeps up
+        with anyio.fail_after(1):
+            await outbox.wait_room()
+        outbox.put(Pong("x" * 20))
+        await outbox.get()
+    assert cut == ["stalled"] and stalled.cut and outbox.readers == 1
+    with pytest.raises(ReaderCut):
+        await outbox.get(stalled)
+
+
+async def test_with_no_reader_attached_the_producers_wait() -> None:
+    """Nobody reads (every client away): frames wait in the outbox up to the high-water mark, then producers do."""
+    outbox = Outbox(high_water_bytes=100)
+    reader, _, _ = outbox.join(None)
+    outbox.attach(reader, None)
+    outbox.detach(reader)
+    while outbox.pending_bytes <= 100:
+        outbox.put(Pong("y" * 10))
+    with anyio.move_on_after(0.1) as waited:
+        await outbox.wait_room()
+    assert waited.cancelled_caught

@@ -309,7 +309,7 @@ async def test_the_queue_has_a_limit(fake_spark: FakeSpark) -> None:
 
 
 @pytest.mark.parametrize(("request_", "code"), [
-    ({"type": "execute", "id": "done", "code": "SELECT 1", "language": "sql"}, ErrorCode.DUPLICATE_ID),
+    ({"type": "execute", "id": "done", "code": "SELECT 2", "language": "sql"}, ErrorCode.DUPLICATE_ID),
     ({"type": "execute", "id": "py", "code": "1", "language": "python"}, ErrorCode.UNSUPPORTED),
     ({"type": "execute", "id": "big", "code": "SELECT 1", "language": "sql", "page_size": 1001},
      ErrorCode.LIMIT_EXCEEDED),
@@ -320,7 +320,7 @@ async def test_the_queue_has_a_limit(fake_spark: FakeSpark) -> None:
 ])
 async def test_requests_that_cannot_be_served_are_refused_with_a_typed_error(
         fake_spark: FakeSpark, request_: dict, code: ErrorCode) -> None:
-    """Duplicate ids, disabled languages, limits, unknown or finished executions: a ProtocolError naming it."""
+    """Reused ids (other code), disabled languages, limits, unknown or finished executions: a typed refusal."""
     fake_spark.script("SELECT 1", Job(table(one=[1])))
     limits = SessionLimits(languages=("sql",), max_page_size=1000)
     async with open_session(fake_spark, limits=limits) as client:

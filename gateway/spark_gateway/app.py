@@ -28,7 +28,7 @@ from spark_gateway_protocol.messages import FORMATS, MAX_PAGE_SIZE, Error, Sessi
 from . import __version__, auth, capture, connection, download, logs, memory, spark, users
 from .catalog import Builtins
 from .config import Settings
-from .lifetime import Lifetime
+from .lifetime import JoinRefused, Lifetime
 from .links import LinkSigner
 from .metrics import Metrics
 from .outbox import Outbox, ResumeError
@@ -168,7 +168,9 @@ class Gateway:
                     "max_value_chars": limits.max_value_chars,
                     "resume_grace": self.settings.resume_grace,
                     "replay_buffer_bytes": self.settings.replay_buffer_bytes,
-                    "idle_timeout": self.settings.idle_timeout},
+                    "idle_timeout": self.settings.idle_timeout,
+                    "max_connections": limits.max_connections,
+                    "max_connection_lag_bytes": session.outbox.max_lag_bytes},
             spark_ui=self.spark_ui, sample_tables=self._sample_tables())
 
 
@@ -286,11 +288,13 @@ def create_app(settings: Settings, gateway: Gateway | None = None) -> Starlette:
 
 
 async def websocket_endpoint(websocket: WebSocket) -> None:
-    """``/ws``: open a session (``?spark_session=`` to share a Spark session) or resume one."""
+    """``/ws``: open a session (``?spark_session=`` to share a Spark session), resume one or join one."""
     gateway: Gateway = websocket.app.state.gateway
     attach = websocket.query_params.get("spark_session")
     resume = websocket.query_params.get("resume")
-    credential = await auth.admit(websocket, gateway, attach, resume)  # 401/403 before the upgrade
+    join = websocket.query_params.get("join")
+    # 401/403 before the upgrade; joining takes the very credential resuming does
+    credential = await auth.admit(websocket, gateway, attach, resume if join is None else join)
     if credential is None:
         return
     await websocket.accept(subprotocol=connection.choose_subprotocol(websocket))
@@ -298,12 +302,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         await _refuse(websocket, ErrorCode.SHUTTING_DOWN, "the gateway is shutting down; try again later",
                       connection.CLOSE_TRY_AGAIN)
         return
-    for name, value in (("spark_session", attach), ("resume", resume)):
+    for name, value in (("spark_session", attach), ("resume", resume), ("join", join)):
         if value is not None and not _is_uuid(value):
             await _refuse(websocket, ErrorCode.BAD_MESSAGE, f"query parameter {name} must be a session UUID",
                           connection.CLOSE_REFUSED)
             return
-    if resume is not None:
+    if join is not None and (resume is not None or attach is not None):
+        await _refuse(websocket, ErrorCode.BAD_MESSAGE, "join goes alone: not with resume or spark_session",
+                      connection.CLOSE_REFUSED)
+        return
+    if join is not None:
+        await _join(websocket, gateway, join, websocket.query_params.get("last_seq"))
+    elif resume is not None:
         await _resume(websocket, gateway, resume, websocket.query_params.get("last_seq"))
     else:
         await _open(websocket, gateway, credential, attach)
@@ -357,9 +367,30 @@ async def _resume(websocket: WebSocket, gateway: Gateway, session_id: str, last_
     await _serve(life, websocket, int(last_seq))
 
 
-async def _serve(life: Lifetime, websocket: WebSocket, last_seq: int | None = None) -> None:
+async def _join(websocket: WebSocket, gateway: Gateway, session_id: str, last_seq: str | None) -> None:
+    """One more connection on a live session: its state, then its stream from ``last_seq`` (or from now)."""
+    life = gateway.sessions.get(session_id)
+    if life is None or life.ending:
+        await _refuse(websocket, ErrorCode.RESUME_FAILED,
+                      f"no session {session_id} to join: it ended, or it was away longer than the gateway's "
+                      f"resume grace period ({gateway.settings.resume_grace} s); open a new session",
+                      connection.CLOSE_REFUSED)
+        return
+    if last_seq is not None and not last_seq.isdigit():
+        await _refuse(websocket, ErrorCode.RESUME_FAILED,
+                      "last_seq must be the seq of the last event received (0 for none), or left out",
+                      connection.CLOSE_REFUSED)
+        return
+    gateway.metrics.joins_total += 1
+    logs.user.set(gateway.users.get(session_id))
+    await _serve(life, websocket, None if last_seq is None else int(last_seq), join=True)
+
+
+async def _serve(life: Lifetime, websocket: WebSocket, last_seq: int | None = None, *, join: bool = False) -> None:
     try:
-        await life.serve(websocket, last_seq)
+        await life.serve(websocket, last_seq, join=join)
+    except JoinRefused as exc:
+        await _refuse(websocket, ErrorCode.LIMIT_EXCEEDED, str(exc), connection.CLOSE_REFUSED)
     except ResumeError as exc:
         await _refuse(websocket, ErrorCode.RESUME_FAILED, str(exc), connection.CLOSE_REFUSED)
     except (OSError, RuntimeError):  # the socket died during the handshake: the session is away

@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 
 from spark_gateway_protocol.lifecycle import TERMINAL, State, advance
-from spark_gateway_protocol.messages import Execute, Finished, ResultSummary
+from spark_gateway_protocol.messages import Error, Execute, Finished, ResultSummary
 
 from .capture import OutputSink
 from .cursor import ResultCursor
@@ -38,6 +38,12 @@ class Execution:
     sql_offset: int = 0  # worker: where the running SQL statement's text starts in the code (scripts)
     result_sql_offsets: list[int] = field(default_factory=list)  # sql_offset of each result's statement
     last_progress: tuple[float, Any] | None = None  # any thread: the last progress sent (when, what)
+    # For session-state and list-executions (wall clock: shown to people).
+    queued_wall: float = field(default_factory=time.time)
+    started_wall: float | None = None
+    ended_wall: float | None = None
+    first_seq: int = 0  # seq of its `accepted`
+    error: Error | None = None  # its first `error` event: told again to a retried execute
 
     @property
     def id(self) -> str:
@@ -56,8 +62,11 @@ class Execution:
         self.state = advance(self.state, event)
         if self.state is State.RUNNING:
             self.started_at = time.monotonic()
+            self.started_wall = time.time()
         elif was_running:
             self.code_ms = self._elapsed_ms()
+        if self.state in TERMINAL:
+            self.ended_wall = time.time()
 
     def final_status(self) -> str:
         """The status this execution ends with, once its code and results are done."""

@@ -1,11 +1,13 @@
 """A session's life across connections: attached, away for a grace period, idle, ended.
 
-A connection that drops without a close frame (a network change, a laptop lid, a crashed
-client) does not end the session: its executions keep running — bounded by the outbox's
-backpressure — and the client may come back within ``resume_grace`` seconds with the last
-``seq`` it saw (:meth:`Lifetime.serve` with ``last_seq``). A clean close ends it at once;
-so does the grace period running out, the session sitting idle for ``idle_timeout``
-seconds after its last execution, or the gateway shutting down.
+A session has one or more connections: the one that opened it (or resumed it), and joined
+ones (``?join=``), each reading the same stream. A connection that drops without a close
+frame (a network change, a laptop lid, a crashed client) does not end the session: its
+executions keep running — bounded by the outbox's backpressure — and the client may come
+back within ``resume_grace`` seconds with the last ``seq`` it saw (:meth:`Lifetime.serve`
+with ``last_seq``). A clean close ends it at once when it was the last connection and none
+dropped less than ``resume_grace`` ago; so does the grace period running out, the session
+sitting idle for ``idle_timeout`` seconds after its last execution, or the gateway shutting down.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import Error, Resumed
 
 from .connection import CLOSE_GOING_AWAY, CLOSE_SESSION_ENDED, Connection
+from .errors import ResumeError
 from .session import Session
 
 log = logging.getLogger("spark_gateway.lifetime")
@@ -42,8 +45,10 @@ class Lifetime:
         self.ending = False
         self.resumes = 0
         self._on_end = on_end
-        self._connection: Connection | None = None
+        self._connection: Connection | None = None  # the one that opened or resumed the session: resume replaces it
+        self._joined: set[Connection] = set()
         self._away_since: float | None = None  # None while attached (or before the first attach)
+        self._dropped_at: float | None = None  # a connection dropped (not a clean close), until a resume
         self._end_reason: str | None = None  # set: end now, for this reason
         self._changed = anyio.Event()
         self._left = anyio.Event()  # the attached connection's serve() returned
@@ -52,6 +57,11 @@ class Lifetime:
     @property
     def away(self) -> bool:
         return self._away_since is not None
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Every attached connection."""
+        return ([self._connection] if self._connection is not None else []) + list(self._joined)
 
     # ------------------------------------------------------------ the session's own task
 
@@ -117,13 +127,15 @@ class Lifetime:
 
     async def _flush(self) -> None:
         """Give an attached client a moment to receive what is queued for it."""
-        if self._connection is not None:
+        if self.connections:
             with anyio.move_on_after(NOTICE_FLUSH_SECONDS):
                 await _first(self.session.outbox.wait_flushed, self._left.wait)
 
     async def _close(self, code: int, reason: str) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
+        connections = self.connections
+        self._connection = None
+        self._joined.clear()
+        for connection in connections:
             await connection.end(code, reason)
 
     async def shutdown(self, reason: str) -> None:
@@ -138,43 +150,98 @@ class Lifetime:
 
     # ------------------------------------------------------------ connections
 
-    async def serve(self, websocket: WebSocket, last_seq: int | None = None) -> None:
-        """Attach an accepted websocket and serve it until it goes; ``last_seq``: a resume.
+    async def serve(self, websocket: WebSocket, last_seq: int | None = None, *, join: bool = False) -> None:
+        """Attach an accepted websocket and serve it until it goes.
 
-        Raises :class:`~gateway.outbox.ResumeError` (before attaching) when the stream
-        cannot continue from ``last_seq``.
+        ``last_seq`` alone: a resume (it replaces the connection that opened or last resumed
+        the session); ``join``: one more connection, from ``last_seq`` or (None) from now on.
+        Raises :class:`~gateway.outbox.ResumeError` (before attaching) when the stream cannot
+        continue from ``last_seq``, or the session has ``max_connections`` already.
         """
         async with self._attaching:
-            if self._connection is not None:  # the client resumed before we noticed it was gone
-                await self._connection.take_over()
-                self._connection = None
-                self._away_since = time.monotonic()
-            if last_seq is not None:
-                next_seq, lost = self.session.outbox.rewind(last_seq)
-                resumed = Resumed(self.session.id, self.session.spark_session_id, last_seq, next_seq, lost,
-                                  self.session.credit())
-                await websocket.send_text(str(encode_event(resumed, 0)))
-                self.resumes += 1
-                log.info("session resumed after seq %d%s", last_seq, " with a gap" if lost else "",
-                         extra={"session": self.session.id})
-            connection = Connection(websocket, self.session)
-            self._connection = connection
+            connection = await (self._join(websocket, last_seq) if join else self._resume(websocket, last_seq))
             self._away_since = None
-            self._left = left = anyio.Event()
+            if len(self.connections) == 1:
+                self._left = anyio.Event()  # set when no connection is left
             self._changed.set()
         try:
             await connection.serve()
         finally:
-            left.set()
+            if not connection.taken_over:  # else its reader (home) is the new connection's now
+                self.session.outbox.detach(connection.reader)
+            if connection.joined:
+                self._joined.discard(connection)
+            elif self._connection is connection:
+                self._connection = None
+            if not self.connections:
+                self._left.set()
         if connection.taken_over or self.ending:
             return
-        self._connection = None
-        if connection.client_done or self.grace <= 0:
-            self.end_soon("the client closed the connection")
+        self._left_one(connection)
+
+    async def _resume(self, websocket: WebSocket, last_seq: int | None) -> Connection:
+        """The opening connection, or a resume of it: reads through the outbox's home reader."""
+        outbox = self.session.outbox
+        if self._connection is not None:  # the client resumed before we noticed it was gone
+            await self._connection.take_over()
+            self._connection = None
+            self._dropped_at = time.monotonic()
+            if not self.connections:  # if the resume fails now, the grace period runs from here
+                self._away_since = self._dropped_at
+        connection = Connection(websocket, self.session)
+        if last_seq is not None:
+            next_seq, lost = outbox.rewind(last_seq)
+            self._dropped_at = None  # the connection that dropped is back
+            outbox.attach(outbox.home, connection.cut)
+            resumed = Resumed(self.session.id, self.session.spark_session_id, last_seq, next_seq, lost,
+                              self.session.credit())
+            self._connection = connection
+            await websocket.send_text(str(encode_event(resumed, 0)))
+            self.resumes += 1
+            log.info("session resumed after seq %d%s", last_seq, " with a gap" if lost else "",
+                     extra={"session": self.session.id})
         else:
-            self._away_since = time.monotonic()
-            self._changed.set()
-            log.info("client away; session kept %g s for a resume", self.grace, extra={"session": self.session.id})
+            outbox.attach(outbox.home, connection.cut)
+            self._connection = connection
+        return connection
+
+    async def _join(self, websocket: WebSocket, last_seq: int | None) -> Connection:
+        """One more connection: a ``session-state`` snapshot, then the stream from ``last_seq`` or from now."""
+        session, outbox = self.session, self.session.outbox
+        if len(self.connections) >= session.limits.max_connections:
+            raise JoinRefused(f"this session has {len(self.connections)} connections already "
+                              f"(max_connections {session.limits.max_connections})")
+        reader, next_seq, lost = outbox.join(last_seq)  # may raise ResumeError: nothing attached yet
+        connection = Connection(websocket, session, reader, joined=True)
+        outbox.attach(reader, connection.cut)
+        self._joined.add(connection)
+        # Built in the same loop step as the reader's position: the snapshot and the stream agree.
+        state = session.state(last_seq=last_seq, next_seq=next_seq, lost=lost, connections=len(self.connections))
+        await websocket.send_text(str(encode_event(state, 0)))
+        log.info("connection joined%s (%d attached)", "" if last_seq is None else f" after seq {last_seq}",
+                 len(self.connections), extra={"session": session.id})
+        return connection
+
+    def _left_one(self, connection: Connection) -> None:
+        """A connection went: the session ends when the last one left on purpose and none is awaited back."""
+        now = time.monotonic()
+        if not connection.client_done:
+            self._dropped_at = now
+        if self.connections:
+            log.info("a connection %s; %d still attached", "closed" if connection.client_done else "dropped",
+                     len(self.connections), extra={"session": self.session.id})
+            return
+        awaited = self._dropped_at is not None and now - self._dropped_at < self.grace
+        if (connection.client_done or self.grace <= 0) and not awaited:
+            self.end_soon("the client closed the connection")
+            return
+        self._away_since = now if not connection.client_done else self._dropped_at
+        self._changed.set()
+        log.info("client away; session kept %g s for a resume", self.grace, extra={"session": self.session.id})
+
+
+class JoinRefused(ResumeError):
+    """A join the session cannot take (it has max_connections already)."""
 
 
 async def _first(*waits: Callable[[], Awaitable[object]]) -> None:

@@ -20,6 +20,7 @@ class Metrics:
     sessions_total: int = 0
     sessions_away: int = 0
     resumes_total: int = 0
+    joins_total: int = 0
     queued: int = 0
     running: int = 0
     rows_streamed: int = 0
@@ -69,6 +70,7 @@ class Metrics:
         metric("sessions_away", "gauge", "Sessions whose client is away, kept for a resume.",
                [("", self.sessions_away)])
         metric("resumes_total", "counter", "Resume attempts since start.", [("", self.resumes_total)])
+        metric("joins_total", "counter", "Join attempts (?join=) since start.", [("", self.joins_total)])
         metric("sessions_opened_total", "counter", "Sessions opened since start.", [("", self.sessions_total)])
         metric("user_sessions", "gauge", "Open client sessions by user (the Spark Connect user_id).",
                [(f'{{user="{_label(u)}"}}', n) for u, n in sorted(self.sessions_by_user.items())])

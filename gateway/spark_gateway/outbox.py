@@ -1,21 +1,27 @@
 """The session's outgoing event stream: stamps ``seq``, encodes once, bounds memory, replays.
 
-Every event a session sends goes through :meth:`Outbox.put`, on the event loop. The
-writer of whichever connection serves the session now drains it with :meth:`get`.
-Producers that can outrun the socket (result pages, printed output) wait in
-:meth:`wait_room`, which is the backpressure that keeps a slow client — or one that is
-away — from growing the gateway's memory.
+Every event a session sends goes through :meth:`Outbox.put`, on the event loop, and is
+encoded once into one shared log, whatever the number of connections. Each connection
+reads the log through its own :class:`Reader` (a position in it): the one that opened the
+session (or last resumed it) through :attr:`Outbox.home`, joined ones through
+:meth:`Outbox.join`. Producers that can outrun the sockets (result pages, printed output)
+wait in :meth:`wait_room` until the **fastest** reader is less than ``high_water_bytes``
+behind: that is the backpressure that keeps a slow client — or one that is away — from
+growing the gateway's memory, and no slow connection slows the others down. An attached
+reader more than ``max_lag_bytes`` behind the fastest one is cut (its connection closes
+with 4002) and may join again from its last ``seq``.
 
-Frames already written stay in a bounded replay buffer: a client that lost its connection
-resumes with the last ``seq`` it saw, :meth:`rewind` puts the later frames back in front
-of the unsent ones, and the next connection's writer sends them again. Frames pushed out
-of the replay buffer leave a small record behind, so that a client resuming from before
-them is told exactly what it lost instead of meeting a silent gap.
+Frames the fastest reader has passed stay in the log as a bounded replay buffer
+(``replay_bytes``): a client that lost its connection resumes (:meth:`rewind`) or joins
+with the last ``seq`` it saw and gets the later frames again. Frames pushed out of the
+replay buffer leave a small record behind, so that a client coming back from before them
+is told exactly what it lost instead of meeting a silent gap.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple
 
 import anyio
@@ -42,35 +48,74 @@ class Frame(NamedTuple):
     seq: int
     data: str | bytes
     record: Sent
+    start: int  # bytes of every frame before this one, since the session opened
+
+
+class ReaderCut(Exception):  # noqa: N818 - a state, not an error of the gateway
+    """The reader fell too far behind and was cut: its connection must close (4002)."""
+
+
+class Reader:
+    """One connection's position in the session's stream: the next ``seq`` it sends."""
+
+    __slots__ = ("allowance", "attached", "bytes", "cut", "on_cut", "pos")
+
+    def __init__(self, pos: int, at_bytes: int) -> None:
+        self.pos = pos
+        self.bytes = at_bytes  # stream offset of frame ``pos``: how far, in bytes, it has sent
+        self.attached = False  # a connection reads through it now (only those are ever cut)
+        self.cut = False
+        self.allowance = 0  # how far behind the fastest reader it may fall before it is cut
+        self.on_cut: Callable[[], None] | None = None  # tells its connection
 
 
 class Outbox:
-    """Encoded frames: the unsent ones in ``seq`` order, and the last sent ones for replay."""
+    """Encoded frames in ``seq`` order: those some reader has not sent yet, and the replay buffer."""
 
     def __init__(self, metrics: Metrics | None = None, high_water_bytes: int = 4 << 20,
-                 replay_bytes: int = 8 << 20, lost_records: int = 20_000) -> None:
+                 replay_bytes: int = 8 << 20, lost_records: int = 20_000, max_lag_bytes: int | None = None) -> None:
         self.metrics = metrics or Metrics()
         self.high_water_bytes = high_water_bytes
         self.replay_bytes = replay_bytes
+        # Half the replay buffer: a reader cut for it can join again and still get everything it missed.
+        self.max_lag_bytes = max_lag_bytes if max_lag_bytes is not None else max(replay_bytes // 2, 1)
         self.seq = 0
-        self.pending_bytes = 0  # unsent
-        self._unsent: deque[Frame] = deque()
-        self._sent: deque[Frame] = deque()  # the replay buffer, oldest first
-        self._sent_bytes = 0
+        self._total = 0  # bytes of every frame put so far
+        self._log: list[Frame] = []  # frames from _log[_head] on, oldest first, seqs consecutive
+        self._head = 0
         self._lost: deque[Sent] = deque(maxlen=lost_records)  # records of frames replay let go
+        self.home = Reader(1, 0)  # the connection that opened (or resumed) the session
+        self._readers: list[Reader] = [self.home]
+        self._pace = Reader(1, 0)  # how far the fastest reader has ever got
         self._readable = anyio.Event()
         self._drained = anyio.Event()
         self._flushed = anyio.Event()
         self.closed = False
 
-    def put(self, event: Event) -> int:
-        """Queue one event; returns the ``seq`` it was given."""
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of frames not even the fastest reader has sent yet."""
+        return self._total - self._pace.bytes
+
+    @property
+    def readers(self) -> int:
+        """Readers with a connection attached."""
+        return sum(r.attached for r in self._readers)
+
+    @property
+    def replay_from(self) -> int:
+        """The oldest ``seq`` still in the log (``seq + 1`` when it is empty)."""
+        return self._log[self._head].seq if self._head < len(self._log) else self.seq + 1
+
+    def put(self, event: Event, *, count: bool = True) -> int:
+        """Queue one event; returns the ``seq`` it was given. ``count``: in the metrics (not an event told again)."""
         frame = encode_event(event, self.seq + 1)  # may raise: then no seq is used up
         self.seq += 1
-        self._unsent.append(Frame(self.seq, frame, _record(event, self.seq)))
-        self.pending_bytes += len(frame)
+        self._log.append(Frame(self.seq, frame, _record(event, self.seq), self._total))
+        self._total += len(frame)
         self._readable.set()
-        self._count(event, len(frame))
+        if count:
+            self._count(event, len(frame))
         return self.seq
 
     def _count(self, event: Event, size: int) -> None:
@@ -87,59 +132,113 @@ class Outbox:
             metrics.error(event.code)
 
     async def wait_room(self) -> None:
-        """Wait until the unsent frames are below the high-water mark."""
+        """Wait until the fastest reader is less than the high-water mark behind."""
         while self.pending_bytes > self.high_water_bytes and not self.closed:
             self._drained = anyio.Event() if self._drained.is_set() else self._drained
             await self._drained.wait()
 
     async def wait_flushed(self) -> None:
-        """Wait until every queued frame went to the writer (or the outbox closed)."""
-        while self._unsent and not self.closed:
+        """Wait until every queued frame went to some reader's writer (or the outbox closed)."""
+        while self._pace.pos <= self.seq and not self.closed:
             self._flushed = anyio.Event() if self._flushed.is_set() else self._flushed
             await self._flushed.wait()
 
-    async def get(self) -> str | bytes:
-        """Next frame to write (the serving connection's writer is the only caller)."""
-        while not self._unsent:
+    async def get(self, reader: Reader | None = None) -> str | bytes:
+        """The next frame for ``reader`` (default: :attr:`home`) to write; its connection's writer is the only caller.
+
+        Raises :class:`ReaderCut` once the reader was cut.
+        """
+        reader = reader or self.home
+        while reader.pos > self.seq or reader.cut:
+            if reader.cut:
+                raise ReaderCut
             if self._readable.is_set():
                 self._readable = anyio.Event()
             await self._readable.wait()
-        frame = self._unsent.popleft()
-        self.pending_bytes -= len(frame.data)
-        if self.pending_bytes <= self.high_water_bytes:
-            self._drained.set()
-        if not self._unsent:
-            self._flushed.set()
-        self._keep(frame)
+        if reader.pos < self.replay_from:  # the frame it needs left the log (it was not attached then)
+            self._cut(reader)
+            raise ReaderCut
+        frame = self._log[self._head + reader.pos - self._log[self._head].seq]
+        reader.pos += 1
+        reader.bytes = frame.start + len(frame.data)
+        if reader.pos > self._pace.pos:
+            self._advance(reader)
         return frame.data
 
-    def _keep(self, frame: Frame) -> None:
-        """Written (perhaps lost on the way): keep it for a resume, within the replay budget."""
-        self._sent.append(frame)
-        self._sent_bytes += len(frame.data)
-        while self._sent_bytes > self.replay_bytes and len(self._sent) > 1:
-            old = self._sent.popleft()
-            self._sent_bytes -= len(old.data)
+    def _advance(self, fastest: Reader) -> None:
+        """``fastest`` moved the front: wake producers, trim the replay buffer, cut readers left behind."""
+        pace = self._pace
+        pace.pos, pace.bytes = fastest.pos, fastest.bytes
+        if self.pending_bytes <= self.high_water_bytes:
+            self._drained.set()
+        if pace.pos > self.seq:
+            self._flushed.set()
+        self._trim()
+        for reader in self._readers:
+            if reader.attached and pace.bytes - reader.bytes > reader.allowance:
+                self._cut(reader)
+
+    def _trim(self) -> None:
+        """Keep at most ``replay_bytes`` of frames the fastest reader has passed (at least one)."""
+        log, pace = self._log, self._pace
+        while self._head < len(log) - 1 and log[self._head + 1].seq < pace.pos \
+                and pace.bytes - log[self._head].start > self.replay_bytes:
+            old = log[self._head]
+            self._head += 1
             self._lost.append(old.record)
+            for reader in self._readers:
+                if reader.pos <= old.seq and reader.attached:
+                    self._cut(reader)  # it would miss this frame: it joins again and is told
+        if self._head > 1024 and self._head * 2 > len(log):
+            del log[: self._head]
+            self._head = 0
+
+    def _cut(self, reader: Reader) -> None:
+        reader.cut = True
+        reader.attached = False
+        if reader is not self.home:
+            self._readers.remove(reader)
+        self._readable.set()  # its writer, if it waits for a frame, raises ReaderCut
+        if reader.on_cut is not None:
+            reader.on_cut()
 
     def rewind(self, last_seq: int) -> tuple[int, Lost | None]:
-        """A client resumes having seen up to ``last_seq``: resend everything after it.
+        """The home client resumes having seen up to ``last_seq``: resend everything after it.
 
         Returns the ``seq`` of the next frame the client will get and what it cannot get back.
-        Only call this while no connection's writer is running.
+        Only call this while no connection's writer reads through :attr:`home`.
         """
+        next_seq, lost = self._start(self.home, last_seq)
+        self.home.cut = False
+        return next_seq, lost
+
+    def join(self, last_seq: int | None) -> tuple[Reader, int, Lost | None]:
+        """A new reader: from ``last_seq`` (replay) or, with None, from the next event on."""
+        reader = Reader(self.seq + 1, self._total)
+        next_seq, lost = (self.seq + 1, None) if last_seq is None else self._start(reader, last_seq)
+        self._readers.append(reader)
+        return reader, next_seq, lost
+
+    def attach(self, reader: Reader, on_cut: Callable[[], None] | None) -> None:
+        """A connection reads through ``reader`` now; ``on_cut`` closes it if it falls behind."""
+        reader.attached, reader.cut, reader.on_cut = True, False, on_cut
+        # It may start behind (a replay): it may fall that far and max_lag_bytes further behind.
+        reader.allowance = max(self._pace.bytes - reader.bytes, 0) + self.max_lag_bytes
+
+    def detach(self, reader: Reader) -> None:
+        """Its connection went: a joined reader is forgotten, the home one waits for a resume."""
+        reader.attached, reader.on_cut = False, None
+        if reader is not self.home and reader in self._readers:
+            self._readers.remove(reader)
+
+    def _start(self, reader: Reader, last_seq: int) -> tuple[int, Lost | None]:
+        """Put ``reader`` just after ``last_seq``; what of the frames after it left the log."""
         if not 0 <= last_seq <= self.seq:
             raise ResumeError(f"last_seq {last_seq} is not in this session's stream (0..{self.seq})")
-        replay: list[Frame] = []
-        while self._sent and self._sent[-1].seq > last_seq:
-            replay.append(self._sent.pop())
-        for frame in replay:  # newest first, so each goes in front of the previous
-            self._sent_bytes -= len(frame.data)
-            self._unsent.appendleft(frame)
-            self.pending_bytes += len(frame.data)
-        if self._unsent:
-            self._readable.set()
-        next_seq = self._unsent[0].seq if self._unsent else self.seq + 1
+        first = self.replay_from
+        next_seq = max(last_seq + 1, first)
+        reader.pos = next_seq
+        reader.bytes = self._log[self._head + next_seq - first].start if next_seq <= self.seq else self._total
         if next_seq == last_seq + 1:
             return next_seq, None
         oldest_record = self._lost[0].seq if self._lost else next_seq

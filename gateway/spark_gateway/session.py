@@ -40,6 +40,8 @@ from spark_gateway_protocol.errors import ErrorCode, ProtocolError
 from spark_gateway_protocol.lifecycle import State
 from spark_gateway_protocol.messages import (
     LANGUAGES,
+    MAX_LISTED_EXECUTIONS,
+    STATE_ENDED_EXECUTIONS,
     Accepted,
     Catalog,
     CloseResult,
@@ -50,12 +52,17 @@ from spark_gateway_protocol.messages import (
     Error,
     Event,
     Execute,
+    ExecutionInfo,
+    Executions,
     Inspect,
     Interrupt,
+    ListExecutions,
+    Lost,
     Ping,
     Pong,
     Progress,
     Request,
+    SessionState,
     Started,
     Stderr,
     Stdout,
@@ -69,6 +76,7 @@ from .editor import Editor
 from .errors import ExecutionInterrupted
 from .execution import Execution
 from .failures import error_event
+from .history import History, describe, digest
 from .links import LinkSigner, Target
 from .outbox import Outbox
 from .runner import MAX_VALUE_CHARS, Runner
@@ -101,6 +109,7 @@ class SessionLimits:
     max_value_chars: int = MAX_VALUE_CHARS
     max_page_bytes: int = 1 << 20
     progress_interval_ms: int = 250
+    max_connections: int = 8  # connections attached to one session at once (the first one and joined ones)
     languages: tuple[str, ...] = LANGUAGES
 
 
@@ -139,7 +148,8 @@ class Session:
         self._executions: dict[str, Execution] = {}
         self._links = links
         self._sources: OrderedDict[tuple[str, int], ResultSource] = OrderedDict()  # downloadable results
-        self._finished_ids: set[str] = set()
+        self._finished_ids: set[str] = set()  # never reusable, even once History forgot them
+        self._history = History()  # the ended executions it remembers (list-executions, retries)
         self._queue: deque[Execution] = deque()
         self._queue_changed = anyio.Event()
         self._running: Execution | None = None
@@ -245,6 +255,18 @@ class Session:
         queued = len(self._queue)
         return queued, len(self._executions) - queued
 
+    def executions(self, ended: int) -> tuple[list[ExecutionInfo], bool]:
+        """Executions newest first: every live one, then at most ``ended`` ended ones; and whether more exist."""
+        live = [describe(e) for e in reversed(self._executions.values())]
+        remembered = self._history.newest_first()
+        return live + remembered[:ended], len(remembered) > ended
+
+    def state(self, *, last_seq: int | None, next_seq: int, lost: Lost | None, connections: int) -> SessionState:
+        """The ``session-state`` snapshot a joined connection starts with (built on the loop, in one go)."""
+        executions, truncated = self.executions(STATE_ENDED_EXECUTIONS)
+        return SessionState(self.id, self.spark_session_id, last_seq, next_seq, self.outbox.replay_from,
+                            connections, executions, truncated, lost, self.credit())
+
     def credit(self) -> list[Credit]:
         """The results still streaming and how far each may go, for a resumed client."""
         return [Credit(execution.id, cursor.number, cursor.until)
@@ -276,6 +298,10 @@ class Session:
                                         request_id=request.id, request_type=request.type)
                 url = self._links.url(Target(self.id, request.id, request.result, request.format))
                 self.outbox.put(DownloadLink(request.id, request.result, request.format, url, self._links.seconds))
+            case ListExecutions():
+                executions, truncated = self.executions(max(0, MAX_LISTED_EXECUTIONS - len(self._executions)))
+                self.outbox.put(Executions(request.id, executions[:MAX_LISTED_EXECUTIONS],
+                                           truncated or len(executions) > MAX_LISTED_EXECUTIONS))
             case Complete() | Inspect() | Catalog():
                 if self._tg is None:
                     raise ProtocolError(ErrorCode.INVALID_STATE, "the session is closing",
@@ -289,7 +315,9 @@ class Session:
             return ProtocolError(code, message, request_id=request.id, request_type="execute")
 
         if request.id in self._executions or request.id in self._finished_ids:
-            raise refuse(ErrorCode.DUPLICATE_ID, f"execution id {request.id!r} was already used in this session")
+            if self._attach(request):
+                return
+            raise refuse(ErrorCode.DUPLICATE_ID, self._reuse_problem(request))
         if request.language not in self.limits.languages:
             raise refuse(ErrorCode.UNSUPPORTED, f"language {request.language!r} is disabled on this gateway")
         if request.page_size > self.limits.max_page_size:
@@ -304,8 +332,39 @@ class Session:
             self._idle = anyio.Event()
         position = len(self._queue) + (self._running is not None)
         self._queue.append(execution)
-        self.outbox.put(Accepted(request.id, position))
+        execution.first_seq = self.outbox.put(Accepted(request.id, position))
         self._queue_changed.set()
+
+    def _attach(self, request: Execute) -> bool:
+        """A retried ``execute`` (same id, language and code): answer it without running anything again.
+
+        Live: ``accepted`` (attached) and its events go on as they come. Ended and
+        remembered: ``accepted`` (attached), its stored ``error`` and ``finished``, again.
+        """
+        live = self._executions.get(request.id)
+        if live is not None:
+            if digest(live.request) != digest(request):
+                return False
+            position = 0
+            if live.state is State.QUEUED:
+                position = self._queue.index(live) + (self._running is not None)
+            self.outbox.put(Accepted(request.id, position, attached=True))
+            return True
+        ended = self._history.get(request.id)
+        if ended is None or ended.digest != digest(request):
+            return False
+        self.outbox.put(Accepted(request.id, 0, attached=True))
+        if ended.error is not None:
+            self.outbox.put(ended.error, count=False)
+        self.outbox.put(ended.finished, count=False)  # counted once, when it ended
+        return True
+
+    def _reuse_problem(self, request: Execute) -> str:
+        if request.id in self._executions or self._history.get(request.id) is not None:
+            return (f"execution id {request.id!r} was already used in this session for other code "
+                    "(a retry must repeat the same language and code)")
+        return (f"execution id {request.id!r} was already used in this session, by an execution that ended "
+                f"too long ago to be remembered (the last {self._history.max_count} are); it is not run again")
 
     def _execution(self, rid: str, request_type: str) -> Execution:
         execution = self._executions.get(rid)
@@ -443,7 +502,14 @@ class Session:
             return
         execution.failed = True
         sql = execution.request.code if execution.request.language == "sql" else None
-        self.outbox.put(error_event(self._spark, execution.id, failure, sql=sql, sql_offset=execution.sql_offset))
+        self._report(execution, error_event(self._spark, execution.id, failure, sql=sql,
+                                            sql_offset=execution.sql_offset))
+
+    def _report(self, execution: Execution, error: Error) -> None:
+        """Send an execution's ``error``; the first one is what a retry of it is told again."""
+        if execution.error is None:
+            execution.error = error
+        self.outbox.put(error)
 
     def _finish(self, execution: Execution) -> None:
         """Send ``finished`` once the code is done and every result has ended."""
@@ -466,6 +532,7 @@ class Session:
             self._tg.start_soon(self._reap, [execution.tag])
         del self._executions[execution.id]
         self._finished_ids.add(execution.id)
+        self._history.add(execution, finished)
         if not self._executions:
             self.idle_since = time.monotonic()
             self._idle.set()
@@ -560,8 +627,8 @@ class Session:
         if execution is None or (stopped_on_request and self._spark.is_cancellation(exc)):
             return  # the cancellation we asked for, not a failure
         execution.failed = True
-        self.outbox.put(error_event(self._spark, execution.id, exc, result=cursor.number,
-                                    sql_offset=execution.result_sql_offsets[cursor.number]))
+        self._report(execution, error_event(self._spark, execution.id, exc, result=cursor.number,
+                                            sql_offset=execution.result_sql_offsets[cursor.number]))
 
     async def _drain_after(self, delay: float, execution: Execution) -> None:
         await anyio.sleep(delay)

@@ -1,5 +1,9 @@
 """The connection: ``connect()`` opens a websocket session; one reader task demultiplexes events by id.
 
+``connect(url, join=session_id)`` opens one more connection on a live session of the same
+credential (docs/protocol.md, "Join"): it starts from the gateway's ``session-state``
+snapshot (:attr:`Session.joined_state`) and sees every event of the session from then on.
+
 A session outlives its connection (docs/protocol.md, "Resume"): when the socket drops
 without the gateway having ended the session, the session's task reconnects to
 ``/ws?resume=<session_id>&last_seq=<n>`` with backoff, checks the ``resumed`` frame, and
@@ -18,6 +22,7 @@ import gc
 import itertools
 import logging
 import os
+import secrets
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Generator, Sequence
@@ -46,12 +51,15 @@ from spark_gateway_protocol.messages import (
     Error,
     Event,
     Execute,
+    ExecutionInfo,
+    Executions,
     Finished,
     Format,
     Inspect,
     Inspection,
     Interrupt,
     Language,
+    ListExecutions,
     Lost,
     Ping,
     Pong,
@@ -62,6 +70,7 @@ from spark_gateway_protocol.messages import (
     Resumed,
     Rows,
     SessionInfo,
+    SessionState,
     Started,
     Stderr,
     Stdout,
@@ -96,10 +105,11 @@ _HARMLESS_LOSSES = frozenset({Progress.type, Accepted.type, Started.type, Rows.t
 
 State = Literal["open", "resuming", "closed"]
 Dial = Callable[[str], Awaitable[ClientConnection]]
-EditorRequest = Complete | Inspect | Catalog
-EditorAnswer = Completions | Inspection | CatalogEntries
-_EDITOR_REQUESTS = frozenset({Complete.type, Inspect.type, Catalog.type})
-A = TypeVar("A", Completions, Inspection, CatalogEntries)
+EditorRequest = Complete | Inspect | Catalog | ListExecutions  # answered by one event each
+EditorAnswer = Completions | Inspection | CatalogEntries | Executions
+_EDITOR_REQUESTS = frozenset({Complete.type, Inspect.type, Catalog.type, ListExecutions.type})
+A = TypeVar("A", Completions, Inspection, CatalogEntries, Executions)
+JOIN_RETRY_SECONDS = 60.0  # how long a joined session tries to join again after a drop (it knows no grace)
 
 
 def normalize_url(url: str, spark_session: str | None = None) -> str:
@@ -125,6 +135,16 @@ def resume_url(url: str, session_id: str, last_seq: int) -> str:
                                     parts.fragment))
 
 
+def join_url(url: str, session_id: str, last_seq: int | None = None) -> str:
+    """``url`` asking to join ``session_id`` (after ``last_seq``; None: from now on)."""
+    parts = urllib.parse.urlsplit(url)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+             if k not in ("spark_session", "resume", "join", "last_seq")]
+    query += [("join", session_id)] + ([] if last_seq is None else [("last_seq", str(last_seq))])
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, urllib.parse.urlencode(query),
+                                    parts.fragment))
+
+
 class _Retry(Exception):
     """A reconnect attempt failed in a way a later attempt may not."""
 
@@ -140,9 +160,15 @@ class Session:
     """
 
     def __init__(self, ws: ClientConnection, info: SessionInfo, url: str, *, dial: Dial | None = None,
-                 resume: bool = True, resume_timeout: float | None = None, open_timeout: float = 10.0) -> None:
+                 resume: bool = True, resume_timeout: float | None = None, open_timeout: float = 10.0,
+                 joined: SessionState | None = None) -> None:
+        """``joined``: the connection joined a live session; the ``session-state`` it started with."""
         self.url = url
         self.info = info
+        self.joined_state = joined
+        # Every connection of a session sees every event: ids of its own keep its answers apart.
+        self._nonce = secrets.token_hex(3)
+        self._prefix = f"{self._nonce}-" if joined is not None else ""
         self.resumes = 0  # connections this session was resumed on
         self._ws = ws
         self._dial = dial
@@ -161,7 +187,7 @@ class Session:
         self._answers: dict[str, tuple[asyncio.Future[Any], EditorRequest]] = {}
         self._links: dict[tuple[str, int, str], asyncio.Future[DownloadLink]] = {}  # download requests waiting
         self._resent_editor: set[str] = set()
-        self._next_seq = 2  # the session event was seq 1
+        self._next_seq = joined.next_seq if joined is not None else 2  # the session event was seq 1
         self._failure: SparkGatewayError | None = None
         self._notice: SparkGatewayError | None = None  # e.g. shutting_down, reported on close
         # What a resume must send again (the gateway may not have received it):
@@ -204,9 +230,9 @@ class Session:
         event loop, in the session's reader task: keep them quick.
         """
         if id is None:
-            id = f"c{next(self._ids)}"
+            id = f"{self._prefix}c{next(self._ids)}"
             while id in self._used_ids:
-                id = f"c{next(self._ids)}"
+                id = f"{self._prefix}c{next(self._ids)}"
         elif id in self._used_ids:
             raise ValueError(f"execution id {id!r} was already used in this session")
         self._used_ids.add(id)
@@ -234,7 +260,7 @@ class Session:
         token = next(self._pings)
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._pongs[token] = (future, time.perf_counter(), data)
-        self._put(Ping({"ping": token, "data": data}))
+        self._put(Ping({"ping": token, "from": self._nonce, "data": data}))
         try:
             return await future
         finally:
@@ -308,8 +334,13 @@ class Session:
                 future.set_exception(error_from_event(event))
                 return
 
+    async def executions(self) -> list[ExecutionInfo]:
+        """The session's executions, newest first (every connection's; ended ones as far as the gateway
+        remembers them): id, language, code excerpt, status, times, rows per result, error code."""
+        return (await self._ask(ListExecutions(self._editor_id()), Executions)).executions
+
     def _editor_id(self) -> str:
-        return f"e{next(self._editor_ids)}"
+        return f"{self._prefix}e{next(self._editor_ids)}"
 
     async def _ask(self, request: EditorRequest, answer: type[A]) -> A:
         """Send an editor request and wait for its one answer (sent again after a resume)."""
@@ -465,7 +496,7 @@ class Session:
             return GatewayConnectionError(f"the gateway is busy: try again later{said}")
         if code == close_codes.CLOSE_TAKEN_OVER:
             return GatewayConnectionError("the session was resumed on another connection")
-        if self._notice is not None or not self._resume or self.resume_grace <= 0:
+        if self._notice is not None or not self._resume or (self.resume_grace <= 0 and self.joined_state is None):
             return GatewayConnectionError(f"connection to the gateway lost: {exc}")
         log.info("connection to the gateway lost (%s); resuming session %s", exc, self.info.session_id)
         return None
@@ -476,7 +507,8 @@ class Session:
         """A new connection on which the session goes on; raises :class:`SessionLost` if none can be had."""
         assert self._dial is not None
         loop = asyncio.get_running_loop()
-        timeout = self._resume_timeout if self._resume_timeout is not None else self.resume_grace + RESUME_MARGIN
+        timeout = self._resume_timeout if self._resume_timeout is not None else (
+            self.resume_grace + RESUME_MARGIN if self.joined_state is None else JOIN_RETRY_SECONDS)
         deadline = loop.time() + timeout
         delay = RESUME_FIRST_DELAY
         attempts = 0
@@ -486,7 +518,8 @@ class Session:
             attempts += 1
             last_seq = self._next_seq - 1
             try:
-                ws = await self._dial(resume_url(self.url, sid, last_seq))
+                again = join_url if self.joined_state is not None else resume_url
+                ws = await self._dial(again(self.url, sid, last_seq))
             except GatewayConnectionError as exc:
                 if exc.code == "unauthorized":
                     raise SessionLost(f"cannot resume session {sid}: {exc.message}", code=exc.code,
@@ -534,6 +567,10 @@ class Session:
             case Resumed(session_id=resumed_sid, last_seq=resumed_after, next_seq=int()) \
                     if seq == 0 and resumed_sid == sid and resumed_after == last_seq:
                 return event
+            case SessionState(session_id=resumed_sid, last_seq=resumed_after) \
+                    if seq == 0 and resumed_sid == sid and resumed_after == last_seq:  # joined again
+                return Resumed(event.session_id, event.spark_session_id, last_seq, event.next_seq, event.lost,
+                               event.credit)
         await ws.close()
         match event:
             case Error(code=ErrorCode.LIMIT_EXCEEDED):
@@ -581,7 +618,7 @@ class Session:
                 if owed > 0:
                     self._put(StreamRows(execution.id, stream.number, owed))
         for token, (_future, _sent, data) in self._pongs.items():
-            self._put(Ping({"ping": token, "data": data}))
+            self._put(Ping({"ping": token, "from": self._nonce, "data": data}))
         for _future, editor_request in self._answers.values():  # the gateway may not have received it
             self._resent_editor.add(editor_request.id)
             self._put(editor_request)
@@ -648,13 +685,13 @@ class Session:
                 self._resent.discard(rid)  # the execute sent again on a resume had arrived the first time
             case Pong(data=data):
                 self._on_pong(data)
-            case Completions() | Inspection() | CatalogEntries():
+            case Completions() | Inspection() | CatalogEntries() | Executions():
                 self._on_answer(event.id, event)
             case DownloadLink() | Error(request=Download.type):
                 self._on_download(event)
             case Error(request=str(kind), id=str(rid)) if kind in _EDITOR_REQUESTS:
                 self._on_editor_error(rid, event)
-            case SessionInfo() | Resumed():  # they open a connection; a healthy gateway sends them nowhere else
+            case SessionInfo() | Resumed() | SessionState():  # they open a connection, never come later
                 log.warning("ignored a %r event in the middle of the session's stream", event.type)
             case (Accepted() | Started() | Progress() | Stdout() | Stderr() | Result() | Rows() | ArrowRows()
                   | ResultClosed() | Value() | Error() | Finished()):
@@ -670,6 +707,8 @@ class Session:
             execution.receive(event)
             return
         match event:  # an event of no execution running here
+            case Accepted(id=rid, attached=True):  # a retry of one that ended here: the gateway ran nothing
+                self._resent.discard(rid)
             case Accepted(id=rid) if rid in self._resent:
                 self._put(Interrupt(rid))  # sent again for an execution given up meanwhile: stop it
             case Error(code=ErrorCode.SHUTTING_DOWN | ErrorCode.IDLE_TIMEOUT):
@@ -696,7 +735,8 @@ class Session:
         self._on_answer(rid, error_from_event(event))
 
     def _on_pong(self, data: Any) -> None:
-        token = data.get("ping") if isinstance(data, dict) else None
+        mine = isinstance(data, dict) and data.get("from") == self._nonce  # every connection sees every pong
+        token = data.get("ping") if mine else None
         entry = self._pongs.get(token) if isinstance(token, int) else None
         if entry is not None and not entry[0].done():
             entry[0].set_result(time.perf_counter() - entry[1])
@@ -707,7 +747,9 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
 
     ``url`` is the gateway's websocket address (``ws://host:8765/ws``; ``host:port`` and
     ``http://`` forms are accepted). ``token`` is sent as ``Authorization: Bearer <token>``.
-    ``spark_session`` joins the Spark session of another gateway session. ``resume``
+    ``spark_session`` joins the Spark session of another gateway session. ``join`` opens one
+    more connection on the live gateway session with that id (same credential): it sees every
+    event of the session from now on, and may run, page and interrupt like the first one. ``resume``
     (default on): when the connection drops, reconnect and resume the session, for up to
     ``resume_timeout`` seconds (default: the gateway's ``resume_grace`` plus a few
     seconds). Extra keyword arguments go to ``websockets.connect`` (e.g. ``ping_interval``).
@@ -716,8 +758,11 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
 
     def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, spark_session: str | None = None,
                  open_timeout: float = 10.0, compression: bool = False, resume: bool = True,
-                 resume_timeout: float | None = None, **ws_options: Any) -> None:
+                 resume_timeout: float | None = None, join: str | None = None, **ws_options: Any) -> None:
+        if join is not None and spark_session is not None:
+            raise ValueError("join and spark_session exclude each other")
         self.url = normalize_url(url, spark_session)
+        self.join = join
         self.token = token
         self.open_timeout = open_timeout
         self.compression = compression
@@ -745,16 +790,20 @@ class connect:  # noqa: N801 - used like a function: `async with connect(url) as
                                          f"{exc or type(exc).__name__}") from None
 
     async def open(self) -> Session:
-        ws = await self._dial(self.url)
+        ws = await self._dial(self.url if self.join is None else join_url(self.url, self.join))
         try:
             event, seq = decode_event(await asyncio.wait_for(ws.recv(), self.open_timeout))
         except (ConnectionClosed, TimeoutError, Exception) as exc:  # noqa: BLE001
             await ws.close()
             raise GatewayConnectionError(f"no session from the gateway at {self.url}: {exc}") from None
         match event:
-            case SessionInfo() if seq == 1:
+            case SessionInfo() if seq == 1 and self.join is None:
                 return Session(ws, event, self.url, dial=self._dial, resume=self.resume,
                                resume_timeout=self.resume_timeout, open_timeout=self.open_timeout)
+            case SessionState() if seq == 0 and self.join is not None:
+                info = SessionInfo(event.session_id, event.spark_session_id, PROTOCOL_VERSION, "", None, [], [], {})
+                return Session(ws, info, self.url, dial=self._dial, resume=self.resume,
+                               resume_timeout=self.resume_timeout, open_timeout=self.open_timeout, joined=event)
         await ws.close()
         if isinstance(event, Error):
             raise error_from_event(event)

@@ -23,6 +23,7 @@ from spark_gateway_protocol.messages import (
     CatalogEntries,
     Column,
     Completions,
+    ExecutionInfo,
     Format,
     Inspection,
     Language,
@@ -252,6 +253,10 @@ class SyncSession:
     def download_link(self, execution: Any, result: int = 0, *, format: str = "parquet") -> str:
         """Like :meth:`Session.download_link`."""
         return self._runner.run(self.session.download_link(execution, result, format=format))
+
+    def executions(self) -> list[ExecutionInfo]:
+        """Like :meth:`Session.executions`."""
+        return self._runner.run(self.session.executions())
 
     def close(self) -> None:
         try:

@@ -10,10 +10,20 @@
 // the resume (the session ended, or stayed away longer than its grace period) does the page
 // fall back to a new session, marking what was still open as lost.
 //
+// Joins (docs/protocol.md, "Join"): the session is kept per browser and gateway URL in
+// localStorage, so a reloaded page or a second tab joins it with `?join=<session>&last_seq=0`
+// instead of opening a new one. Its first frame, `session-state`, lists the session's
+// executions; the page attaches a sink to each it shows (ui.onAttach) before the replay of the
+// whole stream (from seq 1, as far as the gateway still has it) rebuilds their output once
+// and in order, then everything goes on live. An execution another connection starts is
+// offered to ui.onForeign on its `accepted`. A joined connection that drops (or is closed as
+// too slow, 4002) joins again from its last seq; it never resumes, which would close the
+// connection that opened the session.
+//
 // An execution "sink" is any object with these methods (all optional but `lost`):
 //   accepted(position) queued(position) started() progress(msg) output(stream, text)
 //   result(msg) rows(msg) resultClosed(msg) value(msg) error(msg) refused(msg)
-//   finished(msg) codeDone() lost() lostEvents(item)
+//   finished(msg) codeDone() lost() lostEvents(item) joined(execution, replayed)
 // notebook.js (a cell's run) is the kind of sink.
 
 import { Connection, defaultUrl } from "./connection.js";
@@ -27,12 +37,33 @@ const { Close, ErrorCode, Evt, Req } = P;
 const RACE_CODES = new Set([ErrorCode.INVALID_STATE, ErrorCode.UNKNOWN_RESULT, ErrorCode.UNKNOWN_EXECUTION]);
 // Lost events of these types only delay a run's status: nothing of its output is missing.
 const STATUS_ONLY = new Set([Evt.ACCEPTED, Evt.STARTED]);
+const SESSION_KEY = "spark-gateway.session:";  // + gateway URL → the session this browser joins
+// Execution ids are unique per page: two tabs of one session must not pick the same ones.
+const PAGE_TOKEN = Math.random().toString(36).slice(2, 8);
+
+/** The session this browser works in at `url`, or null. */
+export function storedSession(url) {
+  try {
+    return localStorage.getItem(SESSION_KEY + url);
+  } catch {
+    return null;
+  }
+}
+
+function storeSession(url, sessionId) {
+  try {
+    if (sessionId) localStorage.setItem(SESSION_KEY + url, sessionId);
+    else localStorage.removeItem(SESSION_KEY + url);
+  } catch { /* storage full or denied: the next page opens a new session */ }
+}
 
 export class GatewayClient {
   /**
    * @param {{onState: Function, onSession: (session: object, isNew: boolean, lostReason: string|null) => void,
    *          onResumed: (resumed: object, affected: string[]) => void, onDrop: Function,
-   *          onNotice: Function, onTakenOver?: Function}} ui
+   *          onNotice: Function, onTakenOver?: Function,
+   *          onAttach?: (execution: object) => (object|null), onForeign?: (id: string) => (object|null),
+   *          onJoined?: (state: object, affected: string[]) => void}} ui
    */
   constructor(ui, url = defaultUrl()) {
     this.ui = ui;
@@ -56,12 +87,20 @@ export class GatewayClient {
     this.interrupts = new Set(); // ids asked to stop
     this.closing = new Map();    // `${id}\n${result}` → [id, result]: close-result asked, result not ended yet
     this.credit = new Map();     // id → {pageSize, results: Map(result → {granted: rows asked with stream-rows})}
+    this.url = url;
+    // The join the next connection asks for: {id, lastSeq (null: from the snapshot on)}, or null.
+    const stored = storedSession(url);
+    this.joining = stored ? { id: stored, lastSeq: 0 } : null;
+    this.joined = false;     // the current session came through a join (a drop joins again)
+    this.joins = 0;          // session-state frames received
+    this.lastState = null;   // the latest `session-state` frame
+    this.joinNote = null;    // why the stored session could not be joined (said when the new one opens)
+    this.fresh = false;      // "New session" asked: the close that follows opens a new one
     this.connection = new Connection(url, {
       onFrame: (text) => this._onFrame(text),
       onOpen: () => this._onOpen(),
       onDrop: (close) => this._onDrop(close),
-      query: () => (this.resuming && this.session
-        ? { resume: this.session.session_id, last_seq: this.expectedSeq - 1 } : null),
+      query: () => this._query(),
       onState: (state, detail) => this.ui.onState(state, detail),
     });
     // The editor's completions, documentation and catalog: requests of their own id space.
@@ -87,9 +126,57 @@ export class GatewayClient {
     return this.session?.limits?.max_page_size ?? P.MAX_PAGE_SIZE;
   }
 
-  /** A fresh execution id, unique for the page's lifetime (so also per session). */
+  /** A fresh execution id, unique for the page's lifetime and among the session's tabs. */
   newId(prefix) {
-    return `${prefix}-${this.nextId++}`;
+    return `${prefix}-${PAGE_TOKEN}-${this.nextId++}`;
+  }
+
+  /** The query of the next socket: join the browser's session, resume ours, or none (a new session). */
+  _query() {
+    if (this.joining) {
+      return this.joining.lastSeq === null ? { join: this.joining.id } : { join: this.joining.id, last_seq: this.joining.lastSeq };
+    }
+    if (this.resuming && this.session) return { resume: this.session.session_id, last_seq: this.expectedSeq - 1 };
+    return null;
+  }
+
+  /** Leave this session (it goes on for other tabs joined to it) and open a new one. */
+  newSession() {
+    storeSession(this.url, null);
+    this.joining = null;
+    this.fresh = true;
+    const socket = this.connection.socket;
+    if (socket) socket.close(Close.SESSION_ENDED, "new session");  // a "done" close: this page leaves the session
+    else {
+      this._sessionLost("you started a new session");
+      this.fresh = false;
+      this.connection.retryNow();
+    }
+  }
+
+  /** The page goes away (reload, tab closed): leave the session to a reload or the other tabs. */
+  leave() {
+    const socket = this.connection.socket;
+    if (!socket) return;
+    socket.onclose = null;
+    // A 4xxx code: the gateway keeps the session (for resume_grace when no other tab has it).
+    try { socket.close(Close.ABANDONED, "page closed"); } catch { /* closing already */ }
+    this.connection.socket = null;
+    this.streaming = false;
+    if (this.session) {  // back from the back/forward cache: join again from the last event seen
+      this.joined = true;
+      this.joining = { id: this.session.session_id, lastSeq: this.expectedSeq - 1 };
+    }
+  }
+
+  /** The page is shown again after leave() (the back/forward cache kept it): reconnect. */
+  comeBack() {
+    if (!this.connection.socket) this.connection.retryNow();
+  }
+
+  /** Ask the gateway for the session's executions (answered by an `executions` event). */
+  listExecutions(id) {
+    return this.connection.send({ type: Req.LIST_EXECUTIONS, id });
   }
 
   /** Queue `code` in the session; returns false (and sends nothing) when offline. */
@@ -165,7 +252,15 @@ export class GatewayClient {
     const sink = typeof msg.id === "string" ? this.executions.get(msg.id) : undefined;
     switch (msg.type) {
       case Evt.SESSION: {
+        if (this.joined && this.session?.session_id === msg.session_id) {
+          // The session's first event, replayed to a join: its limits and languages, not a new session.
+          this.session = msg;
+          this.ui.onSession(msg, false, null);
+          break;
+        }
         this.session = msg;
+        this.joined = false;
+        storeSession(this.url, msg.session_id);
         this.sessions += 1;
         this.streaming = true;
         const lostReason = this.lostReason;
@@ -176,6 +271,15 @@ export class GatewayClient {
       }
       case Evt.ACCEPTED:
         this.pending.delete(msg.id);
+        if (!sink && !this.resent.has(msg.id) && !msg.attached) {
+          // Another connection of the session (another tab) runs it: show it if the page can.
+          const foreign = this.ui.onForeign?.(msg.id) ?? null;
+          if (foreign) {
+            this._adopt(msg.id, foreign, null);
+            this.dispatch(msg);
+          }
+          break;
+        }
         if (!sink) {
           // Accepted for an execution given up meanwhile (its execute was sent again): stop it.
           if (this.resent.has(msg.id)) this.connection.send(P.interrupt(msg.id));
@@ -200,10 +304,12 @@ export class GatewayClient {
       case Evt.STDERR:
         sink?.output?.(msg.type, msg.text);
         break;
-      case Evt.RESULT:
-        this.credit.get(msg.id)?.results.set(msg.result, { granted: 0 });
+      case Evt.RESULT: {
+        const credit = this.credit.get(msg.id);
+        if (credit && !credit.results.has(msg.result)) credit.results.set(msg.result, { granted: 0 });
         sink?.result?.(msg);
         break;
+      }
       case Evt.ROWS:
         if (msg.last) this._resultEnded(msg.id, msg.result);
         sink?.rows?.(msg);
@@ -236,6 +342,10 @@ export class GatewayClient {
       case Evt.DOWNLOAD_LINK:
         this.downloads.handle(msg);
         break;
+      case Evt.EXECUTIONS:
+        this.ui.onExecutions?.(msg);
+        break;
+      case Evt.SESSION_STATE:
       case Evt.RESUMED:  // only as the first frame of a connection (seq 0), never in the stream
       case Evt.ARROW_ROWS:  // binary frames, for format "arrow", which the page never asks for
         console.warn(`spark-gateway: unexpected ${msg.type} event in the session's stream (ignored)`, msg);
@@ -249,6 +359,9 @@ export class GatewayClient {
   _onError(msg, sink) {
     if (this.lookups.refused(msg)) return;  // an editor request's error: its caller says what it means
     if (this.downloads.handle(msg)) return;  // a refused download: the result's footer says why
+    if (!sink && msg.request && typeof msg.id === "string" && !msg.id.includes(PAGE_TOKEN)) {
+      return;  // the answer to another connection's request (another tab of the session): not ours to say
+    }
     if (msg.request === Req.EXECUTE && msg.code === ErrorCode.DUPLICATE_ID && this.resent.has(msg.id)) {
       this.resent.delete(msg.id);  // the execute sent again on a resume had arrived the first time
       return;
@@ -314,8 +427,13 @@ export class GatewayClient {
       case Evt.RESUMED:
         this._onResumed(msg);
         break;
+      case Evt.SESSION_STATE:
+        this._onSessionState(msg);
+        break;
       case Evt.ERROR:
-        if (msg.code === ErrorCode.RESUME_FAILED) {
+        if (msg.code === ErrorCode.RESUME_FAILED && this.joining) {
+          this._joinRefused(msg);
+        } else if (msg.code === ErrorCode.RESUME_FAILED) {
           this.refused = true;
           this._sessionLost(`it could not be resumed: ${msg.message}`);
         } else {
@@ -325,6 +443,76 @@ export class GatewayClient {
       default:
         console.warn("spark-gateway: unexpected connection frame", msg);
     }
+  }
+
+  /**
+   * A join was refused. From seq 0 it may only be too old to replay: join from the snapshot on.
+   * Otherwise the session ended: forget it, and open a new one (saying so).
+   */
+  _joinRefused(msg) {
+    this.refused = true;
+    if (this.joining.lastSeq === 0 && !this.joined) {
+      this.joining.lastSeq = null;
+      return;
+    }
+    this.joining = null;
+    storeSession(this.url, null);
+    this.joinNote = `the session this browser was working in could not be joined: ${msg.message}`;
+    this._sessionLost(this.joinNote);
+  }
+
+  /** Attach `sink` to execution `id` (one this page did not start), with its credit. */
+  _adopt(id, sink, execution) {
+    this.executions.set(id, sink);
+    const results = new Map();
+    let pageSize = sink.pageSize ?? P.DEFAULT_PAGE_SIZE ?? 1000;
+    for (const r of execution?.results ?? []) {
+      if (!r.open) continue;
+      pageSize = r.page_size;
+      results.set(r.result, { granted: Math.max(0, (r.until ?? r.page_size) - r.page_size) });
+    }
+    this.credit.set(id, { pageSize, results });
+  }
+
+  /**
+   * The first frame of a joined connection: the session's executions. The page attaches its
+   * sinks before the replay (the events from `next_seq` on) rebuilds their output.
+   */
+  _onSessionState(msg) {
+    const rejoin = this.joined && this.session?.session_id === msg.session_id;
+    this.joined = true;
+    this.joining = null;
+    this.resuming = false;
+    this.streaming = true;
+    this.joins += 1;
+    this.lastState = msg;
+    if (!rejoin) {
+      this.sessions += 1;
+      this.session = { type: Evt.SESSION, session_id: msg.session_id, spark_session_id: msg.spark_session_id, limits: {} };
+      storeSession(this.url, msg.session_id);
+      this.lookups.reset("joined a session");
+    }
+    this.expectedSeq = msg.next_seq;
+    for (const execution of [...msg.executions].reverse()) {  // oldest first
+      if (this.executions.has(execution.id)) continue;
+      if (rejoin) continue;  // ours are known; the others ended before this page saw them
+      const sink = this.ui.onAttach?.(execution) ?? null;
+      if (!sink) continue;
+      this._adopt(execution.id, sink, execution);
+      const replayed = execution.first_seq !== null && execution.first_seq >= msg.next_seq;
+      if (!replayed) {  // its beginning is not replayed: start from its status in the snapshot
+        if (execution.status === P.ExecutionState.QUEUED) this.queue.push(execution.id);
+        if (execution.status === P.ExecutionState.RUNNING) this.running = execution.id;
+      }
+      sink.joined?.(execution, replayed);
+      if (!replayed && Object.values(P.Status).includes(execution.status)) {
+        this.executions.delete(execution.id);
+        this.credit.delete(execution.id);
+      }
+    }
+    const affected = msg.lost ? this._applyLost(msg.lost) : [];
+    if (rejoin) this._resendAfterResume(msg.credit ?? []);
+    this.ui.onJoined?.(msg, affected);
   }
 
   _onResumed(msg) {
@@ -402,7 +590,19 @@ export class GatewayClient {
       this.refused = false;
       return "now";
     }
+    if (this.fresh) {  // "New session": this side closed the socket
+      this.fresh = false;
+      this._sessionLost("you started a new session");
+      this.lostReason = null;
+      return "now";
+    }
     if (!streamed) return "backoff";  // closed before its first frame (busy, draining): same plan again
+    if (this.joined && !P.FINAL_CLOSES.has(close.code) && this.endNotice === null) {
+      // Join again from the last event seen (4002: we read too slowly; else a dropped network).
+      this.joining = { id: this.session.session_id, lastSeq: this.expectedSeq - 1 };
+      this.ui.onDrop();
+      return close.code === Close.TOO_SLOW ? "now" : "backoff";
+    }
     if (close.code === Close.TAKEN_OVER) {
       this._sessionLost("another connection resumed it");
       this.ui.onTakenOver?.();
@@ -428,6 +628,7 @@ export class GatewayClient {
     this.queue = [];
     this.running = null;
     this.session = null;
+    this.joined = false;
     this.resuming = false;
     this.streaming = false;
     this.pending.clear();

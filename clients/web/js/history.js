@@ -29,6 +29,11 @@ export class RunHistory {
   track(cell, run, notebookName) {
     let entry = this.live.get(run);
     if (!entry) {
+      // A run this page joined (after a reload, or another tab's): its entry is the one already kept.
+      entry = this.entries.find((e) => e.id === run.id);
+      if (entry) this.live.set(run, entry);
+    }
+    if (!entry) {
       if (run.state === "lost" && run.detail === "not connected") return;  // never sent: nothing ran
       const code = run.request.code;
       entry = {

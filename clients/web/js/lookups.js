@@ -72,6 +72,8 @@ export class Lookups {
     this.supported = null;  // null: not known yet; false: the gateway answered unknown_type
     this.pending = new Map();  // id → {resolve, reject, timer, type}
     this.nextId = 1;
+    // Every tab of a session gets every answer: ids unique per page keep them apart.
+    this.prefix = `lookup-${Math.random().toString(36).slice(2, 8)}-`;
     this._listeners = new Set();
   }
 
@@ -113,7 +115,7 @@ export class Lookups {
     if (this.supported === false) {
       return Promise.reject(new LookupError(ErrorCode.UNKNOWN_TYPE, "not supported by this gateway"));
     }
-    const id = `lookup-${this.nextId++}`;
+    const id = `${this.prefix}${this.nextId++}`;
     return new Promise((resolve, reject) => {
       if (!this.send(build(id))) {
         reject(new LookupError(LookupError.OFFLINE, "not connected to the gateway"));

@@ -236,7 +236,10 @@ function showSession(session, isNew, lostReason, client) {
   } else {
     ui.hidden = true;
   }
-  if (isNew) {
+  if (!isNew && lostReason) {
+    showBanner("warning", `<strong>A new Spark session</strong> (${escapeText(lostReason)}): state from before `
+      + "(temporary views, Python variables) is gone; re-run the cells you need.");
+  } else if (isNew) {
     const why = lostReason ? ` (${escapeText(lostReason)})` : "";
     showBanner("warning", `<strong>The Spark session was lost</strong>${why}. `
       + "Reconnected — this is a new Spark session: state from before (temporary views, cached tables, "
@@ -257,6 +260,18 @@ function showResumed(msg, affected, client) {
   } else {
     $("#banner").hidden = true;
     notify("info", "Reconnected — nothing lost.", { timeout: 4000 });
+  }
+}
+
+function showJoined(msg, affected, client) {
+  showConnection("connected", {}, client);
+  $("#banner").hidden = true;
+  const box = $("#connection");
+  box.title = `Session ${msg.session_id} (joined; ${msg.connections} connection${msg.connections === 1 ? "" : "s"})`;
+  if (affected.length) {
+    notify("warning", `Joined the session — but events ${msg.lost.from_seq}–${msg.lost.to_seq} had left the gateway's `
+      + `replay buffer: the ${affected.length === 1 ? "cell concerned is" : `${affected.length} cells concerned are`} `
+      + "marked, with what is missing.", { timeout: 0 });
   }
 }
 
@@ -298,6 +313,13 @@ function start() {
       schema.sessionStarted(session);
     },
     onResumed: (msg, affected) => showResumed(msg, affected, client),
+    onJoined: (msg, affected) => {
+      showJoined(msg, affected, client);
+      schema.sessionStarted(client.session);  // (its `session` event may no longer be replayed)
+    },
+    onAttach: (execution) => notebook.attach(execution),
+    onForeign: (id) => notebook.foreign(id),
+    onExecutions: (msg) => notebook.executionsListed(msg),
     onDrop: () => {},
     onNotice: (kind, text) => notify(kind, text),
   });
@@ -310,6 +332,13 @@ function start() {
   $("#add-sql").addEventListener("click", () => notebook.add({ language: "sql" }, { focus: true }));
   $("#add-python").addEventListener("click", () => notebook.add({ language: "python" }, { focus: true }));
   $("#retry-now").addEventListener("click", () => client.connection.retryNow());
+  $("#new-session").addEventListener("click", () => {
+    client.newSession();
+    notify("info", "Starting a new Spark session…", { timeout: 4000 });
+  });
+  // A reload (or closing the tab) leaves the session on the gateway: the next page joins it.
+  window.addEventListener("pagehide", () => client.leave());
+  window.addEventListener("pageshow", (event) => { if (event.persisted) client.comeBack(); });
   $("#banner-close").addEventListener("click", () => { $("#banner").hidden = true; });
 
   // For people poking at the page from the console, and for the browser tests.

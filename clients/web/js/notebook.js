@@ -92,12 +92,16 @@ function makeCell(notebook, spec) {
 }
 
 let cellCounter = 0;
+const FOREIGN_WAIT_MS = 1000;  // how long another tab's run waits for its cell in the saved notebook
 
 export class Cell {
-  constructor(notebook, { language = "sql", code = "", limit = null, ipynb = null } = {}) {
+  constructor(notebook, { language = "sql", code = "", limit = null, ipynb = null, execution = null } = {}) {
     this.notebook = notebook;
     this.id = `c${++cellCounter}`;
     this.run = null;
+    // The id of this cell's latest execution, saved with the cell: a reloaded page (or another
+    // tab) joining the session finds the cell of each execution by it.
+    this.executionId = typeof execution === "string" ? execution : null;
     this.ipynb = ipynb;  // what an opened .ipynb file said of this cell (id, metadata, magic), written back
     this._build(language, code, limit);
   }
@@ -116,6 +120,7 @@ export class Cell {
   toJSON() {
     const spec = { language: this.language, code: this.editor.value, limit: this.limit };
     if (this.ipynb) spec.ipynb = this.ipynb;
+    if (this.executionId) spec.execution = this.executionId;
     return spec;
   }
 
@@ -236,9 +241,24 @@ export class Cell {
       code, language: this.language, limit: this.limit, pageSize: DEFAULT_PAGE_SIZE,
     });
     this.run = run;
+    this.executionId = run.id;
+    this.notebook.save();
+    this.notebook.flush();  // now: another tab of the session looks the execution up in the saved cells
     this.output.replaceChildren(run.element);
     run.submit();
     this.runStateChanged(run);
+  }
+
+  /** Show execution `id` of the session (already there: a joined page) as this cell's run. */
+  attach(id, { code = this.editor.value, language = this.language, pageSize = DEFAULT_PAGE_SIZE } = {}) {
+    if (this.run) this.run.destroy();
+    const run = new RunView(this, this.notebook.client, { id, code, language, limit: this.limit, pageSize });
+    this.run = run;
+    this.executionId = id;
+    this.output.replaceChildren(run.element);
+    run._render();
+    this.runStateChanged(run);
+    return run;
   }
 
   stop() {
@@ -275,6 +295,7 @@ export class Notebook {
     this.pristine = false; // showing the welcome cells, untouched: the session may swap them
     this.storageKey = STORAGE_KEY;  // where the cells are kept (notebooks.js names other notebooks)
     this._dirty = false;
+    this.awaitingCode = new Map();  // execution id → the new cell waiting for its code (foreign())
     this.onRunState = () => {};  // (cell, run) on each change of a run's state: the history listens
   }
 
@@ -331,6 +352,97 @@ export class Notebook {
     this.cells = specs.map((spec) => makeCell(this, spec));
     for (const cell of this.cells) cell.offerLanguages(this.languages);
     this._place();
+  }
+
+  /**
+   * A joined page: the sink of `execution` (from `session-state`) in the cell it ran in, or null
+   * when this notebook has no such cell (an older run, or another notebook's).
+   */
+  attach(execution) {
+    const cell = this.cells.find((c) => c instanceof Cell && c.executionId === execution.id);
+    if (!cell) return null;
+    const pageSize = execution.results?.[0]?.page_size ?? DEFAULT_PAGE_SIZE;
+    return cell.attach(execution.id, { language: execution.language, pageSize });
+  }
+
+  /**
+   * An execution another tab started in the session: shown live in its cell. The other tab saved
+   * the notebook (with the execution id) before sending it, so the cell is found by its place in
+   * the saved cells; when it is not in this notebook, a new cell at the end shows it (its code
+   * comes from `list-executions`): a run of the session is never hidden.
+   */
+  foreign(id) {
+    const found = this._savedCellOf(id);
+    if (found) return found;
+    // The other tab's save may reach this tab's storage a moment after its `accepted`: the run's
+    // events wait (in order) until the cell is found, for at most FOREIGN_WAIT_MS.
+    const waiting = [];
+    let target = null;
+    const sink = new Proxy({}, {
+      get: (_, name) => {
+        if (target) return typeof target[name] === "function" ? target[name].bind(target) : target[name];
+        if (name === "pageSize") return DEFAULT_PAGE_SIZE;
+        return (...args) => { waiting.push([name, args]); };
+      },
+    });
+    const started = performance.now();
+    const settle = () => {
+      target = this._savedCellOf(id);
+      if (!target && performance.now() - started < FOREIGN_WAIT_MS) {
+        setTimeout(settle, 50);
+        return;
+      }
+      if (!target) {  // not in this notebook: a new cell at the end, its code from list-executions
+        const cell = this.add({ language: "python", code: "" });
+        this.awaitingCode.set(id, cell);
+        this.client.listExecutions(`code-${id}`);
+        target = cell.attach(id);
+      }
+      for (const [name, args] of waiting) target[name]?.(...args);
+    };
+    setTimeout(settle, 50);
+    return sink;
+  }
+
+  /** The run of execution `id` in the cell the saved notebook gives it, or null. */
+  _savedCellOf(id) {
+    let saved = null;
+    try {
+      saved = JSON.parse(localStorage.getItem(this.storageKey) || "null");
+    } catch {
+      saved = null;
+    }
+    const at = Array.isArray(saved?.cells) ? saved.cells.findIndex((c) => c?.execution === id) : -1;
+    const cell = at >= 0 ? this.cells[at] : null;
+    if (!(cell instanceof Cell)) return null;
+    const spec = saved.cells[at];
+    const savedCode = spec.code;
+    if (typeof savedCode === "string" && savedCode !== cell.editor.value) cell.editor.value = savedCode;
+    if (spec.language && spec.language !== cell.language) {
+      cell.langSelect.value = spec.language;
+      cell.editor.language = spec.language;
+      cell.element.dataset.language = spec.language;
+    }
+    return cell.attach(id, { code: cell.editor.value, language: cell.language });
+  }
+
+  /** The answer to list-executions: the code of the runs shown in new cells. */
+  executionsListed(msg) {
+    for (const execution of msg.executions ?? []) {
+      const cell = this.awaitingCode.get(execution.id);
+      if (!cell) continue;
+      this.awaitingCode.delete(execution.id);
+      cell.langSelect.value = execution.language;
+      cell.editor.language = execution.language;
+      cell.element.dataset.language = execution.language;
+      cell.editor.value = execution.code;
+      if (cell.run) cell.run.request = { ...cell.run.request, code: execution.code, language: execution.language };
+      if (execution.code_length > [...execution.code].length) {
+        this.notify("info", `A run of another tab is shown in a new cell: its code was longer than the first `
+          + `${[...execution.code].length} characters shown.`);
+      }
+    }
+    this.save();
   }
 
   add(spec, { after = null, focus = false, save = true } = {}) {

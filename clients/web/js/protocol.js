@@ -18,6 +18,7 @@ export const Req = Object.freeze({
   INSPECT: "inspect",
   CATALOG: "catalog",
   DOWNLOAD: "download",  // a signed link to a whole-result file (download.js)
+  LIST_EXECUTIONS: "list-executions",  // answered by `executions`
 });
 
 /** Events, gateway → client (each carries `seq`, increasing by one per connection). */
@@ -41,6 +42,15 @@ export const Evt = Object.freeze({
   INSPECTION: "inspection",  // answers inspect
   CATALOG_ENTRIES: "catalog-entries",  // answers catalog
   DOWNLOAD_LINK: "download-link",  // answers download
+  SESSION_STATE: "session-state",  // seq 0: the first frame of a joined connection
+  EXECUTIONS: "executions",  // answers list-executions
+});
+
+/** An execution's `status` in `session-state` / `executions` while it has not ended. */
+export const ExecutionState = Object.freeze({
+  QUEUED: "queued",
+  RUNNING: "running",
+  DRAINING: "draining",  // its code is done, results still streaming
 });
 
 /** Terminal statuses carried by `finished`. */
@@ -82,6 +92,7 @@ export const Close = Object.freeze({
   MESSAGE_TOO_BIG: 1009,
   TRY_AGAIN: 1013,
   TAKEN_OVER: 4001,
+  TOO_SLOW: 4002,  // this connection fell too far behind: join again from the last seq received
   // sent by a client
   PROTOCOL_ERROR: 1002,
   ABANDONED: 4000,  // the page gave up on a dead path and will resume (any 4000-4999 keeps the session)

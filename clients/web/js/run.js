@@ -3,7 +3,7 @@
 
 import { saveBlob } from "./csv.js";
 import { downloadResult } from "./download.js";
-import { ErrorCode, Evt, Language, Layout, pageCount, Req, Status } from "./protocol.js";
+import { ErrorCode, Evt, ExecutionState, Language, Layout, pageCount, Req, Status } from "./protocol.js";
 import { ResultTable } from "./table.js";
 import { TerminalText } from "./terminal.js";
 import { count, duration, escapeHtml } from "./values.js";
@@ -16,13 +16,15 @@ export class RunView {
   /**
    * @param {object} cell the notebook cell (editor, element, notify)
    * @param {import("./client.js").GatewayClient} client
-   * @param {{code: string, language: string, limit: number|null, pageSize: number}} request
+   * @param {{code: string, language: string, limit: number|null, pageSize: number, id?: string}} request
+   *   `id`: an execution already in the session (a joined page attaches to it; nothing is sent)
    */
   constructor(cell, client, request) {
     this.cell = cell;
     this.client = client;
     this.request = request;
-    this.id = client.newId(cell.id);
+    this.id = request.id ?? client.newId(cell.id);
+    this.credited = new Map();  // result → rows it may stream to (a joined run: credit granted before)
     this.state = "sending";
     this.tables = new Map();
     this.streamChars = 0;
@@ -40,8 +42,36 @@ export class RunView {
     this.lostNoteEl = null;
     this._showInCode = [];  // "Show in code" buttons: they point into the code as it ran
     this._ticker = 0;
+    this.joinedStart = null;  // performance.now() of its start, for a run this page joined
     delete cell.element.dataset.lost;  // a mark of the previous run's losses
     this._build();
+  }
+
+  /** The page size the client counts credit in (for a run another page started). */
+  get pageSize() {
+    return this.request.pageSize;
+  }
+
+  /**
+   * This page joined the session while the execution existed: `replayed` when its events come
+   * again from its `accepted` on; otherwise only its status is known, and what it printed before
+   * is no longer on the gateway (said plainly).
+   */
+  joined(execution, replayed) {
+    for (const r of execution.results ?? []) if (r.open && r.until !== null) this.credited.set(r.result, r.until);
+    // The clock shows time since the run started, not since this page joined.
+    const since = execution.started_at ? Date.now() - Date.parse(execution.started_at) : NaN;
+    if (Number.isFinite(since)) this.joinedStart = performance.now() - Math.max(0, since);
+    if (replayed) return;
+    const note = document.createElement("div");
+    note.className = "note warning lost-events";
+    note.textContent = "This page joined the session after the gateway had dropped the start of this run: "
+      + "what it printed and the rows sent before are not shown.";
+    this.outputs.append(note);
+    this.cell.element.dataset.lost = "true";
+    if (execution.status === ExecutionState.QUEUED) this.accepted(1);
+    else if (execution.status === ExecutionState.RUNNING || execution.status === ExecutionState.DRAINING) this.started();
+    else this._setState({ ok: "ok", error: "error", interrupted: "interrupted" }[execution.status] ?? "error");
   }
 
   /** Send the execute request; false when not connected. */
@@ -177,7 +207,7 @@ export class RunView {
   }
 
   started() {
-    this.startedAt = performance.now();
+    this.startedAt = this.joinedStart ?? performance.now();
     this._setState("running");
     this._ticker = setInterval(() => this._render(), 100);
   }
@@ -263,6 +293,9 @@ export class RunView {
       requestMore: (t, n) => this.client.streamRows(this.id, t.number, n),
       download: (t, format) => this._download(t, format),
     });
+    // A joined run: the credit granted before (by this page before a reload, or another tab).
+    const until = this.credited.get(msg.result);
+    if (until !== undefined && until > table.requested) table.requested = until;
     this.tables.set(msg.result, table);
     this._appendBlock(table.element);
   }
