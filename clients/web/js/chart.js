@@ -344,6 +344,7 @@ function select(labelText, options, value) {
     sel.append(o);
   }
   sel.value = value;
+  sel.setAttribute("aria-label", labelText);  // the label's text would take the chosen option in too
   label.append(document.createTextNode(labelText + " "), sel);
   return { label, select: sel };
 }

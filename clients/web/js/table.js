@@ -295,7 +295,7 @@ export class ResultTable {
   _buildToolbar() {
     const bar = document.createElement("div");
     bar.className = "result-toolbar";
-    bar.setAttribute("role", "toolbar");
+    bar.setAttribute("role", "group");
     bar.setAttribute("aria-label", `Result ${this.number + 1} tools`);
     const views = document.createElement("div");
     views.className = "view-switch";
