@@ -67,10 +67,14 @@ def header(cell: Locator, name: str) -> Locator:
 def shown(page: Page, cell_index: int, column: int) -> list[str | None]:
     """Column ``column`` of every row the grid shows, in its order (not only the rows in the DOM),
     as the grid writes the values (None for NULL)."""
-    return list(page.evaluate(
-        """([i, c]) => { const t = sparkGateway.notebook.cells[i].run.tables.get(0);
+    return list(
+        page.evaluate(
+            """([i, c]) => { const t = sparkGateway.notebook.cells[i].run.tables.get(0);
              const out = []; for (let p = 0; p < t.view.length; p++) { const v = t.value(t.view.rowAt(p), c);
-               out.push(v === null ? null : String(v)); } return out; }""", [cell_index, column]))
+               out.push(v === null ? null : String(v)); } return out; }""",
+            [cell_index, column],
+        )
+    )
 
 
 def last_index(nb: Notebook) -> int:
@@ -94,8 +98,12 @@ def test_sort_orders_every_type_exactly_and_marks_aria_sort(notebook: Notebook) 
         "dec": ["-2.00", "9.99", "10.50", "100.00"],
         "dbl": ["-Infinity", "1.5", "Infinity", "NaN"],
         "day": ["0999-06-01", "1999-12-31", "2024-01-04", "2024-01-05"],
-        "ts": ["1970-01-01T00:00:00.000000", "2024-01-05T09:59:59.999999", "2024-01-05T10:00:00.000000",
-               "2024-01-05T10:00:00.500000"],
+        "ts": [
+            "1970-01-01T00:00:00.000000",
+            "2024-01-05T09:59:59.999999",
+            "2024-01-05T10:00:00.000000",
+            "2024-01-05T10:00:00.500000",
+        ],
     }
     for column, (name, expected) in enumerate(orders.items(), start=1):
         button = result(cell).get_by_role("button", name=name, exact=True)
@@ -128,12 +136,13 @@ def test_sort_and_filter_the_sample_sales(notebook: Notebook) -> None:
     expect(header(cell, "amount")).to_have_attribute("aria-sort", "ascending")
     assert [Decimal(a) for a in shown(notebook.page, i, 2)] == sorted(s[3] for s in sales)  # type: ignore[arg-type]
     amounts_in_view = [Decimal(a) for a in notebook.column(cell, 2)]
-    assert amounts_in_view == sorted(s[3] for s in sales)[:len(amounts_in_view)]
+    assert amounts_in_view == sorted(s[3] for s in sales)[: len(amounts_in_view)]
 
     result(cell).get_by_role("searchbox", name="Filter the loaded rows").fill("laptop")
     laptops = sorted(s[3] for s in sales if s[2] == "Laptop")
     expect(result(cell).locator(".view-status")).to_contain_text(
-        f"{len(laptops)} of the 1,000 rows loaded (all of the result) match the filter")
+        f"{len(laptops)} of the 1,000 rows loaded (all of the result) match the filter"
+    )
     assert set(notebook.column(cell, 1)) == {"Laptop"}
     assert [Decimal(a) for a in shown(notebook.page, i, 2)] == laptops  # type: ignore[arg-type]
 
@@ -143,7 +152,7 @@ def test_sort_and_filter_the_sample_sales(notebook: Notebook) -> None:
     expect(result(cell).locator(".view-status")).to_contain_text(f"{len(big)} of the 1,000 rows loaded")
     assert [Decimal(a) for a in shown(notebook.page, i, 2)] == big  # type: ignore[arg-type]
     in_dom = [Decimal(a) for a in notebook.column(cell, 2)]
-    assert in_dom == big[:len(in_dom)] and in_dom
+    assert in_dom == big[: len(in_dom)] and in_dom
     result(cell).get_by_role("searchbox", name="Filter the loaded rows").fill("")
     result(cell).get_by_role("searchbox", name="Filter sale_date").fill("=2023-03")
     march = [s for s in sales if s[3] >= 2000 and s[5].strftime("%Y-%m") == "2023-03"]
@@ -208,8 +217,9 @@ def test_columns_resize_with_the_mouse_and_the_keyboard(notebook: Notebook) -> N
 
 def test_copy_a_selection_as_tab_separated_text(notebook: Notebook) -> None:
     """Rows picked by their numbers (Shift extends), or a block of cells, copy as TSV with a header."""
-    cell = notebook.run_new("sql", "SELECT * FROM VALUES (1, 'a\tb', CAST(NULL AS INT)), (2, 'c', 7), (3, 'd', 8)"
-                                   " AS t(n, s, x)")
+    cell = notebook.run_new(
+        "sql", "SELECT * FROM VALUES (1, 'a\tb', CAST(NULL AS INT)), (2, 'c', 7), (3, 'd', 8) AS t(n, s, x)"
+    )
     rownums = cell.locator("table.grid tr.row td.rownum")
     rownums.nth(0).click()
     rownums.nth(1).click(modifiers=["Shift"])
@@ -258,7 +268,9 @@ def test_a_chart_draws_one_mark_per_row(notebook: Notebook) -> None:
     expect(result(cell).get_by_label("X", exact=True)).to_have_value("0")  # city, the first text column
     expect(figure.locator("g[aria-label='bar'] rect")).to_have_count(12)
     # Bars follow the grid's order: sorted by revenue descending (the query's order), Rome first.
-    labels = figure.locator("g[aria-label='x-axis tick label'] text").evaluate_all("els => els.map((e) => e.textContent)")
+    labels = figure.locator("g[aria-label='x-axis tick label'] text").evaluate_all(
+        "els => els.map((e) => e.textContent)"
+    )
     assert labels == [c for c, _ in expected_city_revenue()]
     result(cell).get_by_role("checkbox", name="revenue").check()
     expect(figure.locator("g[aria-label='bar'] rect")).to_have_count(24)  # two bars per city, side by side
@@ -276,7 +288,8 @@ def test_a_chart_draws_one_mark_per_row(notebook: Notebook) -> None:
     matches = sum(1 for c, _ in expected_city_revenue() if "an" in c.lower())
     result(cell).get_by_role("button", name="Chart").click()
     expect(result(cell).locator(".chart-caption")).to_have_text(
-        f"Chart of the {matches} rows that match the filter, of the 12 rows loaded (all of the result)")
+        f"Chart of the {matches} rows that match the filter, of the 12 rows loaded (all of the result)"
+    )
     expect(figure.locator("g[aria-label='dot'] circle")).to_have_count(matches)
 
 
@@ -309,7 +322,9 @@ def test_keyboard_alone_sorts_and_opens_the_chart(notebook: Notebook) -> None:
     seen = []
     for _ in range(12):
         page.keyboard.press("Tab")
-        seen.append(page.evaluate("document.activeElement.getAttribute('aria-label') || document.activeElement.textContent"))
+        seen.append(
+            page.evaluate("document.activeElement.getAttribute('aria-label') || document.activeElement.textContent")
+        )
         if seen[-1].startswith("v"):
             break
     assert seen[:5] == ["Chart", "Filter the loaded rows", "Column filters", "Copy rows", "Result 1"], seen
@@ -336,15 +351,28 @@ def test_keyboard_alone_sorts_and_opens_the_chart(notebook: Notebook) -> None:
 def test_every_result_control_has_an_accessible_name(notebook: Notebook) -> None:
     cell = notebook.run_new("sql", "SELECT id, product, amount FROM sales LIMIT 3")
     r = result(cell)
-    for role, name in (("button", "Table"), ("button", "Chart"), ("searchbox", "Filter the loaded rows"),
-                       ("button", "Column filters"), ("button", "Copy rows"), ("button", "amount"),
-                       ("separator", "Resize column amount"), ("button", "Download CSV")):
+    for role, name in (
+        ("button", "Table"),
+        ("button", "Chart"),
+        ("searchbox", "Filter the loaded rows"),
+        ("button", "Column filters"),
+        ("button", "Copy rows"),
+        ("button", "amount"),
+        ("separator", "Resize column amount"),
+        ("button", "Download CSV"),
+    ):
         expect(r.get_by_role(role, name=name, exact=True)).to_have_count(1)  # type: ignore[arg-type]
     r.get_by_role("button", name="Column filters").click()
     expect(r.get_by_role("searchbox", name="Filter product", exact=True)).to_be_visible()
     r.get_by_role("button", name="Chart").click()
-    for role, name in (("combobox", "Chart type"), ("combobox", "X"), ("combobox", "Series"),
-                       ("checkbox", "amount"), ("button", "Download PNG"), ("button", "Download SVG")):
+    for role, name in (
+        ("combobox", "Chart type"),
+        ("combobox", "X"),
+        ("combobox", "Series"),
+        ("checkbox", "amount"),
+        ("button", "Download PNG"),
+        ("button", "Download SVG"),
+    ):
         expect(r.get_by_role(role, name=name, exact=True)).to_have_count(1)  # type: ignore[arg-type]
     # The checkboxes of the Y picker are a named group.
     expect(r.get_by_role("group", name="Y")).to_be_visible()
