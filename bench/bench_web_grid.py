@@ -36,7 +36,8 @@ SETUP = """
 async ([rows]) => {
   const { ResultTable } = await import("/js/table.js");
   const products = ["Laptop", "Monitor", "Keyboard", "Mouse", "Headphones", "Webcam", "Desk lamp", "Chair"];
-  const schema = [{name: "id", type: "bigint", nullable: false}, {name: "amount", type: "decimal(12,2)", nullable: true},
+  const schema = [{name: "id", type: "bigint", nullable: false},
+                  {name: "amount", type: "decimal(12,2)", nullable: true},
                   {name: "x", type: "double", nullable: true}, {name: "day", type: "date", nullable: true},
                   {name: "product", type: "string", nullable: true}];
   const host = { pageSize: 1000, requestMore: () => true, download: () => {} };
@@ -71,7 +72,10 @@ async (code) => {
 }
 """
 
-RESET = "table.sortBy(0, 'none'); table.filterBox.value = ''; table.columnFilterBoxes.forEach((b) => b.value = ''); table._applyFilters();"
+RESET = (
+    "table.sortBy(0, 'none'); table.filterBox.value = '';"
+    " table.columnFilterBoxes.forEach((b) => b.value = ''); table._applyFilters();"
+)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
