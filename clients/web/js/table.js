@@ -343,7 +343,8 @@ export class ResultTable {
       input.type = "search";
       input.className = "column-filter";
       input.setAttribute("aria-label", `Filter ${c.name}`);
-      input.placeholder = ["number", "float", "temporal"].includes(this.kinds[i]) ? "e.g. >10" : "contains…";
+      const kind = this.kinds[i];
+      input.placeholder = kind === "temporal" ? "e.g. >2024-03" : kind === "number" || kind === "float" ? "e.g. >10" : "contains…";
       input.addEventListener("input", () => this._applyFilters());
       th.append(input);
       tr.append(th);
