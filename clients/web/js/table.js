@@ -112,6 +112,7 @@ export class ResultTable {
       this.truncated = Boolean(msg.truncated);
     }
     this._refresh();
+    this.chart?.changed();  // a chart shows the loaded rows: new ones join it
     if (!this.end) this._maybeAutoload();
   }
 
