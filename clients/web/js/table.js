@@ -5,13 +5,21 @@
 // are in the DOM (fixed row height, spacer rows above and below), so a table of a
 // million loaded rows scrolls as fast as one of ten. Pages are kept as they came, column
 // arrays (the `columns` layout: no array per row is ever made), and cells are read from them.
+//
+// Above the grid, a toolbar: Table/Chart, a filter over the loaded rows, column filters, Copy.
+// Sorting (a click on a column's name) and filtering reorder and hide loaded rows only; the
+// toolbar always says how many rows were loaded, so a view is never taken for the whole result.
 
 import { FORMATS as DOWNLOADS } from "./download.js";
 import { pageColumns, pageCount } from "./protocol.js";
+import { RowView, tsvText } from "./rowview.js";
 import { columnKind, count, displayValue, fullValueText } from "./values.js";
 
 const OVERSCAN = 12;
 const AUTOLOAD_MARGIN_ROWS = 8;
+const MIN_COLUMN_PX = 48;
+const RESIZE_STEP_PX = 16;  // one arrow key on a column's resize handle (Shift: four)
+const SORT_NEXT = { none: "ascending", ascending: "descending", descending: "none" };
 // Rows held in the page per result; beyond it, "Download CSV" is the way to the rest.
 export const MAX_ROWS_IN_PAGE = 1_000_000;
 
@@ -38,6 +46,10 @@ export class ResultTable {
     this.rowHeight = 0;
     this._window = [-1, -1];
     this._frame = 0;
+    this.view = new RowView(this);
+    this.selection = null;  // {rows: [from, to], columns: [from, to]}: view positions and column indices, inclusive
+    this._anchor = null;    // the cell (view position, column) a shift-click extends from
+    this.chart = null;      // the Chart view, made when first opened
     this._build();
   }
 
@@ -92,11 +104,16 @@ export class ResultTable {
     const n = pageCount(msg);
     if (n) this.pages.push({ start: this.size, count: n, columns: pageColumns(msg, this.columns.length) });
     this.size += n;
+    if (n && this.view.active) {
+      this.view.update();
+      if (this.view.sort) this._clearSelection();  // new rows may land anywhere in a sorted view
+    }
     if (msg.last) {
       this.end = "last";
       this.truncated = Boolean(msg.truncated);
     }
     this._refresh();
+    this.chart?.changed();  // a chart shows the loaded rows: new ones join it
     if (!this.end) this._maybeAutoload();
   }
 
@@ -138,19 +155,30 @@ export class ResultTable {
     corner.textContent = "#";
     headRow.append(corner);
     colgroup.append(col("rownum"));
-    this.columns.forEach((c, i) => {
+    this.headers = this.columns.map((c, i) => {
       const th = document.createElement("th");
       th.className = `k-${this.kinds[i]}`;
-      th.title = `${c.name}: ${c.type}${c.nullable ? "" : " not null"}`;
+      th.title = `${c.name}: ${c.type}${c.nullable ? "" : " not null"}\nClick the name to sort the loaded rows`;
+      th.setAttribute("aria-sort", "none");
+      // The name is a button: a click, Enter or Space sorts by the column (ascending, descending, off).
+      const sort = document.createElement("button");
+      sort.type = "button";
+      sort.className = "col-sort";
       const name = document.createElement("span");
       name.className = "col-name";
       name.textContent = c.name;
+      const arrow = document.createElement("span");
+      arrow.className = "sort-arrow";
+      arrow.setAttribute("aria-hidden", "true");
+      sort.append(name, arrow);
+      sort.addEventListener("click", () => this.sortBy(i));
       const type = document.createElement("span");
       type.className = "col-type";
       type.textContent = c.type;
-      th.append(name, type);
+      th.append(sort, type, this._resizeHandle(i, c.name));
       headRow.append(th);
       colgroup.append(col());
+      return th;
     });
     // A last, empty column takes the width the data columns leave, so the grid fills the box.
     const fill = document.createElement("th");
@@ -158,7 +186,7 @@ export class ResultTable {
     fill.setAttribute("aria-hidden", "true");
     headRow.append(fill);
     colgroup.append(col("filler"));
-    thead.append(headRow);
+    thead.append(headRow, this._buildFilterRow());
     this.tbody = document.createElement("tbody");
     this.colgroup = colgroup;
     table.append(colgroup, thead, this.tbody);
@@ -198,15 +226,37 @@ export class ResultTable {
     spacer.className = "spacer";
     footer.append(this.counter, this.truncMark, this.moreButton, spacer, this.exportStatus, downloads);
     this.detail = this._buildDetail();
-    root.append(scroll, this.detail, footer);
+    this.gridPanel = document.createElement("div");
+    this.gridPanel.className = "grid-panel";
+    this.gridPanel.append(scroll, this.detail);
+    this.chartPanel = document.createElement("div");
+    this.chartPanel.className = "chart-panel";
+    this.chartPanel.hidden = true;
+    root.append(this._buildToolbar(), this.gridPanel, this.chartPanel, footer);
     this.footer = footer;
     // A cell shows one line, cut to its column; a click shows the whole value below the grid.
+    // A click on a row number selects the row; Shift extends a selection (rows, or a block of cells).
     this.tbody.addEventListener("click", (event) => {
       const td = event.target.closest("td");
       const tr = td?.parentElement;
-      if (!tr?.dataset.row || td.cellIndex < 1 || td.cellIndex > this.columns.length) return;
-      this.showValue(Number(tr.dataset.row), td.cellIndex - 1);
+      if (!tr?.dataset.row || td.cellIndex > this.columns.length) return;
+      const position = Number(tr.dataset.position);
+      if (td.cellIndex === 0) {
+        this._selectRows(event.shiftKey && this._anchor ? this._anchor.position : position, position);
+        if (!event.shiftKey) this._anchor = { position, column: 0 };
+        return;
+      }
+      const column = td.cellIndex - 1;
+      if (event.shiftKey && this._anchor) {
+        window.getSelection()?.removeAllRanges();
+        this._select(this._anchor.position, position, this._anchor.column, column);
+        return;
+      }
+      this._anchor = { position, column };
+      this._clearSelection();
+      this.showValue(Number(tr.dataset.row), column);
     });
+    scroll.addEventListener("keydown", (event) => this._gridKey(event));
 
     scroll.addEventListener("scroll", () => this._schedule(), { passive: true });
     this._resize = new ResizeObserver(() => this._schedule());
@@ -258,6 +308,286 @@ export class ResultTable {
     this.scroll.focus({ preventScroll: true });
   }
 
+  // ---------------------------------------------------------------- toolbar: view, filter, copy
+
+  _buildToolbar() {
+    const bar = document.createElement("div");
+    bar.className = "result-toolbar";
+    bar.setAttribute("role", "group");
+    bar.setAttribute("aria-label", `Result ${this.number + 1} tools`);
+    const views = document.createElement("div");
+    views.className = "view-switch";
+    views.setAttribute("role", "group");
+    views.setAttribute("aria-label", "View");
+    this.tableButton = button("Table", "view-table", () => this.showView("table"));
+    this.chartButton = button("Chart", "view-chart", () => this.showView("chart"));
+    this.tableButton.setAttribute("aria-pressed", "true");
+    this.chartButton.setAttribute("aria-pressed", "false");
+    this.chartButton.title = "Chart the loaded rows";
+    views.append(this.tableButton, this.chartButton);
+
+    this.filterBox = document.createElement("input");
+    this.filterBox.type = "search";
+    this.filterBox.className = "grid-filter";
+    this.filterBox.setAttribute("aria-label", "Filter the loaded rows");
+    this.filterBox.addEventListener("input", () => this._applyFilters());
+    this.columnFiltersButton = button("Column filters", "column-filters", () => this.toggleColumnFilters());
+    this.columnFiltersButton.setAttribute("aria-pressed", "false");
+    this.columnFiltersButton.title = "A filter under each column's name: text, or >10, <=2024-03-01, 1..5, null, !null";
+    this.copyButton = button("Copy", "copy-rows", () => this.copySelection());
+    this.copyButton.title = "Copy the selected cells, or else every row shown, as tab-separated text";
+    this.viewStatus = document.createElement("span");
+    this.viewStatus.className = "view-status";
+    this.viewStatus.setAttribute("aria-live", "polite");
+    this.gridTools = document.createElement("div");
+    this.gridTools.className = "grid-tools";
+    this.gridTools.append(this.filterBox, this.columnFiltersButton, this.copyButton);
+    bar.append(views, this.gridTools, this.viewStatus);
+    return bar;
+  }
+
+  /** A second header row: one filter box per column, shown by "Column filters". */
+  _buildFilterRow() {
+    const tr = document.createElement("tr");
+    tr.className = "filter-row";
+    tr.hidden = true;
+    const corner = document.createElement("th");
+    corner.className = "rownum";
+    tr.append(corner);
+    this.columnFilterBoxes = this.columns.map((c, i) => {
+      const th = document.createElement("th");
+      th.className = `k-${this.kinds[i]}`;
+      const input = document.createElement("input");
+      input.type = "search";
+      input.className = "column-filter";
+      input.setAttribute("aria-label", `Filter ${c.name}`);
+      const kind = this.kinds[i];
+      input.placeholder = kind === "temporal" ? "e.g. >2024-03" : kind === "number" || kind === "float" ? "e.g. >10" : "contains…";
+      input.addEventListener("input", () => this._applyFilters());
+      th.append(input);
+      tr.append(th);
+      return input;
+    });
+    const fill = document.createElement("th");
+    fill.className = "filler";
+    tr.append(fill);
+    this.filterRow = tr;
+    return tr;
+  }
+
+  toggleColumnFilters(show = this.filterRow.hidden) {
+    this.filterRow.hidden = !show;
+    this.columnFiltersButton.setAttribute("aria-pressed", String(show));
+    if (show) this.columnFilterBoxes[0]?.focus();
+    else if (this.columnFilterBoxes.some((b) => b.value)) {
+      // Hidden filters would hide rows with no sign of why: closing the row clears them.
+      for (const b of this.columnFilterBoxes) b.value = "";
+      this._applyFilters();
+    }
+  }
+
+  _applyFilters() {
+    const errors = this.view.setFilters(this.filterBox.value, this.columnFilterBoxes.map((b) => b.value));
+    errors.forEach((error, i) => {
+      const box = this.columnFilterBoxes[i];
+      box.setAttribute("aria-invalid", String(Boolean(error)));
+      box.title = error ? `${error}: this filter is off` : "";
+    });
+    this._viewChanged();
+  }
+
+  /** Sort by column `column`: the next of ascending, descending, loaded order (or `direction`). */
+  sortBy(column, direction) {
+    const current = this.view.sort?.column === column ? this.view.sort.direction : "none";
+    const next = direction ?? SORT_NEXT[current];
+    this.view.setSort(next === "none" ? null : column, next === "none" ? null : next);
+    this.headers.forEach((th, i) => {
+      const state = i === column ? next : "none";
+      th.setAttribute("aria-sort", state);
+      th.querySelector(".sort-arrow").textContent = state === "ascending" ? "▲" : state === "descending" ? "▼" : "";
+    });
+    this._viewChanged();
+  }
+
+  _viewChanged() {
+    this._clearSelection();
+    this.scroll.scrollTop = 0;
+    this._renderWindow(true);
+    this._refreshToolbar();
+    this.chart?.changed();
+  }
+
+  /** The toolbar's line: how many rows show, of how many loaded; never the size of the whole result. */
+  _refreshToolbar() {
+    if (!this.viewStatus) return;
+    const n = this.size;
+    const loaded = `${count(n)} ${n === 1 ? "row" : "rows"} loaded${this.complete ? " (all of the result)" : ""}`;
+    const parts = [this.view.filtering ? `${count(this.view.length)} of the ${loaded} match the filter` : loaded];
+    if (this.view.sort) {
+      const s = this.view.sort;
+      parts.push(`sorted by ${this.columns[s.column].name} ${s.direction === "ascending" ? "▲" : "▼"}`);
+    }
+    if (this.selection) {
+      const rows = this.selection.rows[1] - this.selection.rows[0] + 1;
+      const cols = this.selection.columns[1] - this.selection.columns[0] + 1;
+      parts.push(`${count(rows)} × ${cols} selected`);
+    }
+    this.viewStatus.textContent = parts.join(" · ");
+    this.filterBox.placeholder = `Filter the ${count(n)} rows loaded…`;
+    this.copyButton.textContent = this.selection ? "Copy selection" : "Copy rows";
+    this.copyButton.disabled = this.view.length === 0;
+  }
+
+  showView(which) {
+    const chart = which === "chart";
+    this.tableButton.setAttribute("aria-pressed", String(!chart));
+    this.chartButton.setAttribute("aria-pressed", String(chart));
+    this.gridPanel.hidden = chart;
+    this.gridTools.hidden = chart;
+    this.chartPanel.hidden = !chart;
+    this.element.dataset.view = which;
+    if (chart) {
+      if (!this.chart) {
+        this.chartPanel.textContent = "Loading the chart library…";
+        this._chartLoading ??= import("./chart.js").then(({ ChartView }) => {
+          this.chartPanel.textContent = "";
+          this.chart = new ChartView(this, this.chartPanel);
+          this.chart.changed();
+        }).catch((error) => {
+          this.chartPanel.textContent = `The chart library did not load: ${error.message}`;
+          this._chartLoading = null;
+        });
+      } else {
+        this.chart.changed();
+      }
+    } else {
+      this._schedule();
+    }
+  }
+
+  // ---------------------------------------------------------------- selection and copy
+
+  _select(fromRow, toRow, fromColumn, toColumn) {
+    this.selection = {
+      rows: [Math.min(fromRow, toRow), Math.max(fromRow, toRow)],
+      columns: [Math.min(fromColumn, toColumn), Math.max(fromColumn, toColumn)],
+    };
+    this._renderWindow(true);
+    this._refreshToolbar();
+  }
+
+  _selectRows(from, to) {
+    this._select(from, to, 0, this.columns.length - 1);
+  }
+
+  _clearSelection() {
+    if (!this.selection) return;
+    this.selection = null;
+    this._renderWindow(true);
+    this._refreshToolbar();
+  }
+
+  /** Ctrl/Cmd+A selects every row shown, Ctrl/Cmd+C copies the selection, Escape drops it. */
+  _gridKey(event) {
+    if (event.target !== this.scroll) return;
+    const mod = event.ctrlKey || event.metaKey;
+    if (mod && event.key === "a" && this.view.length) {
+      event.preventDefault();
+      this._selectRows(0, this.view.length - 1);
+    } else if (mod && event.key === "c" && this.selection) {
+      event.preventDefault();
+      this.copySelection();
+    } else if (event.key === "Escape" && this.selection) {
+      this._clearSelection();
+    }
+  }
+
+  /** Tab-separated text of the selection (or of every row shown, in view order), header first. */
+  selectionText() {
+    const sel = this.selection;
+    const [r0, r1] = sel ? sel.rows : [0, this.view.length - 1];
+    const [c0, c1] = sel ? sel.columns : [0, this.columns.length - 1];
+    const rows = [];
+    for (let p = r0; p <= r1; p++) rows.push(this.view.rowAt(p));
+    const columns = [];
+    for (let c = c0; c <= c1; c++) columns.push(c);
+    return tsvText(this, rows, columns);
+  }
+
+  async copySelection() {
+    const text = this.selectionText();
+    const rows = text.split("\n").length - 2;
+    const done = (ok) => {
+      this.exportStatus.textContent = ok ? `Copied ${count(rows)} ${rows === 1 ? "row" : "rows"} as tab-separated text`
+        : "Copying failed: the browser gave no clipboard";
+      this.exportStatus.dataset.state = ok ? "done" : "error";
+    };
+    try {
+      await navigator.clipboard.writeText(text);
+      done(true);
+    } catch {
+      // No async clipboard (http:// to another host): the old way, through a hidden text area.
+      const area = document.createElement("textarea");
+      area.value = text;
+      area.style.position = "fixed";
+      area.style.opacity = "0";
+      document.body.append(area);
+      area.select();
+      const ok = document.execCommand("copy");
+      area.remove();
+      done(ok);
+    }
+  }
+
+  // ---------------------------------------------------------------- column resize
+
+  /** The handle at a header's right edge: drag it, or focus it and press ←/→ (Shift: bigger steps). */
+  _resizeHandle(column, name) {
+    const handle = document.createElement("span");
+    handle.className = "col-resize";
+    handle.tabIndex = 0;
+    handle.setAttribute("role", "separator");
+    handle.setAttribute("aria-orientation", "vertical");
+    handle.setAttribute("aria-label", `Resize column ${name}`);
+    handle.setAttribute("aria-valuemin", String(MIN_COLUMN_PX));
+    handle.addEventListener("pointerdown", (event) => {
+      event.preventDefault();
+      handle.setPointerCapture(event.pointerId);
+      const startX = event.clientX;
+      const startWidth = this._columnWidth(column);
+      const move = (e) => this.resizeColumn(column, startWidth + e.clientX - startX);
+      const up = () => {
+        handle.removeEventListener("pointermove", move);
+        handle.removeEventListener("pointerup", up);
+      };
+      handle.addEventListener("pointermove", move);
+      handle.addEventListener("pointerup", up);
+    });
+    handle.addEventListener("click", (event) => event.stopPropagation());
+    handle.addEventListener("keydown", (event) => {
+      const step = event.shiftKey ? RESIZE_STEP_PX * 4 : RESIZE_STEP_PX;
+      if (event.key === "ArrowLeft" || event.key === "ArrowRight") {
+        event.preventDefault();
+        this.resizeColumn(column, this._columnWidth(column) + (event.key === "ArrowRight" ? step : -step));
+      }
+    });
+    return handle;
+  }
+
+  _columnWidth(column) {
+    return this.headers[column].getBoundingClientRect().width;
+  }
+
+  /** Set column `column` to `px` pixels wide (the automatic sizing leaves it so from then on). */
+  resizeColumn(column, px) {
+    const width = Math.max(MIN_COLUMN_PX, Math.round(px));
+    const c = this.colgroup.children[column + 1];
+    c.style.width = `${width}px`;
+    c.dataset.resized = "true";
+    const handle = this.headers[column].querySelector(".col-resize");
+    handle.setAttribute("aria-valuenow", String(width));
+  }
+
   loadMore() {
     if (this.end !== null || this.loading) return;
     if (this.size >= MAX_ROWS_IN_PAGE) return;
@@ -304,7 +634,7 @@ export class ResultTable {
         const text = v === null ? "NULL" : displayValue(v, this.kinds[i]).text;
         width = Math.max(width, Math.min(text.length, 60));
       }
-      cols[i + 1].style.width = `${Math.min(Math.max(width + 3, 7), 48)}ch`;
+      if (!cols[i + 1].dataset.resized) cols[i + 1].style.width = `${Math.min(Math.max(width + 3, 7), 48)}ch`;
     });
     if (sample) this.colgroup.dataset.sized = "rows";
   }
@@ -315,7 +645,7 @@ export class ResultTable {
   }
 
   _renderWindow(force) {
-    const total = this.size;
+    const total = this.view.length;
     if (!this.rowHeight && total) {
       this._fillRows(0, Math.min(total, 1), 0, 0);
       this._measureRowHeight();
@@ -337,23 +667,29 @@ export class ResultTable {
     if (topPad > 0) frag.append(spacer(topPad, width));
     for (let r = first; r < last; r++) frag.append(this._row(r));
     if (bottomPad > 0) frag.append(spacer(bottomPad, width));
-    if (!this.size) {
+    if (!this.view.length) {
       const tr = document.createElement("tr");
       tr.className = "empty";
       const td = document.createElement("td");
       td.colSpan = width;
       // "No rows" only for a result known to be empty; a stream that ended early may have had some.
-      td.textContent = this.end === null ? "…" : this.end === "last" ? "No rows" : "No rows arrived";
+      td.textContent = this.size ? `No row of the ${count(this.size)} loaded matches the filter`
+        : this.end === null ? "…" : this.end === "last" ? "No rows" : "No rows arrived";
       tr.append(td);
       frag.append(tr);
     }
     this.tbody.replaceChildren(frag);
   }
 
-  _row(index) {
+  /** The row at view position `position` (its number is the row's place in the result, sorted or not). */
+  _row(position) {
+    const index = this.view.rowAt(position);
     const tr = document.createElement("tr");
     tr.className = "row";
     tr.dataset.row = String(index);
+    tr.dataset.position = String(position);
+    const sel = this.selection;
+    const rowSelected = sel && position >= sel.rows[0] && position <= sel.rows[1];
     const num = document.createElement("td");
     num.className = "rownum";
     num.textContent = String(index + 1);
@@ -372,6 +708,7 @@ export class ResultTable {
         td.textContent = text;
         if (text.length > 24) td.title = text;
       }
+      if (rowSelected && i >= sel.columns[0] && i <= sel.columns[1]) td.classList.add("selected");
       tr.append(td);
     }
     const fill = document.createElement("td");
@@ -381,6 +718,7 @@ export class ResultTable {
   }
 
   _refreshFooter() {
+    this._refreshToolbar();
     const n = this.size;
     let text;
     switch (this.end) {
@@ -416,6 +754,7 @@ export class ResultTable {
   destroy() {
     this._resize.disconnect();
     cancelAnimationFrame(this._frame);
+    this.chart?.destroy();
   }
 }
 
