@@ -198,7 +198,7 @@ def test_history_lists_earlier_runs_after_a_reload_and_opens_one_in_a_new_cell(n
     nb.page.wait_for_timeout(400)  # the history is written a moment after the last change
     reload(nb)
     count_before = nb.page.locator(".cell").count()
-    nb.page.get_by_role("button", name="History").focus()
+    nb.page.get_by_role("button", name="History", exact=True).focus()
     nb.page.keyboard.press("Enter")
     dialog = nb.page.get_by_role("dialog", name="History")
     expect(dialog).to_be_visible()

@@ -3,7 +3,7 @@
 // module only when a Chart view first opens, so the chart library costs nothing until then.
 
 import * as Plot from "../vendor/plot.js";
-import { CHART_TYPES, categoryScheme, chartDefaults, chartPoints, pieProblem, pieSlices, slicePath, xScaleType } from "./chartdata.js";
+import { CHART_TYPES, ChartType, categoryScheme, chartDefaults, chartPoints, pieProblem, pieSlices, slicePath, xScaleType } from "./chartdata.js";
 import { count } from "./values.js";
 
 const HEIGHT = 360;
@@ -112,7 +112,7 @@ export class ChartView {
       return;
     }
     const width = Math.max(320, this.panel.clientWidth - 24);
-    const chart = this.spec.type === "pie" ? this._pie(points, width) : this._plot(points, width);
+    const chart = this.spec.type === ChartType.PIE ? this._pie(points, width) : this._plot(points, width);
     this.figure.append(chart.legend ?? "", chart.svg);
     this.svg = chart.svg;
     this.legendItems = chart.items;
@@ -136,7 +136,7 @@ export class ChartView {
         : "Nothing to chart: the result has no number column for y.";
     }
     if (!points.length) return "No row has values for both x and y.";
-    if (this.spec.type === "pie") {
+    if (this.spec.type === ChartType.PIE) {
       const why = pieProblem(this.spec, points);
       if (why) return `No pie: ${why}.`;
     }
@@ -153,15 +153,15 @@ export class ChartView {
     const marks = [Plot.ruleY([0])];
     const channels = { x: "x", y: "y" };
     let grouped = false;  // bars side by side per x (several series), else stacked
-    if (type === "bar") {
+    if (type === ChartType.BAR) {
       const keys = new Set(points.map((p) => p.series));
       grouped = hasSeries && keys.size > 1 && new Set(points.map((p) => String(p.x))).size <= 40;
       marks.push(Plot.barY(points, grouped ? { fx: "x", x: "series", y: "y", fill: "series", title: tip(t, this.spec) }
         : { ...channels, fill: hasSeries ? "series" : "var(--chart-1)", title: tip(t, this.spec) }));
-    } else if (type === "line") {
+    } else if (type === ChartType.LINE) {
       marks.push(Plot.lineY(points, { ...channels, z: hasSeries ? "series" : null, stroke: hasSeries ? "series" : "var(--chart-1)" }));
       if (points.length <= 200) marks.push(Plot.dot(points, { ...channels, r: 2.5, fill: hasSeries ? "series" : "var(--chart-1)", title: tip(t, this.spec) }));
-    } else if (type === "area") {
+    } else if (type === ChartType.AREA) {
       const z = hasSeries ? "series" : null;
       marks.push(Plot.areaY(points, { x: "x", y1: 0, y2: "y", z, fill: hasSeries ? "series" : "var(--chart-1)", fillOpacity: 0.25 }));
       marks.push(Plot.lineY(points, { ...channels, z, stroke: hasSeries ? "series" : "var(--chart-1)" }));

@@ -5,7 +5,9 @@
 // the grid and the downloads). Rows whose x or y is NULL, NaN or infinite have no point; the
 // chart says how many were left out.
 
-export const CHART_TYPES = ["bar", "line", "area", "scatter", "pie"];
+/** The chart types the Chart view draws (the `type` of a chart spec). */
+export const ChartType = Object.freeze({ BAR: "bar", LINE: "line", AREA: "area", SCATTER: "scatter", PIE: "pie" });
+export const CHART_TYPES = Object.values(ChartType);
 export const MAX_PIE_SLICES = 24;
 const CATEGORY_SCHEME_SIZE = 10;
 
@@ -26,7 +28,7 @@ export function chartDefaults(columns, kinds) {
   if (x < 0) x = 0;
   const y = kinds.findIndex((k, i) => i !== x && MEASURE.has(k));
   const ys = y >= 0 ? [y] : [];
-  const type = kinds[x] === "temporal" ? "line" : MEASURE.has(kinds[x]) ? "scatter" : "bar";
+  const type = kinds[x] === "temporal" ? ChartType.LINE : MEASURE.has(kinds[x]) ? ChartType.SCATTER : ChartType.BAR;
   return { type, x, ys, series: null };
 }
 
@@ -59,7 +61,7 @@ export function chartValue(value, kind) {
 
 /** How the x column is scaled: "time", "linear" or "band" (categories; bars always use bands). */
 export function xScaleType(kind, type) {
-  if (type === "bar" || type === "pie") return "band";
+  if (type === ChartType.BAR || type === ChartType.PIE) return "band";
   if (kind === "temporal") return "time";
   if (MEASURE.has(kind)) return "linear";
   return "band";
@@ -95,7 +97,7 @@ export function chartPoints(source, rows, spec) {
     if (missing) skipped++;
   }
   // Lines over a time or number axis run left to right; categories keep the grid's order.
-  if ((spec.type === "line" || spec.type === "area") && xScaleType(xKind, spec.type) !== "band") points.sort((a, b) => compareX(a.x, b.x) || a.row - b.row);
+  if ((spec.type === ChartType.LINE || spec.type === ChartType.AREA) && xScaleType(xKind, spec.type) !== "band") points.sort((a, b) => compareX(a.x, b.x) || a.row - b.row);
   return { points, skipped };
 }
 
