@@ -263,3 +263,38 @@ async def test_editor_requests_get_their_answers_and_errors_by_id() -> None:
                     await session.inspect("SELECT upper(x)", 8)
                 assert refused.value.code == "timeout"
                 assert (await session.complete("x")).to == 1  # the cursor defaults to the end of the code
+
+
+async def test_a_download_request_lost_with_its_connection_is_asked_again_on_resume() -> None:
+    """The connection drops after a `download` went out, unanswered: the resumed client asks again and gets its link."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        resuming = "resume=" in (ws.request.path if ws.request else "")
+        if resuming:
+            await ws.send(encode_event(Resumed("s", "x", 1, 2), 0))
+        else:
+            await ws.send(orjson.dumps({
+                "type": "session", "seq": 1, "session_id": "s", "spark_session_id": "x",
+                "protocol": PROTOCOL_VERSION, "gateway_version": "0", "spark_version": "4", "languages": ["sql"],
+                "formats": ["json"], "limits": {"resume_grace": 30},
+            }).decode())
+        async for message in ws:
+            request = orjson.loads(message)
+            requests.append(("resumed" if resuming else "first", request))
+            if request["type"] != "download":
+                continue
+            if not resuming:  # the network drops with the request unanswered
+                ws.transport.abort()
+                return
+            await ws.send(encode_event(DownloadLink(request["id"], request["result"], request["format"],
+                                                    "/download?sig=x", 300), 2))
+
+    port = free_port()
+    async with serve(handler, "127.0.0.1", port, subprotocols=[PROTOCOL_VERSION]):  # type: ignore[list-item]
+        async with connect(f"ws://127.0.0.1:{port}/ws") as session:
+            async with asyncio.timeout(20):
+                url = await session.download_link("q1", 0, format="arrow")
+    assert url == f"http://127.0.0.1:{port}/download?sig=x"
+    downloads = [(where, r["id"], r["format"]) for where, r in requests if r["type"] == "download"]
+    assert downloads == [("first", "q1", "arrow"), ("resumed", "q1", "arrow")]

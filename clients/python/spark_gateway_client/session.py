@@ -300,7 +300,7 @@ class Session:
             future = self._links[key] = asyncio.get_running_loop().create_future()
             self._put(Download(rid, result, format))
         try:
-            # Not sent again on a resume (unlike editor requests): a lost one times out, and may be asked again.
+            # Sent again on a resume (the request may have been lost with the connection).
             link = await asyncio.wait_for(asyncio.shield(future), LINK_TIMEOUT)
         except TimeoutError:
             raise GatewayConnectionError(f"no download-link answer within {LINK_TIMEOUT:.0f} s") from None
@@ -622,6 +622,9 @@ class Session:
         for _future, editor_request in self._answers.values():  # the gateway may not have received it
             self._resent_editor.add(editor_request.id)
             self._put(editor_request)
+        for (rid, result, fmt), link in self._links.items():  # a download request may not have arrived either
+            if not link.done():
+                self._put(Download(rid, result, fmt))  # asking twice is harmless: the second link is ignored
 
     def _on_lost(self, lost: Lost) -> None:
         """Events left the gateway's replay buffer before the resume: fail the executions they belonged to."""
