@@ -12,9 +12,10 @@ path alike (~0.2 CPU-s per 10M rows)::
     .venv/bin/python bench/bench_page_cpu.py --rows 1000000 --reps 5 --paths arrow,columns,rows
 
 To compare with other gateway code, put its ``gateway`` directory first on the path
-(``PYTHONPATH=/tmp/old/gateway``, e.g. from ``git archive REV gateway``). Use it to decide on changes to the JSON text (bench/README.md, "The gateway's CPU"); the
-full bench (bench_gateway.py) adds Spark, gRPC and the client, whose noise on a shared
-2-core machine hides changes of a few percent.
+(``PYTHONPATH=/tmp/old/gateway``, e.g. from ``git archive REV gateway``). Use it to decide
+on changes to the JSON text (bench/README.md, "The gateway's CPU"); the full bench
+(bench_gateway.py) adds Spark, gRPC and the client, whose noise on a shared 2-core
+machine hides changes of a few percent.
 """
 
 from __future__ import annotations
@@ -84,10 +85,19 @@ async def stream(fake: FakeSpark, table: pa.Table, path: str) -> float:
     assert result is not None
     outbox = Outbox()
     failures: list[BaseException] = []
-    cursor = ResultCursor(execution_id="e1", number=0, stream=result, session=session, outbox=outbox,
-                          page_size=PAGE, limit=None, format="arrow" if path == "arrow" else "json",
-                          limiter=anyio.CapacityLimiter(2), on_error=lambda c, e: failures.append(e),
-                          layout="columns" if path == "columns" else "rows")
+    cursor = ResultCursor(
+        execution_id="e1",
+        number=0,
+        stream=result,
+        session=session,
+        outbox=outbox,
+        page_size=PAGE,
+        limit=None,
+        format="arrow" if path == "arrow" else "json",
+        limiter=anyio.CapacityLimiter(2),
+        on_error=lambda c, e: failures.append(e),
+        layout="columns" if path == "columns" else "rows",
+    )
     cursor.grant(10**12)
 
     async def writer() -> None:
@@ -134,8 +144,10 @@ def main() -> int:
     print("| path | process CPU s per 10M rows, median (min) | of it the fetch thread |")
     print("|---|---|---|")
     for path in paths:
-        print(f"| {path} | {statistics.median(cpu[path]):.3f} ({min(cpu[path]):.3f}) | "
-              f"{statistics.median(fetch[path]):.3f} |")
+        print(
+            f"| {path} | {statistics.median(cpu[path]):.3f} ({min(cpu[path]):.3f}) | "
+            f"{statistics.median(fetch[path]):.3f} |"
+        )
     if "arrow" in cpu:
         base = statistics.median(cpu["arrow"])
         for path in paths:
