@@ -482,7 +482,7 @@ def _joined(text: Any, separator: str) -> memoryview:
     lists = (pa.LargeListArray if large else pa.ListArray).from_arrays(
         pa.array([0, len(text)], pa.int64() if large else pa.int32()), text)
     joined = pc.binary_join(lists, _SEPARATORS[large][separator])
-    _, offsets_buffer, data_buffer = joined.buffers()
+    data_buffer = joined.buffers()[2]
     first, end = string_offsets(joined)[[0, -1]]
     return memoryview(data_buffer)[int(first) : int(end)] if data_buffer is not None else memoryview(b"")
 

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import Converter, column_converter, is_month_interval, is_variant
 
-__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "NumberText", "TextEncoder", "text_encoder"]
+__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "NumberText", "TextEncoder", "string_offsets",
+           "text_encoder"]
 
 LS: Final = pa.large_string()
 
