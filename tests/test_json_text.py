@@ -167,3 +167,39 @@ def test_a_column_page_stops_before_its_json_text_passes_the_byte_limit() -> Non
     for nbytes in (1, 8, 12, 320, 330, 400, 2400, 2460, 10_000):
         for count in (1, 3, 5, 8):
             assert queue.within_bytes(count, nbytes) == best(count, nbytes), (count, nbytes)
+
+
+def test_string_columns_of_every_string_type_cut_anywhere() -> None:
+    """Strings with nothing to escape are joined as Arrow holds them (string: 32-bit offsets,
+    large_string, string_view cast first), their outer quotes added by the page's join:
+    any slice, of a batch or of an array that starts at an offset, has the reference
+    values, its size counts its text and a comma per value, and a byte budget cuts it
+    where the values' text stops fitting."""
+    import itertools
+    import random
+
+    from spark_gateway.json_pages import QuotedText
+
+    rng = random.Random(11)
+    values = [rng.choice(["", "a", "row-12345", "é中文🎉", "x" * rng.randrange(50), "a,b", "[1]"]) for _ in range(700)]
+    for arrow_type in (pa.string(), pa.large_string(), pa.string_view()):
+        for offset in (0, 3):
+            strings = pa.array(["skip"] * offset + values, arrow_type).slice(offset)
+            chunk = batch_to_json(pa.record_batch({"s": strings}), "columns")
+            column = chunk.columns[0]
+            assert isinstance(column, QuotedText), arrow_type
+            assert orjson.loads(orjson.dumps(columns_value([chunk], 1))) == [values]
+            for start, stop in [(0, 700), (0, 0), (0, 1), (699, 700), (5, 5),
+                                *((a, a + rng.randrange(0, 300)) for a in rng.sample(range(700), 20))]:
+                piece = column.slice(start, stop)
+                stop = min(stop, 700)
+                assert piece.values() == values[start:stop]
+                sizes = [0, *itertools.accumulate(len(orjson.dumps(v)) + 1 for v in values[start:stop])]
+                assert piece.size() == sizes[-1]
+                assert list(piece.sizes()) == sizes
+                assert len(piece.text()) == max(sizes[-1] - 1, 0)
+                budget = sizes[-1] // 2
+                fits = piece.rows_within(budget)
+                assert sizes[fits] <= budget + 1 and (fits == stop - start or sizes[fits + 1] > budget + 1)
+            pages = [chunk.slice(0, 250), chunk.slice(250, 251), chunk.slice(251, 700)]
+            assert orjson.loads(orjson.dumps(columns_value(pages, 1))) == [values]

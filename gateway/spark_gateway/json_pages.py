@@ -28,7 +28,18 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import columns_converter, readable_schema, reinterpret, rows_converter
 
-from .json_text import BARE, CLOSED, JOINED, LS, QUOTED, TERMINATED, NumberText, TextEncoder, text_encoder
+from .json_text import (
+    BARE,
+    CLOSED,
+    JOINED,
+    LS,
+    QUOTED,
+    TERMINATED,
+    NumberText,
+    TextEncoder,
+    string_offsets,
+    text_encoder,
+)
 
 __all__ = ["JsonColumns", "JsonText", "batch_to_json", "columns_value", "json_converter", "rows_value"]
 
@@ -136,6 +147,42 @@ class JsonText:
     def values(self) -> list[Any]:
         """The values decoded again (for checks and debugging; not for the hot path)."""
         return orjson.loads(b"[" + bytes(self.text()) + b"]") if len(self) else []  # type: ignore[no-any-return]
+
+
+class QuotedText(JsonText):
+    """String values as :class:`JsonText` has them, but without the text's first and last
+    quote: ``data`` is the values joined by ``","``. The two quotes go in as pieces of
+    the page's join, which saves copying the whole text once to add them. The offsets
+    are those of the quoted text (value ``i`` starts at its opening quote)."""
+
+    __slots__ = ()
+
+    def slice(self, start: int, stop: int) -> QuotedText:
+        """Values ``start``..``stop`` of these."""
+        stop = min(stop, len(self))
+        return QuotedText(self._data, self._offsets, self._count, self._start + start,
+                          self._start + max(start, stop))
+
+    def size(self) -> int:
+        """Bytes of the values' text, a comma after each counted."""
+        if self._whole:
+            return len(self._data) + 3 if self._count else 0
+        return self._offsets.at(self._stop) - self._offsets.at(self._start)
+
+    def pieces(self) -> list[Any]:
+        """The values' text joined by commas, as buffers to concatenate: a quote, the
+        inside, a quote."""
+        if self._start == self._stop:
+            return []
+        if self._whole:
+            return [b'"', self._data, b'"']
+        offsets = self._offsets
+        # The quoted text's [begin, end) less its first and last quote, in the unquoted data.
+        return [b'"', memoryview(self._data)[offsets.at(self._start) : offsets.at(self._stop) - 3], b'"']
+
+    def text(self) -> bytes:
+        """The values' JSON text joined by commas (a copy)."""
+        return b"".join(self.pieces())
 
 
 class SegmentedText:
@@ -423,27 +470,31 @@ def _column_text(encode: TextEncoder, column: Any, count: int) -> ColumnText:
     if layout == JOINED:  # numbers from numpy: orjson wrote the column's text, in segments
         return SegmentedText(text)
     if layout == QUOTED:  # strings without nulls or escapes: the quotes go in with the commas
-        joined = _joined(text, '","')
-        return JsonText(b"".join((b'"', joined, b'"')), _glued_offsets(text, 3), count)
+        return QuotedText(_joined(text, '","'), _glued_offsets(text, 3), count)
     return JsonText(_joined(text, ","), _glued_offsets(text, 1), count)
 
 
 def _joined(text: Any, separator: str) -> memoryview:
-    """A large_string array's values joined by ``separator``: Arrow's ``binary_join`` over the
-    array seen as one list (a memcpy per value; no index array, no copy of the glue)."""
-    lists = pa.LargeListArray.from_arrays(pa.array([0, len(text)], pa.int64()), text)
-    joined = pc.binary_join(lists, _SEPARATORS[separator])
-    _, offsets_buffer, data_buffer = joined.buffers()
-    first, end = np.frombuffer(offsets_buffer, np.int64, 2, joined.offset * 8)
+    """A string or large_string array's values joined by ``separator``: Arrow's
+    ``binary_join`` over the array seen as one list (a memcpy per value; no index array,
+    no copy of the glue)."""
+    large = text.type == LS
+    lists = (pa.LargeListArray if large else pa.ListArray).from_arrays(
+        pa.array([0, len(text)], pa.int64() if large else pa.int32()), text)
+    joined = pc.binary_join(lists, _SEPARATORS[large][separator])
+    data_buffer = joined.buffers()[2]
+    first, end = string_offsets(joined)[[0, -1]]
     return memoryview(data_buffer)[int(first) : int(end)] if data_buffer is not None else memoryview(b"")
 
 
-_SEPARATORS: Final = {sep: pa.scalar(sep, LS) for sep in (",", '","')}
+# By whether the values are large_string, the separator of the same type.
+_SEPARATORS: Final = {large: {sep: pa.scalar(sep, LS if large else pa.string()) for sep in (",", '","')}
+                      for large in (True, False)}
 
 
 def _glued_offsets(text: Any, glue: int) -> Offsets:
     """Offsets of the values of ``text`` joined with ``glue`` bytes each (comma, or quotes and comma)."""
-    offsets = np.frombuffer(text.buffers()[1], np.int64, len(text) + 1, text.offset * 8)
+    offsets = string_offsets(text)
     first = int(offsets[0])
 
     def locate(index: int) -> int:

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 
 from spark_gateway_protocol.arrow_json import Converter, column_converter, is_month_interval, is_variant
 
-__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "NumberText", "TextEncoder", "text_encoder"]
+__all__ = ["BARE", "CLOSED", "JOINED", "LS", "QUOTED", "TERMINATED", "NumberText", "TextEncoder", "string_offsets",
+           "text_encoder"]
 
 LS: Final = pa.large_string()
 
@@ -172,13 +173,13 @@ def _decimal_text_encoder(scale: int) -> TextEncoder:
 
 
 def _checked_string(arr: Any) -> tuple[Any, list[int]]:
-    """The column as large_string and its rows whose values JSON escapes (control
-    characters, quote, backslash); raises UnicodeDecodeError unless it is UTF-8."""
-    if not pa.types.is_large_string(arr.type):
-        arr = pc.cast(arr, LS)
-    count = len(arr)
-    _, offsets_buffer, data_buffer = arr.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int64, count + 1, arr.offset * 8)
+    """The column as string or large_string (as it came: no copy of its offsets) and its
+    rows whose values JSON escapes (control characters, quote, backslash); raises
+    UnicodeDecodeError unless it is UTF-8."""
+    if not (pa.types.is_large_string(arr.type) or pa.types.is_string(arr.type)):
+        arr = pc.cast(arr, LS)  # string_view: no offsets buffer to read
+    data_buffer = arr.buffers()[2]
+    offsets = string_offsets(arr)
     first, end = int(offsets[0]), int(offsets[-1])
     if data_buffer is None or end <= first:
         return arr, []
@@ -196,6 +197,12 @@ def _checked_string(arr: Any) -> tuple[Any, list[int]]:
     return arr, rows.tolist()  # type: ignore[no-any-return]
 
 
+def string_offsets(arr: Any) -> Any:
+    """The value offsets of a string or large_string array (a view of its buffer: int32 or int64)."""
+    width = np.int64 if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type) else np.int32
+    return np.frombuffer(arr.buffers()[1], width, len(arr) + 1, arr.offset * np.dtype(width).itemsize)
+
+
 def _validate_utf8(arr: Any) -> None:
     try:
         arr.validate(full=True)  # the bytes go to the client as they are: they must be UTF-8
@@ -206,6 +213,10 @@ def _validate_utf8(arr: Any) -> None:
 
 def _text_string(arr: Any) -> tuple[Any, Layout]:
     arr, rows = _checked_string(arr)
+    if not rows and not arr.null_count:
+        return arr, QUOTED  # string or large_string: the join reads either
+    if arr.type != LS:
+        arr = pc.cast(arr, LS)  # the null and escape replacements below are large_string
     if not rows:
         return _quoted_or_null(arr, bool(arr.null_count))
     values = arr.take(rows).to_pylist()
