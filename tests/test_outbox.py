@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import anyio
 import orjson
 import pytest
@@ -64,6 +66,26 @@ async def test_frames_beyond_the_replay_budget_are_described_exactly() -> None:
     assert [(r.result, r.from_offset, r.to_offset) for r in by_id["q"].results] == [(0, 0, gone_pages * 10)]
     replayed = [seq_of(f) for f in await send_all(outbox)]
     assert replayed == list(range(next_seq, 9))
+
+
+async def test_frames_that_left_the_replay_buffer_are_released_at_once() -> None:
+    """Memory stays within the replay buffer, whatever the frame size: 300 frames of 100 kB, 1 MB kept.
+
+    The log used to hold every trimmed frame until it compacted itself (once per 1024 frames):
+    a 10M-row result streamed as 300 kB Arrow pages kept ~300 MB in the gateway.
+    """
+    outbox = Outbox(replay_bytes=1 << 20, high_water_bytes=64 << 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(300):
+            outbox.put(Pong("x" * 100_000))
+            await outbox.get()  # sent at once, as a fast client would take it
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert outbox.home.pos == 301
+    assert held < 3 << 20, f"{held:,} bytes held for a 1 MiB replay buffer"
 
 
 async def test_column_pages_are_counted_by_their_rows() -> None:
