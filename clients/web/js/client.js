@@ -567,6 +567,7 @@ export class GatewayClient {
       send(request);
     }
     for (const id of [...this.interrupts].reverse()) send(P.interrupt(id));  // queued ones before the running one
+    this.downloads.resend();
     for (const [id, result] of this.closing.values()) send(P.closeResult(id, result));
     const until = new Map(credit.map((c) => [`${c.id}\n${c.result}`, c.until]));
     for (const [id, { pageSize, results }] of this.credit) {

@@ -66,7 +66,16 @@ export class DownloadLinks {
     return false;
   }
 
-  /** The connection is gone: nobody will answer. */
+  /** A resumed or joined connection: ask again for every link not answered yet (the request may
+   * have been lost with the old connection; a second answer to one already settled is ignored). */
+  resend() {
+    for (const key of this.pending.keys()) {
+      const [id, result, format] = key.split("\n");
+      this.send(downloadRequest(id, Number(result), format));
+    }
+  }
+
+  /** The session is gone: nobody will answer. */
   lost() {
     for (const key of [...this.pending.keys()]) this._settle(key, null, new Error("the connection was lost"));
   }
