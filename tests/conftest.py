@@ -107,6 +107,10 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 def fake_spark(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSpark]:
     """A scripted Spark behind the ``spark_gateway.spark`` seam (tests/fakes/spark.py): no JVM."""
     fake = FakeSpark().install(monkeypatch)
+    # The fake never loses an interrupt: ask again after milliseconds, not seconds (the same code runs).
+    from spark_gateway import session
+    monkeypatch.setattr(session, "REAP_DELAYS", (0.01, 0.02))
+    monkeypatch.setattr(session, "CLOSE_REAP_DELAYS", (0.01, 0.02))
     yield fake
     fake.stop()
 
@@ -233,6 +237,14 @@ def chromium():  # type: ignore[no-untyped-def]
         instance = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield instance
         instance.close()
+
+
+@pytest.fixture(scope="module")
+def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
+    """The real gateway serving the web client, with the sample tables (one per browser test module)."""
+    process = GatewayProcess(spark_remote, "--sample-data")
+    yield process
+    process.stop()
 
 
 def running_jobs(server: EmbeddedSparkServer) -> list[dict]:

@@ -110,7 +110,7 @@ async def test_at_the_cap_the_longest_waiting_handshake_is_closed() -> None:
         dribblers = [Dribbler(port, interval=0.1) for _ in range(5)]
         async with anyio.create_task_group() as tg:
             for dribbler in dribblers:
-                tg.start_soon(dribbler.run, 6.0)
+                tg.start_soon(dribbler.run, 3.5)  # long enough to outlast the eviction below
                 await anyio.sleep(0.2)  # connected in this order
             assert (await _get(port)).endswith(b"\r\n\r\nok")  # one more: evicts the third
         closed = [d.closed_after is not None for d in dribblers]

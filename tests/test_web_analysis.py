@@ -38,14 +38,6 @@ TYPED = """SELECT * FROM VALUES
 AS t(n, big, dec, dbl, day, ts)"""
 
 
-@pytest.fixture(scope="module")
-def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
-    """The real gateway serving the web client, with the sample tables."""
-    process = GatewayProcess(spark_remote, "--sample-data")
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def notebook(chromium: Browser, web_gateway: GatewayProcess) -> Iterator[Notebook]:
     context, nb = open_notebook(chromium, web_gateway)

@@ -38,14 +38,6 @@ RUN_TIMEOUT = 60_000  # ms, for anything that waits on Spark
 
 
 @pytest.fixture(scope="module")
-def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
-    """The real gateway serving the web client, with the sample tables."""
-    process = GatewayProcess(spark_remote, "--sample-data")
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
 def browser(chromium: Browser) -> Browser:
     return chromium
 

@@ -24,14 +24,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.timeout(
 LOOKUP_TIMEOUT = 20_000  # ms: the gateway answers within its own deadline (5 s), a cold catalog included
 
 
-@pytest.fixture(scope="module")
-def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
-    """The real gateway serving the web client, with the sample tables."""
-    process = GatewayProcess(spark_remote, "--sample-data")
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def notebook(chromium: Browser, web_gateway: GatewayProcess) -> Iterator[Notebook]:
     context, nb = open_notebook(chromium, web_gateway)

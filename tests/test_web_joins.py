@@ -28,14 +28,6 @@ LINES = 200
 PRINTS = f"import time\nfor i in range({LINES}):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.03)\n'done'"
 
 
-@pytest.fixture(scope="module")
-def web_gateway(spark_remote: str) -> Iterator[GatewayProcess]:
-    """The real gateway serving the web client, with the sample tables."""
-    process = GatewayProcess(spark_remote, "--sample-data")
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def notebook(chromium: Browser, web_gateway: GatewayProcess) -> Iterator[Notebook]:
     context, nb = open_notebook(chromium, web_gateway)

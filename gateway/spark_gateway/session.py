@@ -88,6 +88,10 @@ log = logging.getLogger("spark_gateway.session")
 # Results a session can still download (GET /download): the most recent ones; each keeps its
 # DataFrame (a query plan, small unless a Python cell built it from local data).
 MAX_DOWNLOADABLE_RESULTS = 100
+# Seconds after which an interrupted execution's tag is interrupted again (see Session._reap):
+# after it finished, and once more when the session closes. Spark jobs are slow to appear.
+REAP_DELAYS = (0.3, 0.7, 1.5, 3.0)
+CLOSE_REAP_DELAYS = (0.3, 1.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,7 @@ class Session:
                     await self.wait_idle()
             if running:
                 with anyio.move_on_after(5):
-                    await self._reap(running, delays=(0.3, 1.0, 2.0))
+                    await self._reap(running, CLOSE_REAP_DELAYS)
             if self._tg is not None:
                 self._tg.cancel_scope.cancel()
                 await self._stopped.wait()  # cursors have released their Spark operations
@@ -451,14 +455,14 @@ class Session:
             with anyio.move_on_after(0.5):
                 await execution.code_ended.wait()
 
-    async def _reap(self, tags: list[str], delays: tuple[float, ...] = (0.3, 0.7, 1.5, 3.0)) -> None:
+    async def _reap(self, tags: list[str], delays: tuple[float, ...] | None = None) -> None:
         """Interrupt the tags again for a few seconds after the fact.
 
         Spark loses an interrupt that arrives while an operation is still being set up: its
         job then starts afterwards and would run with nobody listening. The job carries the
         execution's tag, so asking again catches it.
         """
-        for delay in delays:
+        for delay in delays or REAP_DELAYS:
             await anyio.sleep(delay)
             spark_session = self._runner.spark_session
             if spark_session is not None:

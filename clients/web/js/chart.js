@@ -4,6 +4,7 @@
 
 import * as Plot from "../vendor/plot.js";
 import { CHART_TYPES, ChartType, categoryScheme, chartDefaults, chartPoints, pieProblem, pieSlices, slicePath, xScaleType } from "./chartdata.js";
+import { saveBlob } from "./csv.js";
 import { count } from "./values.js";
 
 const HEIGHT = 360;
@@ -358,12 +359,3 @@ function button(text, cls, onClick) {
   return b;
 }
 
-function saveBlob(blob, name) {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
