@@ -400,6 +400,11 @@ def outputs(messages: list[dict[str, Any]], *kinds: str) -> list[dict[str, Any]]
     return [m["content"] for m in messages if m["msg_type"] in kinds]
 
 
+def tables(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tables a cell showed as ``display_data`` (not Spark's progress display, which has no data resource)."""
+    return [c for c in outputs(messages, "display_data") if DATA_RESOURCE in c["data"]]
+
+
 def stdout(messages: list[dict[str, Any]]) -> str:
     return "".join(c["text"] for c in outputs(messages, "stream") if c["name"] == "stdout")
 
@@ -462,7 +467,7 @@ def test_more_rows_than_the_display_shows_are_announced(kernel: Kernel) -> None:
     """`%%sql -n 5` on 100 rows shows 5 and says more rows exist; a multi-statement cell shows each result."""
     reply, messages = kernel.run("%%sql -n 5\nSELECT 1 AS one;\nSELECT id FROM range(100)")
     assert reply["status"] == "ok"
-    [first] = outputs(messages, "display_data")[-1:]
+    [first] = tables(messages)
     [last] = outputs(messages, "execute_result")
     assert first["data"][DATA_RESOURCE]["data"] == [{"one": 1}]
     assert [r["id"] for r in last["data"][DATA_RESOURCE]["data"]] == [0, 1, 2, 3, 4]
@@ -480,7 +485,7 @@ def test_a_spark_error_is_named_by_its_error_class_and_marks_the_fragment(kernel
     lines = [ANSI.sub("", line) for line in error["traceback"]]
     assert "   4 |   FROM no_such_table" in lines
     assert lines[lines.index("   4 |   FROM no_such_table") + 1] == "     |        ^^^^^^^^^^^^^"
-    assert outputs(messages, "display_data")[-1]["data"][DATA_RESOURCE]["data"] == [{"fine": 1}]  # shown before
+    assert tables(messages)[-1]["data"][DATA_RESOURCE]["data"] == [{"fine": 1}]  # shown before
 
 
 @integration
