@@ -182,6 +182,8 @@ def start_spark(settings: Settings) -> Gateway:
     if url is None:
         server = EmbeddedSparkServer(master=settings.spark_master, driver_memory=settings.driver_memory,
                                      max_result_size=settings.max_result_size)
+        # uvicorn binds the gateway's own port only after this startup: Spark must not take it.
+        server.pick_ports(avoid={settings.port})
         log.info("starting the embedded Spark Connect server...")
         url = server.start()
         ui = server.ui_url

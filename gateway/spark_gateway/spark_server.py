@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +36,27 @@ from .errors import SparkServerError
 _LOG_END_BYTES = 512 * 1024
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+def free_port(host: str = "127.0.0.1", avoid: Iterable[int] = ()) -> int:
+    """A port nothing listens on now, other than those in ``avoid``.
+
+    Two binds to port 0 one after the other may get the same port (the first socket is
+    closed before the second binds): the Spark UI once took the gRPC port this way, and
+    that Spark Connect server never answered. Ports one process picks for several
+    listeners go in ``avoid``.
+    """
+    avoid = set(avoid)
+    held: list[socket.socket] = []
+    try:
+        while True:
+            s = socket.socket()
+            held.append(s)  # held open while looking: the OS cannot hand out the same port again
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+            if port not in avoid:
+                return port
+    finally:
+        for s in held:
+            s.close()
 
 
 TOKEN_ENV = "SPARK_CONNECT_AUTHENTICATE_TOKEN"  # Spark 4's server reads its pre-shared token from here
@@ -158,6 +176,11 @@ class EmbeddedSparkServer:
             env.pop(name, None)  # a client-side setting must not turn this JVM into something else
         return env
 
+    def pick_ports(self, avoid: Iterable[int] = ()) -> None:
+        """Free ports for gRPC and the UI where none were given: distinct, none in ``avoid``."""
+        self.port = self.port or free_port(self.host, avoid)
+        self.ui_port = self.ui_port or free_port(self.host, {*avoid, self.port})
+
     def start(self, timeout: float = 120.0) -> str:
         """Start the JVM and wait until its gRPC port listens; returns the sc:// URL (with the token)."""
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -165,8 +188,7 @@ class EmbeddedSparkServer:
                 "Java was not found: the embedded Spark Connect server needs Java 17 "
                 "(Debian: apt-get install -y openjdk-17-jre-headless), or pass --remote sc://host:port"
             )
-        self.port = self.port or free_port(self.host)
-        self.ui_port = self.ui_port or free_port(self.host)
+        self.pick_ports()
         log_dir = Path(tempfile.mkdtemp(prefix="spark-gateway-"))
         self.log_path = log_dir / "spark-connect.log"
         env = self.environment()
