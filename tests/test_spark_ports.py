@@ -46,7 +46,7 @@ def test_spark_ports_are_distinct_when_the_os_repeats_a_port(monkeypatch: pytest
     server = EmbeddedSparkServer()
     server.pick_ports(avoid={8765})
     assert (server.port, server.ui_port) == (41000, 41001)
-    assert f"spark.ui.port={41001}" in server.command()
+    assert "spark.ui.port=41001" in server.command()
 
 
 def test_ports_given_are_kept() -> None:
@@ -69,8 +69,9 @@ def test_cluster_ports_are_distinct_when_the_os_repeats_a_port(monkeypatch: pyte
             *ui_ports] == [7077, 8080, 15002, 4040, 8081, 8082]
 
 
-def test_a_real_free_port_avoids_what_it_is_told_to() -> None:
-    """On the real OS: the port returned is bindable and not one of ``avoid``."""
+def test_a_real_free_port_is_free_again_once_returned() -> None:
+    """On the real OS: the sockets held while looking are closed (the port can be bound), and it is
+    not one of ``avoid``."""
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
         taken = held.getsockname()[1]

@@ -178,6 +178,7 @@ class EmbeddedSparkServer:
 
     def pick_ports(self, avoid: Iterable[int] = ()) -> None:
         """Free ports for gRPC and the UI where none were given: distinct, none in ``avoid``."""
+        avoid = set(avoid)
         self.port = self.port or free_port(self.host, avoid)
         self.ui_port = self.ui_port or free_port(self.host, {*avoid, self.port})
 
