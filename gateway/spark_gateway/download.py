@@ -40,10 +40,11 @@ import pyarrow.parquet as pq
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from spark_gateway_protocol.arrow_json import columns_converter
+from spark_gateway_protocol.arrow_json import columns_converter, readable_schema, reinterpret
 from spark_gateway_protocol.codec import event_to_dict
 from spark_gateway_protocol.errors import ErrorCode, ProtocolError
 from spark_gateway_protocol.messages import DOWNLOAD_FORMATS, MAX_ID_LENGTH, Error
+from spark_gateway_protocol.parquet import parquet_batch, parquet_schema
 
 from . import auth, spark
 from .failures import error_event
@@ -139,12 +140,14 @@ class ArrowEncoder(Encoder):
 
 class ParquetEncoder(Encoder):
     """A Parquet file whose row groups hold ``ROW_GROUP_ROWS`` rows (or ``ROW_GROUP_BYTES`` of data),
-    not one per Spark batch: readers scan a few large row groups much faster than many small ones."""
+    not one per Spark batch: readers scan a few large row groups much faster than many small ones.
+    Intervals are stored as ``spark_gateway_protocol.parquet`` says (Parquet has no type for them)."""
 
     def __init__(self, schema: pa.Schema, sink: Pipe, *, group_rows: int = ROW_GROUP_ROWS,
                  group_bytes: int = ROW_GROUP_BYTES) -> None:
         super().__init__(schema, sink)
-        self._writer = pq.ParquetWriter(sink, schema, compression="zstd")
+        self._stored = parquet_schema(schema)
+        self._writer = pq.ParquetWriter(sink, self._stored, compression="zstd")
         self._group_rows = group_rows
         self._group_bytes = group_bytes
         self._held: list[pa.RecordBatch] = []
@@ -152,6 +155,7 @@ class ParquetEncoder(Encoder):
         self._bytes = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
+        batch = parquet_batch(batch, self._stored)
         while batch.num_rows:
             take = min(batch.num_rows, self._group_rows - self._rows)
             part, batch = batch.slice(0, take), batch.slice(take)
@@ -167,7 +171,7 @@ class ParquetEncoder(Encoder):
         self._writer.close()
 
     def _write_group(self) -> None:
-        table = pa.Table.from_batches(self._held, self.schema)
+        table = pa.Table.from_batches(self._held, self._stored)
         self._writer.write_table(table, row_group_size=max(1, table.num_rows))  # one row group
         self._held, self._rows, self._bytes = [], 0, 0
 
@@ -210,6 +214,9 @@ class CsvEncoder(Encoder):
     def _textual(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self._to_json is None:
             return batch
+        readable = readable_schema(batch.schema)
+        if readable is not None:  # year-month intervals seen as int32 (pyarrow cannot wrap them); mapped below
+            batch = reinterpret(batch, readable)
         mapped = pa.RecordBatch.from_arrays([batch.column(i) for i in self._mapped],
                                             schema=pa.schema([batch.schema.field(i) for i in self._mapped]))
         columns = list(batch.columns)
@@ -253,12 +260,22 @@ class Encoding:
                 self._done = True
                 break
             if batch.schema != self.schema:
-                batch = batch.cast(self.schema)  # Spark's batch types to toArrow()'s (timestamps: UTC)
+                batch = cast_batch(batch, self.schema)  # Spark's batch types to toArrow()'s (timestamps: UTC)
             self._encoder.add(batch)
             self.rows += batch.num_rows
         if self._pipe.size:
             return self._pipe.take()
         return None
+
+
+def cast_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch.cast(schema)``, year-month intervals included (cast as the int32 they are laid out as:
+    pyarrow cannot wrap a month_interval column)."""
+    readable = readable_schema(batch.schema)
+    if readable is None:
+        return batch.cast(schema)
+    target = readable_schema(schema)
+    return reinterpret(reinterpret(batch, readable).cast(target if target is not None else schema), schema)
 
 
 def encode_all(format: str, batches: list[pa.RecordBatch], schema: pa.Schema) -> bytes:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import ctypes
 import linecache
 import logging
 import os
@@ -465,9 +466,7 @@ class ResultStream:
 
     def arrow_schema(self) -> pa.Schema:
         """The Arrow schema of a result that sent no batch at all (Spark's own mapping)."""
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        return to_arrow_schema(self.spark_schema)
+        return arrow_schema_of(self.spark_schema)
 
     def close(self) -> None:
         """Cancel the stream if it is still open (Spark then interrupts and releases the operation)."""
@@ -502,9 +501,73 @@ def open_download(spark: SparkSession, df: DataFrame, limit: int | None) -> Resu
 
 def download_schema(stream: ResultStream) -> pa.Schema:
     """The Arrow schema pyspark's own ``DataFrame.toArrow()`` gives this result (downloads are cast to it)."""
+    return arrow_schema_of(stream.spark_schema, timezone="UTC")
+
+
+def arrow_schema_of(spark_schema: Any, timezone: str | None = None) -> pa.Schema:
+    """pyspark's Arrow schema of a Spark schema, with the two interval types it refuses
+    ("... is not supported in conversion to Arrow") as Spark itself sends them:
+    ``month_interval`` for a year-month interval, ``month_day_nano_interval`` for a
+    calendar interval (``make_interval``). Without them, exactly ``to_arrow_schema``'s."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    return to_arrow_schema(stream.spark_schema, error_on_duplicated_field_names_in_struct=True, timezone="UTC")
+    if not any(_has_unmapped_interval(f.dataType) for f in spark_schema):
+        return to_arrow_schema(spark_schema, error_on_duplicated_field_names_in_struct=True, timezone=timezone)
+    return pa.schema([pa.field(f.name, _arrow_type(f.dataType, timezone), f.nullable) for f in spark_schema])
+
+
+def _has_unmapped_interval(data_type: Any) -> bool:
+    from pyspark.sql.types import ArrayType, CalendarIntervalType, MapType, StructType, YearMonthIntervalType
+
+    if isinstance(data_type, (YearMonthIntervalType, CalendarIntervalType)):
+        return True
+    if isinstance(data_type, ArrayType):
+        return _has_unmapped_interval(data_type.elementType)
+    if isinstance(data_type, MapType):
+        return _has_unmapped_interval(data_type.keyType) or _has_unmapped_interval(data_type.valueType)
+    if isinstance(data_type, StructType):
+        return any(_has_unmapped_interval(f.dataType) for f in data_type)
+    return False
+
+
+def _arrow_type(data_type: Any, timezone: str | None) -> pa.DataType:
+    """``to_arrow_type`` but for the intervals it refuses (nested ones too), named as pyspark names."""
+    from pyspark.sql.pandas.types import to_arrow_type
+    from pyspark.sql.types import ArrayType, CalendarIntervalType, MapType, StructType, YearMonthIntervalType
+
+    if isinstance(data_type, YearMonthIntervalType):
+        return month_interval_type()
+    if isinstance(data_type, CalendarIntervalType):
+        return pa.month_day_nano_interval()
+    if not _has_unmapped_interval(data_type):
+        return to_arrow_type(data_type, error_on_duplicated_field_names_in_struct=True, timezone=timezone)
+    if isinstance(data_type, ArrayType):
+        return pa.list_(pa.field("element", _arrow_type(data_type.elementType, timezone), data_type.containsNull))
+    if isinstance(data_type, MapType):
+        return pa.map_(pa.field("key", _arrow_type(data_type.keyType, timezone), False),
+                       pa.field("value", _arrow_type(data_type.valueType, timezone), data_type.valueContainsNull))
+    assert isinstance(data_type, StructType)
+    return pa.struct([pa.field(f.name, _arrow_type(f.dataType, timezone), f.nullable) for f in data_type])
+
+
+class _ArrowSchemaC(ctypes.Structure):
+    """The Arrow C data interface's ``ArrowSchema`` (just enough to describe one primitive type)."""
+
+    _fields_ = [("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_char_p),
+                ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64), ("children", ctypes.c_void_p),
+                ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p)]
+
+
+_RELEASE_SCHEMA = ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowSchemaC))(
+    lambda schema: setattr(schema.contents, "release", None))
+
+
+def month_interval_type() -> pa.DataType:
+    """Arrow's ``month_interval``, which pyarrow has no constructor for: imported through the
+    C data interface (format ``tiM``), as Spark's batches bring it."""
+    c_schema = _ArrowSchemaC(format=b"tiM", name=b"", flags=2,
+                             release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
+    return pa.DataType._import_from_c(ctypes.addressof(c_schema))
 
 
 def _open_stream(spark: SparkSession, df: DataFrame, on_progress: ProgressCallback | None) -> ResultStream | None:

@@ -499,24 +499,29 @@ ROW_GROUP_BYTES = 64 << 20
 async def write_parquet(stream: ResultStream, path: str) -> int:
     """The batches as they come, in row groups of ``ROW_GROUP_ROWS`` rows (fewer only when
     ``ROW_GROUP_BYTES`` of Arrow data come first, and for the last): memory stays bounded by one
-    row group whatever the result's size. Rows received before a failure are still written."""
+    row group whatever the result's size. Rows received before a failure are still written.
+    Intervals are stored as the gateway's Parquet downloads store them (``spark_gateway_protocol.parquet``)."""
     import pyarrow.parquet as pq
 
+    from spark_gateway_protocol.parquet import parquet_batch, parquet_schema
+
     writer: pq.ParquetWriter | None = None
+    stored: Any = None
     group = RowGroup()
     count = 0
     try:
         async for batch in stream.batches():
             if writer is None:
-                writer = pq.ParquetWriter(path, stream.arrow_schema or batch.schema)
-            group.add(batch)
+                stored = parquet_schema(stream.arrow_schema or batch.schema)
+                writer = pq.ParquetWriter(path, stored)
+            group.add(parquet_batch(batch, stored))
             count += batch.num_rows
             while group.full():
                 writer.write_table(group.take(), row_group_size=ROW_GROUP_ROWS)
         if writer is None:  # no rows: a file with the schema only
             if stream.arrow_schema is None:
                 raise SparkGatewayError("the result ended without an Arrow schema")
-            writer = pq.ParquetWriter(path, stream.arrow_schema)
+            writer = pq.ParquetWriter(path, parquet_schema(stream.arrow_schema))
     finally:
         if writer is not None:
             if group.rows:
