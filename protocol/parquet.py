@@ -15,7 +15,7 @@ numpy only (docs/protocol.md, "Downloads over HTTP", is the contract).
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import pyarrow as pa
@@ -30,6 +30,7 @@ MONTH_DAY_NANO: Final = pa.month_day_nano_interval()
 CALENDAR_INTERVAL: Final = pa.struct([pa.field("months", pa.int32(), False), pa.field("days", pa.int32(), False),
                                       pa.field("nanoseconds", pa.int64(), False)])
 # The layout of one month_day_nano value (Arrow's C struct, little-endian).
+_NAMES: Final = ("months", "days", "nanoseconds")
 _PARTS: Final = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
 
 
@@ -86,7 +87,7 @@ def _stored(array: pa.Array) -> pa.Array:
     mask = array.is_null() if array.null_count else None
     if arrow_type == MONTH_DAY_NANO:
         parts = np.frombuffer(array.buffers()[1], _PARTS, array.offset + len(array))[array.offset:]
-        return pa.StructArray.from_arrays([pa.array(parts[name]) for name in _PARTS.names],
+        return pa.StructArray.from_arrays([pa.array(parts[name]) for name in _NAMES],
                                           fields=list(CALENDAR_INTERVAL), mask=mask)
     if pa.types.is_struct(arrow_type):
         children = [_stored(array.field(i)) for i in range(arrow_type.num_fields)]  # field(): the slice's part
