@@ -24,6 +24,7 @@ whole column into a list, and rows are built with ``zip``.
 from __future__ import annotations
 
 import binascii
+import ctypes
 import json
 import math
 import struct
@@ -44,10 +45,12 @@ __all__ = [
     "columns_converter",
     "is_month_interval",
     "is_variant",
+    "month_interval_type",
     "readable_schema",
     "reinterpret",
     "rows_converter",
     "variant_to_json",
+    "with_leaf_types",
 ]
 
 # A column converter: an Arrow array in, one JSON-ready value per slot out.
@@ -138,7 +141,8 @@ def readable_schema(schema: Any) -> Any | None:
     """``schema`` with month_interval replaced by int32, or None if absent."""
     if not any(_has_month_interval(field.type) for field in schema):
         return None
-    return pa.schema([_readable_field(field) for field in schema], metadata=schema.metadata)
+    return pa.schema([pa.field(f.name, _readable_type(f.type), f.nullable, f.metadata) for f in schema],
+                     metadata=schema.metadata)
 
 
 def _has_month_interval(arrow_type: Any) -> bool:
@@ -147,28 +151,48 @@ def _has_month_interval(arrow_type: Any) -> bool:
     return any(_has_month_interval(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
 
 
-def _readable_field(field: Any) -> Any:
-    return pa.field(field.name, _readable_type(field.type), field.nullable, field.metadata)
-
-
 def _readable_type(arrow_type: Any) -> Any:
-    if arrow_type.id == _MONTH_INTERVAL_ID:
-        return pa.int32()
+    return with_leaf_types(arrow_type, lambda leaf: pa.int32() if leaf.id == _MONTH_INTERVAL_ID else leaf)
+
+
+def with_leaf_types(arrow_type: Any, replace: Callable[[Any], Any]) -> Any:
+    """``arrow_type`` with every non-nested type in it replaced by ``replace(type)``, through the
+    nesting Spark sends (map, list, large_list, struct; names, nullability and metadata kept).
+    Raises ``TypeError`` for any other nesting."""
+
+    def field(f: Any) -> Any:
+        return pa.field(f.name, with_leaf_types(f.type, replace), f.nullable, f.metadata)
+
     if pa.types.is_map(arrow_type):
-        return pa.map_(
-            _readable_field(arrow_type.key_field),
-            _readable_field(arrow_type.item_field),
-            arrow_type.keys_sorted,
-        )
+        return pa.map_(field(arrow_type.key_field), field(arrow_type.item_field), arrow_type.keys_sorted)
     if pa.types.is_large_list(arrow_type):
-        return pa.large_list(_readable_field(arrow_type.value_field))
+        return pa.large_list(field(arrow_type.value_field))
     if pa.types.is_list(arrow_type):
-        return pa.list_(_readable_field(arrow_type.value_field))
+        return pa.list_(field(arrow_type.value_field))
     if pa.types.is_struct(arrow_type):
-        return pa.struct([_readable_field(arrow_type.field(i)) for i in range(arrow_type.num_fields)])
+        return pa.struct([field(arrow_type.field(i)) for i in range(arrow_type.num_fields)])
     if arrow_type.num_fields:
         raise TypeError(f"cannot map Arrow type {arrow_type} to JSON: unsupported nesting")
-    return arrow_type
+    return replace(arrow_type)
+
+
+class _ArrowSchemaC(ctypes.Structure):
+    """The Arrow C data interface's ``ArrowSchema`` (just enough to describe one primitive type)."""
+
+    _fields_ = [("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_char_p),
+                ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64), ("children", ctypes.c_void_p),
+                ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p)]
+
+
+_RELEASE_SCHEMA: Final = ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowSchemaC))(
+    lambda schema: setattr(schema.contents, "release", None))
+
+
+def month_interval_type() -> Any:
+    """Arrow's ``month_interval`` (Spark's year-month interval), which pyarrow has no constructor
+    for: imported through the C data interface (format ``tiM``), as Spark's batches bring it."""
+    c_schema = _ArrowSchemaC(format=b"tiM", name=b"", flags=2, release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
+    return pa.DataType._import_from_c(ctypes.addressof(c_schema))
 
 
 class _CapsulePair:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_json import is_month_interval, readable_schema, reinterpret
+from .arrow_json import is_month_interval, readable_schema, reinterpret, with_leaf_types
 
 __all__ = ["CALENDAR_INTERVAL", "parquet_batch", "parquet_schema"]
 
@@ -36,7 +36,10 @@ _PARTS: Final = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<
 
 def parquet_schema(schema: pa.Schema) -> pa.Schema:
     """``schema`` as Parquet can hold it (the same schema when it has no interval to store)."""
-    return pa.schema([_stored_field(field) for field in schema], metadata=schema.metadata)
+    if not any(_has_interval(field.type) for field in schema):
+        return schema
+    return pa.schema([pa.field(f.name, _stored_type(f.type), f.nullable, f.metadata) for f in schema],
+                     metadata=schema.metadata)
 
 
 def parquet_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
@@ -52,25 +55,20 @@ def parquet_batch(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _stored_field(field: pa.Field) -> pa.Field:
-    return pa.field(field.name, _stored_type(field.type), field.nullable, field.metadata)
-
-
 def _stored_type(arrow_type: pa.DataType) -> pa.DataType:
+    return with_leaf_types(arrow_type, _stored_leaf)
+
+
+def _stored_leaf(arrow_type: pa.DataType) -> pa.DataType:
     if is_month_interval(arrow_type):
         return pa.int32()
-    if arrow_type == MONTH_DAY_NANO:
-        return CALENDAR_INTERVAL
-    if pa.types.is_map(arrow_type):
-        return pa.map_(_stored_field(arrow_type.key_field), _stored_field(arrow_type.item_field),
-                       arrow_type.keys_sorted)
-    if pa.types.is_large_list(arrow_type):
-        return pa.large_list(_stored_field(arrow_type.value_field))
-    if pa.types.is_list(arrow_type):
-        return pa.list_(_stored_field(arrow_type.value_field))
-    if pa.types.is_struct(arrow_type):
-        return pa.struct([_stored_field(arrow_type.field(i)) for i in range(arrow_type.num_fields)])
-    return arrow_type  # Spark sends no other nesting
+    return CALENDAR_INTERVAL if arrow_type == MONTH_DAY_NANO else arrow_type
+
+
+def _has_interval(arrow_type: pa.DataType) -> bool:
+    if is_month_interval(arrow_type) or arrow_type == MONTH_DAY_NANO:
+        return True
+    return any(_has_interval(arrow_type.field(i).type) for i in range(arrow_type.num_fields))
 
 
 def _has_calendar_interval(arrow_type: pa.DataType) -> bool:

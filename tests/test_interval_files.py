@@ -20,9 +20,8 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from spark_gateway import download
 from spark_gateway.spark import arrow_schema_of
-from spark_gateway_protocol.arrow_json import batch_to_rows, reinterpret
+from spark_gateway_protocol.arrow_json import batch_to_rows, month_interval_type, reinterpret
 from spark_gateway_protocol.parquet import CALENDAR_INTERVAL, parquet_batch, parquet_schema
-from tests.test_type_mapping import month_interval_type
 
 MDN = pa.month_day_nano_interval()
 

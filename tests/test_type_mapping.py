@@ -8,7 +8,6 @@ in rows and in columns (bench/check_json_text.py's ``check``).
 
 from __future__ import annotations
 
-import ctypes
 import datetime
 import math
 import struct
@@ -22,7 +21,7 @@ import pytest
 
 from bench import check_json_text
 from spark_gateway_protocol import arrow_json
-from spark_gateway_protocol.arrow_json import rows_converter, variant_to_json
+from spark_gateway_protocol.arrow_json import month_interval_type, rows_converter, variant_to_json
 from tests.conftest import GatewayProcess
 from tests.wsclient import of_type, open_client, rows_of
 
@@ -41,35 +40,6 @@ def column_json(array: Any) -> str:
     """JSON text of one column's values, as the gateway would send them."""
     rows = batch_to_rows(pa.record_batch({"c": array}))
     return orjson.dumps([row[0] for row in rows]).decode()
-
-
-class _ArrowSchemaC(ctypes.Structure):
-    """The Arrow C data interface ArrowSchema struct (to build a type pyarrow has no factory for)."""
-
-
-_RELEASE = ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowSchemaC))
-_ArrowSchemaC._fields_ = [
-    ("format", ctypes.c_char_p),
-    ("name", ctypes.c_char_p),
-    ("metadata", ctypes.c_char_p),
-    ("flags", ctypes.c_int64),
-    ("n_children", ctypes.c_int64),
-    ("children", ctypes.c_void_p),
-    ("dictionary", ctypes.c_void_p),
-    ("release", _RELEASE),
-    ("private_data", ctypes.c_void_p),
-]
-
-
-@_RELEASE
-def _release_schema(schema: Any) -> None:
-    schema.contents.release = _RELEASE()
-
-
-def month_interval_type() -> Any:
-    """Arrow's interval-months type (format 'tiM'), which Spark uses for year-month intervals."""
-    c_schema = _ArrowSchemaC(format=b"tiM", name=b"", flags=2, release=_release_schema)
-    return pa.DataType._import_from_c(ctypes.addressof(c_schema))
 
 
 class _Capsules:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import ast
 import atexit
-import ctypes
 import linecache
 import logging
 import os
@@ -62,6 +61,7 @@ from pyspark.sql.connect.shell.progress import from_proto as progress_from_proto
 from pyspark.sql.connect.types import proto_schema_to_pyspark_data_type
 from pyspark.sql.types import StructType
 
+from spark_gateway_protocol.arrow_json import month_interval_type
 from spark_gateway_protocol.errors import ErrorCode
 from spark_gateway_protocol.messages import CatalogEntry, Column, QueryContext, StageProgress
 
@@ -548,26 +548,6 @@ def _arrow_type(data_type: Any, timezone: str | None) -> pa.DataType:
                        pa.field("value", _arrow_type(data_type.valueType, timezone), data_type.valueContainsNull))
     assert isinstance(data_type, StructType)
     return pa.struct([pa.field(f.name, _arrow_type(f.dataType, timezone), f.nullable) for f in data_type])
-
-
-class _ArrowSchemaC(ctypes.Structure):
-    """The Arrow C data interface's ``ArrowSchema`` (just enough to describe one primitive type)."""
-
-    _fields_ = [("format", ctypes.c_char_p), ("name", ctypes.c_char_p), ("metadata", ctypes.c_char_p),
-                ("flags", ctypes.c_int64), ("n_children", ctypes.c_int64), ("children", ctypes.c_void_p),
-                ("dictionary", ctypes.c_void_p), ("release", ctypes.c_void_p), ("private_data", ctypes.c_void_p)]
-
-
-_RELEASE_SCHEMA = ctypes.CFUNCTYPE(None, ctypes.POINTER(_ArrowSchemaC))(
-    lambda schema: setattr(schema.contents, "release", None))
-
-
-def month_interval_type() -> pa.DataType:
-    """Arrow's ``month_interval``, which pyarrow has no constructor for: imported through the
-    C data interface (format ``tiM``), as Spark's batches bring it."""
-    c_schema = _ArrowSchemaC(format=b"tiM", name=b"", flags=2,
-                             release=ctypes.cast(_RELEASE_SCHEMA, ctypes.c_void_p))
-    return pa.DataType._import_from_c(ctypes.addressof(c_schema))
 
 
 def _open_stream(spark: SparkSession, df: DataFrame, on_progress: ProgressCallback | None) -> ResultStream | None:
