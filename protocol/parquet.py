@@ -29,8 +29,8 @@ MONTH_DAY_NANO: Final = pa.month_day_nano_interval()
 # What a calendar interval becomes: Arrow's MonthDayNano parts, by name.
 CALENDAR_INTERVAL: Final = pa.struct([pa.field("months", pa.int32(), False), pa.field("days", pa.int32(), False),
                                       pa.field("nanoseconds", pa.int64(), False)])
-# The layout of one month_day_nano value (Arrow's C struct, little-endian).
 _NAMES: Final = ("months", "days", "nanoseconds")
+# The layout of one month_day_nano value (Arrow's C struct, little-endian).
 _PARTS: Final = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanoseconds", "<i8")])
 
 
